@@ -1,0 +1,103 @@
+"""The `upshot` command line: assembles the command groups; no logic of its own.
+
+Every command module registers itself through `register(app)`. Heavy libraries
+(EconML, DoWhy, statsmodels, scikit-learn, Altair) are imported only inside the
+commands that need them, so `upshot --help` and `upshot status` start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from typing import Annotated
+
+import typer
+
+from upshot.cli.common import State
+from upshot.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, UpshotError
+
+app = typer.Typer(
+    name="upshot",
+    help=(
+        "Causal attribution and experimentation for messaging platforms.\n\n"
+        "Load send and outcome logs into a DuckDB warehouse, estimate the causal uplift of "
+        "every message class, analyse A/B tests, and export value weights for ranking."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+# Each module adds its commands; the list is the table of contents of the CLI.
+COMMAND_MODULES = (
+    "warehouse",  # init, load, status
+    "simulate",
+    "experiments",
+    "uplift",
+    "weights",
+    "touches",
+    "report",
+    "run",  # run, demo
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Warehouse file. Overrides $UPSHOT_DB and upshot.toml; default upshot.duckdb.",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="Config file; default ./upshot.toml when present."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    ctx.obj = State(db=db, config_path=config, debug=debug)
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"upshot.cli.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: the one error boundary that maps errors to exit codes."""
+    import click
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("UPSHOT_DEBUG") == "1"
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="upshot", standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    except UpshotError as exc:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"Error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        else:
+            sys.stderr.write("(run with --debug for the traceback)\n")
+        sys.stderr.write(
+            f"Error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
+        )
+        sys.exit(EXIT_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)

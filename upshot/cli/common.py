@@ -1,0 +1,51 @@
+"""State shared by every command: the global options and the configuration they select."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from upshot.config import Config
+
+
+@dataclass
+class State:
+    db: str | None = None
+    config_path: str | None = None
+    debug: bool = False
+    _config: Config | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from upshot.config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def db_path(self) -> str:
+        from upshot.config import resolve_db
+
+        return resolve_db(self.config, self.db)
+
+
+def state(ctx: typer.Context) -> State:
+    """The global options, from the root command's context."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj
+
+
+def info(message: str) -> None:
+    """Progress and notes go to stderr so stdout stays a clean document."""
+    sys.stderr.write(message + "\n")
+
+
+def progress_enabled() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,84 @@
+"""One output-options mechanism for every command that prints rows.
+
+`--format table|json|csv|ndjson` (and `--json` as its shorthand). `json` prints exactly
+one JSON document on stdout; progress and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from upshot.results import dumps, format_value
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    ndjson = "ndjson"
+
+
+FormatOption = Annotated[
+    Format,
+    typer.Option("--format", "-f", help="Output: a table for people, or json/csv/ndjson."),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Shorthand for --format json: one JSON document on stdout.")
+]
+
+
+def resolve(fmt: Format, as_json: bool) -> Format:
+    return Format.json if as_json else fmt
+
+
+def emit(
+    fmt: Format,
+    document: dict[str, Any],
+    tables: dict[str, list[dict[str, Any]]],
+    *,
+    main: str | None = None,
+) -> None:
+    """Print `document` as JSON, or its `tables` for people, or table `main` as CSV/NDJSON."""
+    if fmt is Format.json:
+        sys.stdout.write(dumps(document) + "\n")
+        return
+    rows_key = main or next(iter(tables), None)
+    if fmt in (Format.csv, Format.ndjson):
+        rows = tables.get(rows_key, []) if rows_key else []
+        if fmt is Format.ndjson:
+            for row in rows:
+                sys.stdout.write(dumps(row) + "\n")
+            return
+        names = list(rows[0]) if rows else []
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow([format_value("", row.get(n)) for n in names])
+        return
+    print_tables(tables)
+
+
+def print_tables(tables: dict[str, list[dict[str, Any]]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=False)
+    for title, rows in tables.items():
+        table = Table(title=title, title_justify="left", show_edge=False)
+        names = list(rows[0]) if rows else []
+        for name in names:
+            table.add_column(name, justify="left" if _is_text(rows, name) else "right")
+        for row in rows:
+            table.add_row(*(format_value(n, row.get(n)) for n in names))
+        if not rows:
+            table.add_column("(none)")
+        console.print(table)
+
+
+def _is_text(rows: list[dict[str, Any]], name: str) -> bool:
+    return all(isinstance(r.get(name), str | type(None)) for r in rows)

@@ -1,0 +1,287 @@
+"""`upshot.toml`: objectives, windows, governance, paths; typed and validated.
+
+Every section is a frozen dataclass with defaults, so an empty or missing file is a
+valid configuration. Unknown keys and values of the wrong kind are errors that name
+the key, because a misspelt governance rate must never pass silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from upshot.errors import ConfigError
+
+CONFIG_FILE = "upshot.toml"
+DEFAULT_DB = "upshot.duckdb"
+CHANNELS = ("push", "email", "in_app", "whatsapp", "sms")
+Aggregation = Literal["any", "sum", "count", "distinct_days"]
+_WINDOW = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
+_UNITS = {"h": ("hours", 1 / 24), "d": ("days", 1.0), "w": ("days", 7.0)}
+
+
+def parse_window(text: str, where: str) -> float:
+    """A window such as `7d`, `12h` or `2w` in days."""
+    match = _WINDOW.match(text)
+    if not match:
+        raise ConfigError(f"{where} == {text!r}, must look like 7d, 12h or 2w")
+    return int(match.group(1)) * _UNITS[match.group(2)][1]
+
+
+@dataclass(frozen=True, slots=True)
+class Warehouse:
+    path: str = DEFAULT_DB
+    memory_limit: str = "4GB"
+    temp_directory: str = ".upshot_tmp"
+    lock_timeout: float = 30.0
+    threads: int = 0  # 0: DuckDB's default (all cores)
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    max_reject_rate: float = 0.01
+    naive_timezone: str = "UTC"
+    channels: tuple[str, ...] = CHANNELS
+    # where `upshot run` finds new input files, per table (paths, globs or s3:// URLs)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    """An outcome measured after each decision: `aggregation` of `events` inside `window`."""
+
+    events: tuple[str, ...]
+    aggregation: Aggregation = "any"
+    window: str = "7d"
+
+    @property
+    def window_days(self) -> float:
+        return parse_window(self.window, "window")
+
+    @property
+    def binary(self) -> bool:
+        return self.aggregation == "any"
+
+
+DEFAULT_OBJECTIVES: dict[str, Objective] = {
+    "conversion": Objective(("subscription_start",), "any", "7d"),
+    "engagement": Objective(("stream_minutes",), "sum", "7d"),
+    "retention": Objective(("active_day",), "distinct_days", "7d"),
+    "reachability": Objective(("push_opt_out", "email_unsubscribe"), "any", "7d"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """An experiment metric; `pre_window` adds its pre-assignment value as a CUPED covariate."""
+
+    events: tuple[str, ...]
+    aggregation: Aggregation = "sum"
+    window: str = "14d"
+    pre_window: str | None = None
+    role: Literal["success", "guardrail", "deterioration"] = "success"
+    margin: float = 0.0  # relative non-inferiority margin for guardrails, e.g. 0.02
+    higher_is_better: bool = True
+    winsorize: float | None = None  # upper percentile, e.g. 0.99
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    numerator: str
+    denominator: str
+    role: Literal["success", "guardrail", "deterioration"] = "success"
+    margin: float = 0.0
+    higher_is_better: bool = True
+
+
+DEFAULT_METRICS: dict[str, Metric] = {
+    "conversions": Metric(("subscription_start",), "any", "14d", role="success"),
+    "minutes": Metric(("stream_minutes",), "sum", "14d", pre_window="14d", role="success"),
+    "active_days": Metric(
+        ("active_day",), "distinct_days", "14d", "14d", role="guardrail", margin=0.02
+    ),
+    "opens": Metric(("message_open",), "count", "14d", role="success"),
+    "opt_outs": Metric(
+        ("push_opt_out", "email_unsubscribe"),
+        "any",
+        "14d",
+        role="deterioration",
+        higher_is_better=False,
+    ),
+}
+DEFAULT_RATIOS: dict[str, Ratio] = {
+    "minutes_per_active_day": Ratio("minutes", "active_days", role="guardrail", margin=0.02),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Experiments:
+    alpha: float = 0.05
+    power: float = 0.8
+    srm_alpha: float = 0.001
+    min_sample: int = 100
+    correction: Literal["holm", "bonferroni", "bh", "none"] = "holm"
+    metrics: dict[str, Metric] = field(default_factory=lambda: dict(DEFAULT_METRICS))
+    ratios: dict[str, Ratio] = field(default_factory=lambda: dict(DEFAULT_RATIOS))
+
+
+@dataclass(frozen=True, slots=True)
+class Uplift:
+    estimator: Literal["linear_dml", "dr_learner", "causal_forest"] = "linear_dml"
+    nuisance: Literal["lightgbm", "linear"] = "lightgbm"
+    folds: int = 3
+    min_decisions: int = 200
+    segments: tuple[str, ...] = ("country", "product_tier", "tenure_band")
+    min_segment_size: int = 200
+    propensity_clip: float = 0.01
+    refute_sample: int = 20_000
+    max_rows_per_fit: int = 2_000_000
+    seed: int = 0
+    jobs: int = 1
+    backend: Literal["local", "ray"] = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class Governance:
+    # value units per unit of uplift; reachability is per opt-out and negative
+    rates: dict[str, float] = field(
+        default_factory=lambda: {
+            "conversion": 100.0,
+            "engagement": 0.05,
+            "retention": 1.0,
+            "reachability": -25.0,
+        }
+    )
+    reachability_rate: Literal["manual", "derived"] = "manual"
+    max_optout_harm: float = 0.002
+    min_treated: int = 500
+    channel_caps: dict[str, float] = field(default_factory=dict)
+    shrinkage: bool = True
+    drift_max_share: float = 0.3
+    drift_threshold: float = 0.5
+    keep_versions: int = 10
+    directory: str = "weights"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    directory: str = "reports"
+    business_timezone: str = "UTC"
+    k_anonymity: int = 10
+    key_objectives: tuple[str, ...] = ("conversion", "engagement")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    warehouse: Warehouse = field(default_factory=Warehouse)
+    load: Load = field(default_factory=Load)
+    objectives: dict[str, Objective] = field(default_factory=lambda: dict(DEFAULT_OBJECTIVES))
+    experiments: Experiments = field(default_factory=Experiments)
+    uplift: Uplift = field(default_factory=Uplift)
+    governance: Governance = field(default_factory=Governance)
+    report: Report = field(default_factory=Report)
+    source: str | None = None  # the file it was read from, for provenance
+
+    def fingerprint(self) -> str:
+        """A stable hash of the effective configuration, recorded with every output."""
+        import hashlib
+        import json
+
+        body = dataclasses.asdict(self)
+        body.pop("source")
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    """`value` as type `tp`, or a ConfigError that names `where`."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where} == {value!r}, must be one of {', '.join(map(str, args))}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} == {value!r}, must be a list")
+        return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table")
+        return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and type(value) is tp:
+        return value
+    raise ConfigError(f"{where} == {value!r}, must be {getattr(tp, '__name__', tp)}")
+
+
+def _build(cls: Any, table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(names))})"
+        )
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in table.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _check(config: Config) -> Config:
+    for name, objective in config.objectives.items():
+        parse_window(objective.window, f"objectives.{name}.window")
+        if not objective.events:
+            raise ConfigError(f"objectives.{name}.events is empty")
+    for name, metric in config.experiments.metrics.items():
+        parse_window(metric.window, f"experiments.metrics.{name}.window")
+        if metric.pre_window:
+            parse_window(metric.pre_window, f"experiments.metrics.{name}.pre_window")
+    if not 0 <= config.load.max_reject_rate <= 1:
+        raise ConfigError(
+            f"load.max_reject_rate == {config.load.max_reject_rate}, must be in [0, 1]"
+        )
+    if not 0 < config.experiments.alpha < 1:
+        raise ConfigError(f"experiments.alpha == {config.experiments.alpha}, must be in (0, 1)")
+    return config
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read `path`, or `./upshot.toml` when it exists, or return the defaults."""
+    candidate = Path(path) if path else Path(CONFIG_FILE)
+    if not candidate.exists():
+        if path:
+            raise ConfigError(f"{candidate}: no such config file")
+        return Config()
+    try:
+        data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{candidate}: {exc}") from None
+    data["source"] = str(candidate)
+    config = _build(Config, data, "")
+    return _check(config)
+
+
+def resolve_db(config: Config, cli_db: str | None) -> str:
+    """`--db` beats `UPSHOT_DB`, which beats `upshot.toml`, which beats `upshot.duckdb`."""
+    return cli_db or os.environ.get("UPSHOT_DB") or config.warehouse.path

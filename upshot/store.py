@@ -1,0 +1,243 @@
+"""The DuckDB warehouse: connections, migrations, the writer lock and the run registry.
+
+DuckDB lets one process write *or* several read a file, never both at once. So a writer
+holds upshot's application lock (a `<db>.lock` file) for its whole command but opens the
+database only for each transaction; readers never touch the application lock and retry
+DuckDB's own file lock for up to the timeout while a transaction commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from upshot.errors import DatabaseBusyError, SchemaVersionError, UpshotError, UsageError
+from upshot.sql import literal
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from upshot.config import Config, Warehouse
+
+_RETRY_SECONDS = 0.05
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The numbered migration files shipped with the package, in order."""
+    folder = resources.files("upshot.sql").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            found.append((int(name.split("_", 1)[0]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+SCHEMA_VERSION = max(number for number, _, _ in migrations())
+
+
+def _open(path: str, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise UpshotError(f"{path}: {str(exc).splitlines()[0]}") from None
+            if time.monotonic() >= deadline:
+                raise DatabaseBusyError(
+                    f"{path} is busy: another process holds DuckDB's file lock ({_holder(exc)})"
+                ) from None
+            time.sleep(_RETRY_SECONDS)
+
+
+def _holder(exc: Exception) -> str:
+    text = str(exc)
+    marker = "PID "
+    return "PID " + text.split(marker, 1)[1].split(")")[0] if marker in text else "unknown"
+
+
+def connect(
+    path: str, *, read_only: bool, settings: Warehouse | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A connection with `TimeZone='UTC'`, the memory limit and the schema up to date."""
+    from upshot.config import Warehouse
+
+    settings = settings or Warehouse()
+    if path != ":memory:":
+        if read_only and not Path(path).exists():
+            raise UsageError(f"{path}: no warehouse here yet; run `upshot load` first")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = _open(path, read_only, settings.lock_timeout)
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{_size(settings.memory_limit)}'")
+    if settings.threads > 0:
+        con.execute(f"SET threads = {int(settings.threads)}")
+    if not read_only:
+        # spill to disk beside the work rather than fail when memory_limit is reached
+        con.execute(f"SET temp_directory = {literal(settings.temp_directory)}")
+        migrate(con)
+    else:
+        _check_version(con, path)
+    return con
+
+
+def _size(text: str) -> str:
+    cleaned = text.strip().upper().replace(" ", "")
+    if not cleaned[:-2].replace(".", "").isdigit() or cleaned[-2:] not in ("KB", "MB", "GB", "TB"):
+        raise UsageError(f"warehouse.memory_limit == {text!r}, must look like 4GB or 512MB")
+    return cleaned
+
+
+def _version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = '_meta'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = con.execute("SELECT max(schema_version) FROM _meta").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _check_version(con: duckdb.DuckDBPyConnection, path: str) -> int:
+    version = _version(con)
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path} has schema version {version}, newer than this upshot's {SCHEMA_VERSION}; "
+            "upgrade upshot to use it"
+        )
+    return version
+
+
+def migrate(con: duckdb.DuckDBPyConnection, path: str = "warehouse") -> int:
+    """Apply the migrations this database lacks, each in its own transaction."""
+    con.execute("CREATE TABLE IF NOT EXISTS _meta (schema_version INTEGER, applied_at TIMESTAMPTZ)")
+    current = _check_version(con, path)
+    for number, _name, text in migrations():
+        if number <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(text)
+            con.execute("INSERT INTO _meta VALUES (?, now())", [number])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return max(current, SCHEMA_VERSION)
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, or ROLLBACK on any error (a killed process rolls back on reopen)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def writer_lock(db_path: str, timeout: float, command: str = "upshot") -> Iterator[None]:
+    """Hold upshot's application lock on `db_path`; busy after `timeout` seconds."""
+    if db_path == ":memory:":
+        yield
+        return
+    lock_path = Path(f"{db_path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = lock_path.read_text(encoding="utf-8", errors="replace").strip()
+                    holder = holder or "another process"
+                    raise DatabaseBusyError(
+                        f"{db_path} is busy: the writer lock is held by {holder}"
+                        f" (waited {timeout:g}s)"
+                    ) from None
+                time.sleep(_RETRY_SECONDS)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"PID {os.getpid()} ({command})".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def writing(config: Config, db_path: str, command: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The writer lock and a read-write connection, for commands that change the warehouse."""
+    with writer_lock(db_path, config.warehouse.lock_timeout, command):
+        con = connect(db_path, read_only=False, settings=config.warehouse)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+@contextlib.contextmanager
+def reading(config: Config, db_path: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection; never waits for the writer lock."""
+    con = connect(db_path, read_only=True, settings=config.warehouse)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def tool_version() -> str:
+    from upshot import __version__
+
+    return __version__
+
+
+def start_run(
+    con: duckdb.DuckDBPyConnection,
+    command: str,
+    config: Config,
+    *,
+    inputs_fingerprint: str | None = None,
+    seed: int | None = None,
+) -> str:
+    """Register a run and return its id."""
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    con.execute(
+        "INSERT INTO runs VALUES (?, ?, now(), NULL, 'running', ?, ?, ?, ?, NULL)",
+        [run_id, command, tool_version(), config.fingerprint(), inputs_fingerprint, seed],
+    )
+    return run_id
+
+
+def finish_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, status: str, details: dict[str, Any] | None = None
+) -> None:
+    con.execute(
+        "UPDATE runs SET finished_at = now(), status = ?, details = ? WHERE run_id = ?",
+        [status, json.dumps(details or {}, default=str), run_id],
+    )
+
+
+def inputs_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """A hash of every load so far: estimates made from the same loads share it."""
+    rows = con.execute("SELECT fingerprint FROM _loads ORDER BY fingerprint").fetchall()
+    return hashlib.sha256("".join(r[0] for r in rows).encode()).hexdigest()
