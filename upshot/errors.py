@@ -62,3 +62,9 @@ class RefusedError(UpshotError):
     """A guardrail or validity check refused the action (circuit breaker, SRM, tampering)."""
 
     exit_code = EXIT_REFUSED
+
+
+class InterruptError(UpshotError):
+    """Ctrl-C or SIGINT: whatever was committed stays, the rest rolls back."""
+
+    exit_code = EXIT_INTERRUPTED

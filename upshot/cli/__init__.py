@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import traceback
 from typing import Annotated
@@ -16,7 +17,7 @@ from typing import Annotated
 import typer
 
 from upshot.cli.common import State
-from upshot.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, UpshotError
+from upshot.errors import EXIT_ERROR, InterruptError, UpshotError
 
 app = typer.Typer(
     name="upshot",
@@ -68,24 +69,22 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"upshot.cli.{_name}").register(app)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: the one error boundary that maps errors to exit codes."""
-    import click
+def _interrupt(signum: int, frame: object) -> None:  # noqa: ARG001
+    raise InterruptError("interrupted")
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: the one error boundary that maps errors to exit codes.
+
+    Typer runs in standalone mode, so usage errors exit 2 with its message and `--help`
+    exits 0; every `UpshotError` becomes one line `Error: ...` and its exit code.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("UPSHOT_DEBUG") == "1"
-    command = typer.main.get_command(app)
+    # a KeyboardInterrupt would be turned into exit 1 by click; ours exits 130
+    signal.signal(signal.SIGINT, _interrupt)
     try:
-        code = command.main(args=args, prog_name="upshot", standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.stderr.write("Interrupted.\n")
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
-        sys.exit(EXIT_INTERRUPTED)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+        app(args=args, prog_name="upshot")
     except UpshotError as exc:
         if debug:
             traceback.print_exc()
@@ -96,8 +95,6 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         else:
             sys.stderr.write("(run with --debug for the traceback)\n")
-        sys.stderr.write(
-            f"Error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
-        )
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(f"Error: {type(exc).__name__}: {first}\n")
         sys.exit(EXIT_ERROR)
-    sys.exit(code if isinstance(code, int) else 0)
