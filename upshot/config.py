@@ -130,10 +130,21 @@ class Experiments:
     correction: Literal["holm", "bonferroni", "bh", "none"] = "holm"
     metrics: dict[str, Metric] = field(default_factory=lambda: dict(DEFAULT_METRICS))
     ratios: dict[str, Ratio] = field(default_factory=lambda: dict(DEFAULT_RATIOS))
+    control: str = "control"  # the variant label every other arm is compared with
+    # regression adjustment with the pre-period covariates: pooled-slope CUPED or Lin (2013)
+    adjust: Literal["cuped", "lin", "none"] = "cuped"
+    test: Literal["welch", "z"] = "welch"  # Welch t, or its large-sample normal version
+    # one-sided inferiority test run on every metric by `decide`; its false alarms cost power,
+    # so it is stricter than alpha (Schultzberg, Ankargren & Frånberg 2024, section 4)
+    deterioration_alpha: float = 0.01
+    sequential: bool = False  # always-valid confidence sequences instead of fixed-horizon CIs
+    sequential_tuning: float = 5000.0  # users (both arms) where the sequence is tightest
 
 
 @dataclass(frozen=True, slots=True)
 class Uplift:
+    """How `upshot uplift` estimates the effect of each message class (see upshot.attribution)."""
+
     estimator: Literal["linear_dml", "dr_learner", "causal_forest"] = "linear_dml"
     nuisance: Literal["lightgbm", "linear"] = "lightgbm"
     folds: int = 3
@@ -141,15 +152,46 @@ class Uplift:
     segments: tuple[str, ...] = ("country", "product_tier", "tenure_band")
     min_segment_size: int = 200
     propensity_clip: float = 0.01
+    # more decisions than this beyond the clip bounds: the class has no overlap
+    max_clipped_share: float = 0.1
     refute_sample: int = 20_000
-    max_rows_per_fit: int = 2_000_000
+    refute_simulations: int = 10
+    max_rows_per_fit: int = 2_000_000  # a larger class is subsampled (seeded) before fitting
+    # rows each outcome-nuisance model trains on (0: all); with a known propensity the
+    # outcome model only affects variance, and beyond ~10^5 rows it barely improves
+    nuisance_max_rows: int = 200_000
+    alpha: float = 0.05
+    calibration_groups: int = 4
+    sensitivity_strength: float = 0.05  # c_y = c_t of the reported sensitivity interval
     seed: int = 0
     jobs: int = 1
     backend: Literal["local", "ray"] = "local"
 
+    def __post_init__(self) -> None:
+        checks = (
+            ("folds", self.folds >= 2, "must be >= 2"),
+            ("min_decisions", self.min_decisions >= 1, "must be >= 1"),
+            ("min_segment_size", self.min_segment_size >= 1, "must be >= 1"),
+            ("propensity_clip", 0 <= self.propensity_clip < 0.5, "must be in [0, 0.5)"),
+            ("max_clipped_share", 0 <= self.max_clipped_share <= 1, "must be in [0, 1]"),
+            ("refute_sample", self.refute_sample >= 100, "must be >= 100"),
+            ("refute_simulations", self.refute_simulations >= 2, "must be >= 2"),
+            ("max_rows_per_fit", self.max_rows_per_fit >= 100, "must be >= 100"),
+            ("nuisance_max_rows", self.nuisance_max_rows >= 0, "must be >= 0"),
+            ("alpha", 0 < self.alpha < 1, "must be in (0, 1)"),
+            ("calibration_groups", self.calibration_groups >= 2, "must be >= 2"),
+            ("sensitivity_strength", 0 <= self.sensitivity_strength < 1, "must be in [0, 1)"),
+            ("jobs", self.jobs >= 1, "must be >= 1"),
+        )
+        for name, ok, must in checks:
+            if not ok:
+                raise ConfigError(f"uplift.{name} == {getattr(self, name)!r}, {must}")
+
 
 @dataclass(frozen=True, slots=True)
 class Governance:
+    """How objective uplifts become value weights; versioned inside every weights file."""
+
     # value units per unit of uplift; reachability is per opt-out and negative
     rates: dict[str, float] = field(
         default_factory=lambda: {
@@ -159,15 +201,45 @@ class Governance:
             "reachability": -25.0,
         }
     )
+    # "derived": per channel, -(expected future sends per user × value per send)
     reachability_rate: Literal["manual", "derived"] = "manual"
-    max_optout_harm: float = 0.002
+    optout_objective: str = "reachability"
+    reach_horizon_weeks: float = 26.0
+    max_optout_harm: float = 0.002  # upper CI bound of the opt-out uplift, per send
     min_treated: int = 500
-    channel_caps: dict[str, float] = field(default_factory=dict)
+    min_control: int = 100
+    channel_caps: dict[str, float] = field(default_factory=dict)  # largest weight per channel
     shrinkage: bool = True
+    shrinkage_method: Literal["reml", "moments"] = "reml"
+    shrinkage_min_classes: int = 3  # fewer in a channel: shrink toward all classes instead
+    alpha: float = 0.05
     drift_max_share: float = 0.3
     drift_threshold: float = 0.5
     keep_versions: int = 10
     directory: str = "weights"
+    policy_version: str = "1"  # the owners' label; a hash of the whole section is kept too
+    ope_policy: Literal["positive", "rank"] = "positive"
+    ope_cap: int = 3  # sends per user and ISO week under the "rank" policy
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("max_optout_harm", self.max_optout_harm >= 0, "must be >= 0"),
+            ("reach_horizon_weeks", self.reach_horizon_weeks > 0, "must be > 0"),
+            ("min_treated", self.min_treated >= 1, "must be >= 1"),
+            ("min_control", self.min_control >= 1, "must be >= 1"),
+            ("shrinkage_min_classes", self.shrinkage_min_classes >= 2, "must be >= 2"),
+            ("alpha", 0 < self.alpha < 1, "must be in (0, 1)"),
+            ("drift_max_share", 0 <= self.drift_max_share <= 1, "must be in [0, 1]"),
+            ("drift_threshold", self.drift_threshold > 0, "must be > 0"),
+            ("keep_versions", self.keep_versions >= 1, "must be >= 1"),
+            ("ope_cap", self.ope_cap >= 1, "must be >= 1"),
+        )
+        for name, ok, must in checks:
+            if not ok:
+                raise ConfigError(f"governance.{name} == {getattr(self, name)!r}, {must}")
+        for channel, cap in self.channel_caps.items():
+            if cap < 0:
+                raise ConfigError(f"governance.channel_caps.{channel} == {cap!r}, must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)

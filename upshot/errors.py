@@ -43,9 +43,16 @@ class InputError(UpshotError):
 
 
 class DataQualityError(UpshotError):
-    """Good rows were kept, but the share of quarantined rows exceeded the gate."""
+    """Good rows were kept, but the share of quarantined rows exceeded the gate.
+
+    `report` carries what was loaded, so the caller can still print the summary.
+    """
 
     exit_code = EXIT_DATA_QUALITY
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class DatabaseBusyError(UpshotError):

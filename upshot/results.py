@@ -23,6 +23,8 @@ def format_value(name: str, value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"

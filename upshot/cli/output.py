@@ -67,7 +67,8 @@ def print_tables(tables: dict[str, list[dict[str, Any]]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(soft_wrap=False)
+    # piped output is read by people too (less, CI logs): do not squeeze it to 80 columns
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     for title, rows in tables.items():
         table = Table(title=title, title_justify="left", show_edge=False)
         names = list(rows[0]) if rows else []

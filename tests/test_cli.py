@@ -1,0 +1,114 @@
+"""The command line: every command and option teaches, exit codes, one JSON document."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from tests.conftest import run_cli
+from upshot.cli import app
+
+
+def _walk(command, path=()):
+    yield path, command
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        yield from _walk(sub, (*path, name))
+
+
+COMMANDS = list(_walk(typer.main.get_command(app)))
+
+
+@pytest.mark.parametrize(
+    ("path", "command"), COMMANDS, ids=[" ".join(p) or "upshot" for p, _ in COMMANDS]
+)
+def test_every_command_and_option_has_help(path, command):
+    assert (command.help or "").strip(), f"`upshot {' '.join(path)}` has no help"
+    for param in command.params:
+        if param.param_type_name == "option":
+            assert (param.help or "").strip(), (
+                f"{param.opts} of `upshot {' '.join(path)}` has no help"
+            )
+    result = run_cli(*path, "--help")
+    assert result.code == 0
+    assert "Usage:" in result.out
+
+
+def test_help_and_status_import_no_heavy_library():
+    probe = (
+        "import sys; from upshot.cli import app; "
+        "heavy = [m for m in ('econml', 'dowhy', 'statsmodels', 'sklearn', 'altair', 'lightgbm', "
+        "'polars', 'pandas') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_command_and_bad_option_are_usage_errors():
+    assert run_cli("frobnicate").code == 2
+    assert run_cli("load", "nonsense-table", "x.csv").code == 2
+    assert run_cli("status", "--loads", "many").code == 2
+
+
+def test_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
+    missing = tmp_path / "missing.csv"
+    plain = run_cli("--db", str(tmp_path / "w.duckdb"), "load", "sends", str(missing))
+    assert plain.code == 2
+    assert plain.err.strip() == f"Error: {missing}: no such file or directory"
+    debug = run_cli("--debug", "--db", str(tmp_path / "w.duckdb"), "load", "sends", str(missing))
+    assert "Traceback" in debug.err
+
+
+def test_json_output_is_exactly_one_document(tmp_path):
+    (tmp_path / "s.csv").write_text(
+        "send_id,user_id,message_class,channel,decided_at,treated\n"
+        "s1,u1,c,push,2026-11-16 10:00:00,true\n"
+    )
+    db = str(tmp_path / "w.duckdb")
+    for args in (("load", "sends", str(tmp_path / "s.csv"), "--json"), ("status", "--json")):
+        result = run_cli("--db", db, *args)
+        assert result.code == 0
+        json.loads(result.out)  # raises if there is more than one document
+        assert result.out.count("\n") == 1
+
+
+def test_status_formats(tmp_path):
+    (tmp_path / "s.csv").write_text(
+        "send_id,user_id,message_class,channel,decided_at,treated\n"
+        "s1,u1,c,push,2026-11-16 10:00:00,true\n"
+    )
+    db = str(tmp_path / "w.duckdb")
+    run_cli("--db", db, "load", "sends", str(tmp_path / "s.csv"))
+    csv_out = run_cli("--db", db, "status", "--format", "csv").out.splitlines()
+    assert csv_out[0] == "table,rows,first,last"
+    assert csv_out[1] == "sends,1,2026-11-16 10:00:00,2026-11-16 10:00:00"
+    ndjson = run_cli("--db", db, "status", "--format", "ndjson").out.splitlines()
+    assert [json.loads(line)["table"] for line in ndjson] == [
+        "sends",
+        "outcomes",
+        "users",
+        "assignments",
+    ]
+    table = run_cli("--db", db, "status").out
+    assert "message classes" in table
+
+
+def test_db_resolution_order(tmp_path, monkeypatch):
+    from upshot.config import Config, Warehouse, resolve_db
+
+    config = Config(warehouse=Warehouse(path="from_toml.duckdb"))
+    monkeypatch.delenv("UPSHOT_DB", raising=False)
+    assert resolve_db(config, None) == "from_toml.duckdb"
+    monkeypatch.setenv("UPSHOT_DB", "from_env.duckdb")
+    assert resolve_db(config, None) == "from_env.duckdb"
+    assert resolve_db(config, "from_flag.duckdb") == "from_flag.duckdb"
+
+
+def test_init_writes_the_defaults_once(tmp_path):
+    target = tmp_path / "upshot.toml"
+    assert run_cli("init", str(target)).code == 0
+    assert run_cli("init", str(target)).code == 2
+    assert run_cli("init", str(target), "--force").code == 0

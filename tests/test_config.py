@@ -1,0 +1,58 @@
+"""upshot.toml: defaults, validation messages that name the key."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+
+from upshot.config import Config, load_config, parse_window
+from upshot.errors import ConfigError
+
+
+def test_the_init_template_spells_out_exactly_the_defaults(tmp_path):
+    text = resources.files("upshot.templates").joinpath("upshot.toml").read_text()
+    (tmp_path / "upshot.toml").write_text(text)
+    assert load_config(tmp_path / "upshot.toml").fingerprint() == Config().fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[warehouse]\npaht = 'x'\n", "warehouse: unknown key 'paht'"),
+        ("[load]\nmax_reject_rate = 'high'\n", "load.max_reject_rate == 'high', must be float"),
+        ("[load]\nmax_reject_rate = 2.0\n", "load.max_reject_rate == 2.0, must be in [0, 1]"),
+        (
+            "[objectives.x]\nevents = ['e']\nwindow = '7 days'\n",
+            "objectives.x.window == '7 days', must look like 7d, 12h or 2w",
+        ),
+        (
+            "[objectives.x]\nevents = ['e']\naggregation = 'mean'\n",
+            "objectives.x.aggregation == 'mean', must be one of any, sum, count, distinct_days",
+        ),
+        ("[experiments]\nalpha = 1.5\n", "experiments.alpha == 1.5, must be in (0, 1)"),
+        (
+            "[governance]\nrates = { conversion = 'a lot' }\n",
+            "governance.rates.conversion == 'a lot', must be float",
+        ),
+        ("[warehouse\n", "upshot.toml: "),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, toml, message):
+    (tmp_path / "upshot.toml").write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "upshot.toml")
+    assert message in str(caught.value)
+
+
+def test_windows():
+    assert parse_window("7d", "w") == 7
+    assert parse_window("12h", "w") == 0.5
+    assert parse_window("2w", "w") == 14
+
+
+def test_a_missing_file_named_explicitly_is_an_error_and_none_means_defaults(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.toml")
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None) == Config()

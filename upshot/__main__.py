@@ -1,0 +1,5 @@
+"""`python -m upshot` is the `upshot` command."""
+
+from upshot.cli import main
+
+main()

@@ -1,0 +1,20 @@
+-- name: fingerprint-seen
+-- Has a file with this content been loaded into this table before?
+SELECT count(*) FROM _loads WHERE fingerprint = ? AND table_name = ?;
+
+-- name: quarantine-staged
+-- Move the staged rows that failed validation to quarantine (load id, source, table bound).
+INSERT INTO quarantine
+SELECT ?, ?, ?, _row, _fail.column, _fail.reason, _fail.raw FROM _stage WHERE _fail IS NOT NULL;
+
+-- name: stage-counts
+-- Rows read and rows failed in the staged file.
+SELECT count(*), count(*) FILTER (WHERE _fail IS NOT NULL) FROM _stage;
+
+-- name: stage-reasons
+-- Failed rows of the staged file by reason.
+SELECT _fail.reason, count(*) FROM _stage WHERE _fail IS NOT NULL GROUP BY 1 ORDER BY 1;
+
+-- name: record-load
+-- The load journal: one row per file that loaded.
+INSERT INTO _loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, now());
