@@ -29,6 +29,7 @@ class Column:
     required: bool = False
     default: str | None = None  # SQL literal used when the column is absent or NULL
     lowercase: bool = False  # enumerations such as channel compare case-insensitively
+    trim: bool = True  # ids and enumerations lose stray blanks; covariates load verbatim
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,8 @@ def typed(column: Column, source: str | None, source_type: str, naive_tz: str) -
         return f"CAST({column.default or 'NULL'} AS {column.type})"
     raw = ident(source)
     if column.type == "VARCHAR":
-        expr = f"NULLIF(trim(CAST({raw} AS VARCHAR)), '')"
+        text = f"CAST({raw} AS VARCHAR)"
+        expr = f"NULLIF(trim({text}), '')" if column.trim else text
         expr = f"lower({expr})" if column.lowercase else expr
     elif column.type == "TIMESTAMPTZ":
         expr = _timestamp(raw, source_type, naive_tz)

@@ -1,0 +1,111 @@
+"""`upshot load` against a bare DuckDB load of the same file, same machine, same run.
+
+    python benchmarks/bench_load.py [--rows 10000000] [--memory-limit 1GB] [--dir bench_out]
+
+Each variant runs in its own process so peak RSS is its own. The bare baseline is
+`CREATE TABLE AS SELECT * FROM read_parquet(...)` (and `read_csv`): no validation, no
+quarantine, no dedupe, no journal, which is what upshot adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CHILD = "--child"
+
+
+def make_inputs(folder: Path, rows: int) -> dict[str, Path]:
+    import duckdb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"parquet": folder / f"sends_{rows}.parquet", "csv": folder / f"sends_{rows}.csv"}
+    select = (
+        "SELECT 's' || i AS send_id, 'u' || (hash(i) % 5000000) AS user_id, "
+        "'class_' || (i % 8) AS message_class, "
+        "CASE i % 4 WHEN 0 THEN 'push' WHEN 1 THEN 'email' WHEN 2 THEN 'in_app' "
+        "ELSE 'whatsapp' END AS channel, "
+        "TIMESTAMPTZ '2026-11-16 00:00:00+00' + to_seconds(i % 604800) AS decided_at, "
+        "hash(i) % 10 < 7 AS treated, 0.05 + (hash(i) % 90) / 100.0 AS propensity, "
+        "hash(i) % 10 < 3 AS randomized, NULL::VARCHAR AS campaign_id, "
+        f"NULL::VARCHAR AS experiment_id, NULL::VARCHAR AS variant FROM range({rows}) t(i)"
+    )
+    with duckdb.connect() as con:
+        for fmt, path in paths.items():
+            if not path.exists():
+                options = "(FORMAT parquet)" if fmt == "parquet" else "(HEADER)"
+                con.execute(f"COPY ({select}) TO '{path}' {options}")
+    return paths
+
+
+def child(variant: str, fmt: str, path: str, db: str, memory_limit: str) -> None:
+    started = time.perf_counter()
+    if variant == "upshot":
+        from upshot.config import Config, Warehouse
+        from upshot.load import load
+
+        config = Config(warehouse=Warehouse(memory_limit=memory_limit, temp_directory=db + ".tmp"))
+        report = load(db, "sends", [path], config=config)
+        rows = report.files[0].rows_accepted
+    else:
+        import duckdb
+
+        con = duckdb.connect(db)
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+        reader = "read_parquet" if fmt == "parquet" else "read_csv"
+        con.execute(f"CREATE TABLE sends AS SELECT * FROM {reader}('{path}')")
+        rows = con.execute("SELECT count(*) FROM sends").fetchone()[0]  # type: ignore[index]
+        con.close()
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak_mb": peak_mb}))
+
+
+def run(variant: str, fmt: str, path: Path, folder: Path, memory_limit: str) -> dict[str, float]:
+    db = folder / f"{variant}_{fmt}.duckdb"
+    for stale in folder.glob(f"{db.name}*"):
+        stale.unlink()
+    out = subprocess.run(
+        [sys.executable, __file__, CHILD, variant, fmt, str(path), str(db), memory_limit],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == CHILD:
+        child(*sys.argv[2:7])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--memory-limit", default="1GB")
+    parser.add_argument("--dir", type=Path, default=Path("bench_out"))
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs per variant")
+    args = parser.parse_args()
+    paths = make_inputs(args.dir, args.rows)
+    print(f"{args.rows:,} sends rows; DuckDB memory_limit {args.memory_limit}")
+    print(f"{'format':8} {'variant':8} {'seconds':>8} {'rows/s':>12} {'peak MB':>8}")
+    for fmt, path in paths.items():
+        results = {
+            v: min(
+                (run(v, fmt, path, args.dir, args.memory_limit) for _ in range(args.repeat)),
+                key=lambda r: r["seconds"],
+            )
+            for v in ("bare", "upshot")
+        }
+        for variant, r in results.items():
+            rate = r["rows"] / r["seconds"]
+            print(f"{fmt:8} {variant:8} {r['seconds']:8.2f} {rate:12,.0f} {r['peak_mb']:8.0f}")
+        ratio = results["upshot"]["seconds"] / results["bare"]["seconds"]
+        print(f"{fmt:8} ratio upshot/bare = {ratio:.2f}x (target <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
