@@ -25,11 +25,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# two workers: the suite is mostly DuckDB and numpy, which release the GIL
 test: lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
+# each benchmark times upshot and its baseline in the same run and prints the ratio
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_load.py
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) upshot.duckdb upshot.duckdb.wal demo_out reports weights

@@ -70,14 +70,15 @@ def print_tables(tables: dict[str, list[dict[str, Any]]]) -> None:
     # piped output is read by people too (less, CI logs): do not squeeze it to 80 columns
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     for title, rows in tables.items():
+        if not rows:
+            console.print(f"[italic]{title}[/italic]: (none)")
+            continue
         table = Table(title=title, title_justify="left", show_edge=False)
         names = list(rows[0]) if rows else []
         for name in names:
             table.add_column(name, justify="left" if _is_text(rows, name) else "right")
         for row in rows:
             table.add_row(*(format_value(n, row.get(n)) for n in names))
-        if not rows:
-            table.add_column("(none)")
         console.print(table)
 
 
