@@ -261,3 +261,35 @@ def test_results_do_not_depend_on_the_machine_time_zone(tmp_path, zone):
         "2026-03-08T02:30:00+00:00",
         "2026-11-17T07:30:00+00:00",
     )
+
+
+def test_seen_partitions_are_skipped_without_reading_them(tmp_path, monkeypatch):
+    import os
+
+    import upshot.load
+
+    folder = tmp_path / "sends"
+    for day, part in enumerate(sends_frame(90).iter_slices(30)):
+        (folder / f"date=2026-11-1{day}").mkdir(parents=True)
+        part.write_parquet(folder / f"date=2026-11-1{day}" / "part-0.parquet")
+    db = tmp_path / "w.duckdb"
+    load(str(db), "sends", [str(folder)], config=Config())
+    sends_frame(120).slice(90, 30).write_parquet(tmp_path / "new.parquet")
+    (folder / "date=2026-11-13").mkdir()
+    (tmp_path / "new.parquet").rename(folder / "date=2026-11-13" / "part-0.parquet")
+
+    hashed: list[str] = []
+    real = upshot.load.fingerprint
+    monkeypatch.setattr(
+        upshot.load, "fingerprint", lambda path, con: hashed.append(path) or real(path, con)
+    )
+    report = load(str(db), "sends", [str(folder)], config=Config())
+    assert [f.status for f in report.files] == ["already_loaded"] * 3 + ["loaded"]
+    assert hashed == [str(folder / "date=2026-11-13" / "part-0.parquet")]
+    # a touched file is read again, and its content recognised
+    touched = folder / "date=2026-11-10" / "part-0.parquet"
+    os.utime(touched, ns=(1, 1))
+    again = load(str(db), "sends", [str(touched)], config=Config())
+    assert again.files[0].status == "already_loaded"
+    assert hashed[-1] == str(touched)
+    assert checksum(db, "sends")[0] == 120

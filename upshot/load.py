@@ -24,6 +24,7 @@ from upshot.readers import (
     file_format,
     fingerprint,
     fix_csv_rows,
+    local_stat,
     open_source,
 )
 from upshot.results import ResultsMixin
@@ -219,6 +220,11 @@ def _insert(
 def load_file(con: duckdb.DuckDBPyConnection, table: str, path: str, config: Config) -> FileReport:
     """Load one file into `table` in one transaction; see the module docstring."""
     spec = table_spec(table)
+    stat = local_stat(path)
+    if stat:  # a partition seen before is skipped without reading it again
+        seen = con.execute(query("load", "stat-seen"), [*stat, table]).fetchone()
+        if seen and seen[0]:
+            return FileReport(path, table, "already_loaded")
     digest = fingerprint(path, con)
     seen = con.execute(query("load", "fingerprint-seen"), [digest, table]).fetchone()
     if seen and seen[0]:
@@ -255,7 +261,7 @@ def load_file(con: duckdb.DuckDBPyConnection, table: str, path: str, config: Con
         duplicates = read - bad - accepted
         con.execute(
             query("load", "record-load"),
-            [load_id, digest, path, table, read, accepted, duplicates, bad],
+            [load_id, digest, path, table, read, accepted, duplicates, bad, *(stat or (None,) * 3)],
         )
     reasons = dict(con.execute(query("load", "stage-reasons")).fetchall())
     if rejects:

@@ -96,6 +96,14 @@ def _enable_remote(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE OR REPLACE SECRET upshot_s3 (TYPE s3, {', '.join(parts)})")
 
 
+def local_stat(path: str) -> tuple[str, int, int] | None:
+    """(absolute path, size, mtime in ns) of a local file; None for remote ones."""
+    if path.startswith(_REMOTE):
+        return None
+    stat = Path(path).stat()
+    return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
+
+
 def fingerprint(path: str, con: duckdb.DuckDBPyConnection) -> str:
     """sha256 of the file's bytes: the same content under another name is the same file."""
     if path.startswith(_REMOTE):

@@ -101,32 +101,35 @@ def _size(text: str) -> str:
     return cleaned
 
 
-def _version(con: duckdb.DuckDBPyConnection) -> int:
+def _applied(con: duckdb.DuckDBPyConnection) -> set[int]:
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = '_meta'"
     ).fetchone()
     if not exists or not exists[0]:
-        return 0
-    row = con.execute("SELECT max(schema_version) FROM _meta").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+        return set()
+    return {int(r[0]) for r in con.execute("SELECT schema_version FROM _meta").fetchall()}
 
 
-def _check_version(con: duckdb.DuckDBPyConnection, path: str) -> int:
-    version = _version(con)
-    if version > SCHEMA_VERSION:
+def _check_version(con: duckdb.DuckDBPyConnection, path: str) -> set[int]:
+    applied = _applied(con)
+    if applied and max(applied) > SCHEMA_VERSION:
         raise SchemaVersionError(
-            f"{path} has schema version {version}, newer than this upshot's {SCHEMA_VERSION}; "
-            "upgrade upshot to use it"
+            f"{path} has schema version {max(applied)}, newer than this upshot's "
+            f"{SCHEMA_VERSION}; upgrade upshot to use it"
         )
-    return version
+    return applied
 
 
 def migrate(con: duckdb.DuckDBPyConnection, path: str = "warehouse") -> int:
-    """Apply the migrations this database lacks, each in its own transaction."""
+    """Apply every migration this database lacks, each in its own transaction.
+
+    Missing numbers are applied even below the highest one recorded, so migrations that
+    land out of order on different branches all reach every database.
+    """
     con.execute("CREATE TABLE IF NOT EXISTS _meta (schema_version INTEGER, applied_at TIMESTAMPTZ)")
-    current = _check_version(con, path)
+    applied = _check_version(con, path)
     for number, _name, text in migrations():
-        if number <= current:
+        if number in applied:
             continue
         con.execute("BEGIN TRANSACTION")
         try:
@@ -136,7 +139,7 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str = "warehouse") -> int:
         except Exception:
             con.execute("ROLLBACK")
             raise
-    return max(current, SCHEMA_VERSION)
+    return SCHEMA_VERSION
 
 
 @contextlib.contextmanager

@@ -15,6 +15,14 @@ SELECT count(*), count(*) FILTER (WHERE _fail IS NOT NULL) FROM _stage;
 -- Failed rows of the staged file by reason.
 SELECT _fail.reason, count(*) FROM _stage WHERE _fail IS NOT NULL GROUP BY 1 ORDER BY 1;
 
+-- name: stat-seen
+-- Was this very file (same absolute path, size and mtime) loaded into this table before?
+SELECT count(*) FROM _loads
+WHERE file_path = ? AND file_size = ? AND file_mtime_ns = ? AND table_name = ?;
+
 -- name: record-load
 -- The load journal: one row per file that loaded.
-INSERT INTO _loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, now());
+INSERT INTO _loads (load_id, fingerprint, source, table_name, rows_read, rows_accepted,
+                    duplicates_skipped, rows_quarantined, loaded_at,
+                    file_path, file_size, file_mtime_ns)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?);
