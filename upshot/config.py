@@ -244,10 +244,64 @@ class Governance:
 
 @dataclass(frozen=True, slots=True)
 class Report:
+    """The weekly job and report (`upshot run`, `upshot report weekly`), see upshot.reports."""
+
     directory: str = "reports"
+    # decides which ISO week is "the last complete one"; weeks themselves are UTC, like uplift's
     business_timezone: str = "UTC"
-    k_anonymity: int = 10
+    k_anonymity: int = 10  # cells about fewer users than this are suppressed
     key_objectives: tuple[str, ...] = ("conversion", "engagement")
+    # a class is called significant on an objective (colour, alerts) after this correction
+    # across every class x objective of the week: 32 tests at 5% would otherwise flag ~1.6
+    # classes a week by chance
+    correction: Literal["holm", "bonferroni", "bh", "none"] = "holm"
+    history_weeks: int = 12  # weeks of uplift history and reachability the report shows
+    # reachability per channel: the users column holding the opt-in at the start, and the
+    # outcome events that end it
+    reach_opt_in: dict[str, str] = field(
+        default_factory=lambda: {"push": "push_opt_in", "email": "email_opt_in"}
+    )
+    reach_opt_out: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"push": ("push_opt_out",), "email": ("email_unsubscribe",)}
+    )
+    # week-over-week relative drop in reachable users on a channel that raises an alert
+    reach_drop_warning: float = 0.02
+    reach_drop_critical: float = 0.05
+    # how the report decomposes each live experiment's effects: a funnel of experiment
+    # metrics (opens per user x conversions per open), and a mix/rate split of one metric
+    # over a users column; empty to skip either
+    funnel: tuple[str, ...] = ("opens", "conversions")
+    mix_metric: str = "minutes"
+    mix_segment: str = "country"
+    # share of classes (or of experiments) whose estimation fails before `upshot run` fails
+    max_failed_share: float = 0.25
+    fail_on: Literal["critical", "warning", "never"] = "critical"
+
+    def __post_init__(self) -> None:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(self.business_timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"report.business_timezone == {self.business_timezone!r}, must be an IANA "
+                "time zone such as Europe/Berlin"
+            ) from None
+        checks = (
+            ("k_anonymity", self.k_anonymity >= 1, "must be >= 1"),
+            ("history_weeks", self.history_weeks >= 1, "must be >= 1"),
+            ("reach_drop_warning", 0 < self.reach_drop_warning < 1, "must be in (0, 1)"),
+            ("reach_drop_critical", 0 < self.reach_drop_critical < 1, "must be in (0, 1)"),
+            ("max_failed_share", 0 <= self.max_failed_share <= 1, "must be in [0, 1]"),
+        )
+        for name, ok, must in checks:
+            if not ok:
+                raise ConfigError(f"report.{name} == {getattr(self, name)!r}, {must}")
+        if self.reach_drop_critical < self.reach_drop_warning:
+            raise ConfigError(
+                f"report.reach_drop_critical == {self.reach_drop_critical!r}, must be >= "
+                f"reach_drop_warning ({self.reach_drop_warning!r})"
+            )
 
 
 @dataclass(frozen=True, slots=True)

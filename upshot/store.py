@@ -82,6 +82,8 @@ def connect(
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = _open(path, read_only, settings.lock_timeout)
     con.execute("SET TimeZone = 'UTC'")
+    # DuckDB draws its bar on stdout even into a pipe, which would corrupt `--json`
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"SET memory_limit = '{_size(settings.memory_limit)}'")
     if settings.threads > 0:
         con.execute(f"SET threads = {int(settings.threads)}")

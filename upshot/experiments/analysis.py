@@ -1,0 +1,314 @@
+"""`analyze`: the Python entry point for one experiment, from the warehouse or a file."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from upshot.errors import UsageError
+from upshot.experiments import spec as specs_mod
+from upshot.experiments.decompose import (
+    FunnelDecomposition,
+    ShiftShare,
+    segment_moments,
+    shift_share,
+)
+from upshot.experiments.decompose import funnel as funnel_split
+from upshot.experiments.engine import Options, analyze_rows, sort_rows
+from upshot.experiments.interaction import interactions
+from upshot.experiments.results import ExperimentAnalysis
+from upshot.experiments.sources import experiment_exists, table_rows, warehouse_rows
+from upshot.experiments.spec import MetricSpec
+from upshot.experiments.stats import Moments
+from upshot.results import ResultsMixin
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from upshot.config import Config
+
+
+@contextlib.contextmanager
+def connection(
+    con: duckdb.DuckDBPyConnection | None, db: str | None, config: Config
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`con` as given, or a read-only connection to `db`, or an in-memory one (files)."""
+    from upshot import store
+
+    if con is not None:
+        yield con
+    elif db is not None:
+        with store.reading(config, db) as opened:
+            yield opened
+    else:
+        opened = store.connect(":memory:", read_only=False, settings=config.warehouse)
+        try:
+            yield opened
+        finally:
+            opened.close()
+
+
+def covariate_items(covariates: Mapping[str, Sequence[str]] | Sequence[str] | None) -> list[str]:
+    """Covariates as `metric=col,col` items, from a mapping or from such strings."""
+    if covariates is None:
+        return []
+    if isinstance(covariates, Mapping):
+        return [f"{m}={','.join(cols)}" for m, cols in covariates.items()]
+    return list(covariates)
+
+
+def table_specs(
+    metrics: Sequence[str] | None,
+    ratios: Sequence[str],
+    covariates: Mapping[str, Sequence[str]] | Sequence[str] | None,
+    roles: Mapping[str, Sequence[str]] | None,
+) -> list[MetricSpec]:
+    roles = roles or {}
+    return specs_mod.from_table_args(
+        list(metrics or []),
+        list(ratios),
+        covariate_items(covariates),
+        guardrails=roles.get("guardrail", ()),
+        deteriorations=roles.get("deterioration", ()),
+        lower_is_better=roles.get("lower_is_better", ()),
+    )
+
+
+def analyze(
+    experiment: str | None = None,
+    *,
+    table: str | Path | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    db: str | None = None,
+    config: Config | None = None,
+    metrics: Sequence[str] | None = None,
+    ratios: Sequence[str] = (),
+    covariates: Mapping[str, Sequence[str]] | Sequence[str] | None = None,
+    variant_col: str = "variant",
+    user_col: str | None = None,
+    control: str | None = None,
+    split: Mapping[str, float] | None = None,
+    winsorize: Mapping[str, float] | None = None,
+    roles: Mapping[str, Sequence[str]] | None = None,
+    options: Options | None = None,
+    interaction: str | None = None,
+    other_control: str | None = None,
+) -> ExperimentAnalysis:
+    """Analyse one experiment: every metric and treatment arm against control.
+
+    From the warehouse (`experiment`, with `con` or `db`): the metrics configured in
+    `config.experiments` (or those named in `metrics`), computed over assignments joined
+    to outcomes. From a user-level file (`table`): `metrics` and `ratios` ("num/den")
+    are its columns, `covariates` maps a metric to its pre-period columns, `variant_col`
+    holds the arm. `split` gives the intended traffic split (weights; equal by default)
+    for the SRM check. `roles` ({"guardrail": ["m=0.02"], "deterioration": [...],
+    "lower_is_better": [...]}) overrides metric roles. `interaction` tests the 2x2
+    interaction with another experiment (warehouse: its id, or "all" for every experiment
+    sharing users; table: the column holding the other experiment's arm), whose control
+    arm is `other_control` (default: the same label). Returns an `ExperimentAnalysis`.
+    """
+    from upshot.config import Config
+
+    config = config or Config()
+    options = options or Options.from_config(config.experiments)
+    control = control or config.experiments.control
+    if split is not None:
+        split = dict(split)
+    if table is not None:
+        specs = table_specs(metrics, ratios, covariates, roles)
+        with connection(con, None, config) as c:
+            rows = table_rows(
+                c, table, specs, variant_col=variant_col, user_col=user_col, winsorize=winsorize
+            )
+            name = experiment or Path(str(table)).stem
+            pairs = []
+            if interaction:
+                pair_rows = table_rows(
+                    c, table, specs, variant_col=variant_col, user_col=user_col,
+                    winsorize=winsorize, second_key=interaction,
+                )  # fmt: skip
+                pairs.append((interaction, pair_rows))
+        source = "table"
+    else:
+        if not experiment:
+            raise UsageError("name an experiment, or give a table with --table")
+        if covariates or ratios:
+            raise UsageError(
+                "covariates and ratios come from upshot.toml for warehouse experiments"
+            )
+        specs, variables = specs_mod.from_config(config.experiments, metrics)
+        specs = _with_roles(specs, roles)
+        with connection(con, db, config) as c:
+            if not experiment_exists(c, experiment):
+                raise UsageError(f"experiment {experiment!r} has no assignments in the warehouse")
+            rows = warehouse_rows(c, experiment, specs, variables)
+            pairs = [
+                (other, warehouse_rows(c, experiment, specs, variables, other=other))
+                for other in _others(c, experiment, interaction)
+            ]
+        name, source = experiment, "warehouse"
+    result = analyze_rows(
+        rows, specs, experiment=name, control=control, split=split, options=options, source=source
+    )
+    if not pairs:
+        return result
+    found = tuple(
+        i
+        for other, pair_rows in pairs
+        for i in interactions(
+            pair_rows, specs, experiment=name, other=other, control=control,
+            other_control=other_control or control, alpha=options.alpha,
+            correction=options.correction,
+        )
+    )  # fmt: skip
+    return replace(result, interactions=found)
+
+
+def _others(con: duckdb.DuckDBPyConnection, experiment: str, interaction: str | None) -> list[str]:
+    """The experiments to test for an interaction with `experiment`."""
+    from upshot.sql import query
+
+    if not interaction:
+        return []
+    if interaction != "all":
+        if not experiment_exists(con, interaction):
+            raise UsageError(f"--interaction {interaction}: no such experiment in the warehouse")
+        return [interaction]
+    rows = con.execute(query("experiments", "overlapping-experiments"), {"experiment": experiment})
+    return [str(r[0]) for r in rows.fetchall()]
+
+
+def _with_roles(
+    specs: list[MetricSpec], roles: Mapping[str, Sequence[str]] | None
+) -> list[MetricSpec]:
+    if not roles:
+        return specs
+    return specs_mod.apply_roles(
+        specs,
+        roles.get("guardrail", ()),
+        roles.get("deterioration", ()),
+        roles.get("lower_is_better", ()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Decomposition(ResultsMixin):
+    """One decomposition per treatment arm: `kind` funnel (`FunnelDecomposition`) or
+    shift_share (`ShiftShare`)."""
+
+    experiment: str
+    kind: str
+    items: tuple[FunnelDecomposition | ShiftShare, ...]
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [{"arm": i.arm, **row} for i in self.items for row in i.to_dicts()]
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment,
+            "kind": self.kind,
+            "decompositions": [i.to_document() for i in self.items],
+        }
+
+
+def decompose(
+    experiment: str | None = None,
+    *,
+    table: str | Path | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    db: str | None = None,
+    config: Config | None = None,
+    funnel: Sequence[str] | None = None,
+    segment: str | None = None,
+    metric: str | None = None,
+    parts: Sequence[str] | None = None,
+    variant_col: str = "variant",
+    user_col: str | None = None,
+    control: str | None = None,
+    alpha: float | None = None,
+) -> Decomposition:
+    """Decompose each treatment arm's effect: a `funnel` of steps (metric or column names,
+    first step per user, then each step per the previous one), a mix/rate split of
+    `metric` over the values of `segment` (a users column, or a file column), or over
+    `parts` given as "weight_col:value_col" (file only: channels)."""
+    from upshot.config import Config
+
+    config = config or Config()
+    control = control or config.experiments.control
+    alpha = alpha if alpha is not None else config.experiments.alpha
+    modes = [m for m in (funnel, segment, parts) if m]
+    if len(modes) != 1:
+        raise UsageError("give exactly one of --funnel, --segment or --parts")
+    if segment and not metric:
+        raise UsageError("--segment needs --metric: the metric to split over the segments")
+    if parts and table is None:
+        raise UsageError("--parts works on a --table file (columns weight:value per part)")
+    pairs = [p.split(":", 1) for p in (parts or [])]
+    if any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
+        raise UsageError("--parts items must look like weight_col:value_col")
+    if funnel and len(funnel) < 2:
+        raise UsageError("--funnel needs at least two steps")
+    names = list(funnel or []) or [w for w, _ in pairs] + [v for _, v in pairs] or [str(metric)]
+    spec = MetricSpec("decompose", names[0], covariates=tuple(names[1:]))
+    with connection(con, None if table is not None else db, config) as c:
+        if table is not None:
+            rows = table_rows(
+                c, table, [spec], variant_col=variant_col, user_col=user_col, second_key=segment
+            )
+            rows = [{**r, "segment": r.get("variant_b")} for r in rows]
+            name = experiment or Path(str(table)).stem
+        else:
+            if not experiment:
+                raise UsageError("name an experiment, or give a table with --table")
+            specs, variables = specs_mod.from_config(config.experiments, names)
+            if any(s.denominator for s in specs):
+                raise UsageError("decompose works on per-user metrics, not ratios")
+            if not experiment_exists(c, experiment):
+                raise UsageError(f"experiment {experiment!r} has no assignments in the warehouse")
+            spec = replace(spec, numerator=specs[0].numerator)
+            rows = warehouse_rows(c, experiment, [spec], variables, segment=segment)
+            name = experiment
+    if segment:
+        return _by_segment(rows, name, str(metric), control, alpha)
+    labels = [f"{w}->{v}" for w, v in pairs]
+    groups = sort_rows(rows, control, None)
+    base = Moments.from_row(groups.rows.get(control, {}), names)
+    items: list[FunnelDecomposition | ShiftShare] = []
+    for arm in groups.arms[1:]:
+        m = Moments.from_row(groups.rows.get(arm, {}), names)
+        if funnel:
+            items.append(funnel_split(base, m, experiment=name, arm=arm, alpha=alpha))
+        else:
+            items.append(
+                shift_share(
+                    base,
+                    m,
+                    labels,
+                    experiment=name,
+                    arm=arm,
+                    metric="+".join(v for _, v in pairs),
+                    alpha=alpha,
+                )
+            )
+    return Decomposition(name, "funnel" if funnel else "shift_share", tuple(items))
+
+
+def _by_segment(
+    rows: Sequence[Mapping[str, Any]], name: str, metric: str, control: str, alpha: float
+) -> Decomposition:
+    kept = [r for r in rows if not r.get("exclusion") and r.get("variant") is not None]
+    segments = sorted({str(r["segment"]) for r in kept})
+    arms = [control, *sorted({str(r["variant"]) for r in kept} - {control})]
+    by_arm = {a: [dict(r) for r in kept if r["variant"] == a] for a in arms}
+    base = segment_moments(by_arm[control], metric, segments)
+    items: list[FunnelDecomposition | ShiftShare] = [
+        shift_share(
+            base, segment_moments(by_arm[arm], metric, segments), segments,
+            experiment=name, arm=arm, metric=metric, alpha=alpha,
+        )
+        for arm in arms[1:]
+    ]  # fmt: skip
+    return Decomposition(name, "shift_share", tuple(items))

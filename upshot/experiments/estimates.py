@@ -1,0 +1,100 @@
+"""Per-arm estimates of one metric from the arms' sufficient statistics.
+
+A `Target` says what the metric is (a mean, or a ratio of two variables) and which
+covariates adjust it; `arm_estimates` turns each arm's `Moments` into an `ArmEstimate`:
+the arm's (adjusted) value and the variance of that value. The arms are independent
+given the slope, so a comparison needs only two estimates (see `effects`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from upshot.experiments import cuped
+from upshot.experiments.ratio import value_and_gradient
+from upshot.experiments.stats import Moments
+
+Adjust = Literal["none", "cuped", "lin"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A metric in terms of variables: numerator / denominator (None: a mean), covariates."""
+
+    numerator: str
+    denominator: str | None = None
+    covariates: tuple[str, ...] = ()
+    binary: bool = False  # a 0/1 mean without covariates is tested as a proportion
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        found: list[str] = []
+        for v in (self.numerator, self.denominator, *self.covariates):
+            if v is not None and v not in found:
+                found.append(v)
+        return tuple(found)
+
+    @property
+    def kind(self) -> str:
+        if self.denominator is not None:
+            return "ratio"
+        return "proportion" if self.binary else "mean"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ArmEstimate:
+    """One arm's estimate; arrays of the batch shape.
+
+    `value`: the arm's metric (adjusted when covariates were used), in metric units per
+    user (a mean) or per denominator unit (a ratio); `variance`: the variance of `value`
+    (per-unit variance / n); `raw`, `raw_variance`: the same without adjustment; `n` users.
+    """
+
+    value: np.ndarray
+    variance: np.ndarray
+    raw: np.ndarray
+    raw_variance: np.ndarray
+    n: np.ndarray
+
+
+def arm_estimates(arms: Sequence[Moments], target: Target, adjust: Adjust) -> list[ArmEstimate]:
+    """Every arm's estimate of `target`; covariate slopes pooled over all the arms given."""
+    names = target.variables
+    moments = [m.select(names) for m in arms]
+    cov_idx = [names.index(c) for c in target.covariates]
+    parts = []
+    for m in moments:
+        mu = m.mean()
+        value, grad = value_and_gradient(mu, names, target.numerator, target.denominator)
+        s_gg, s_hg, s_hh = cuped.quadratic_terms(m.cov(), grad, cov_idx)
+        parts.append((m, mu, value, s_gg, s_hg, s_hh))
+    n = [np.asarray(m.n, dtype=float) for m in moments]
+    if target.binary and not target.covariates:
+        # a proportion's variance is p(1 - p)/n: the n - 1 of the sample variance is not used
+        raw_var = [v * (1.0 - v) / nn for (_, _, v, *_), nn in zip(parts, n, strict=True)]
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            raw_var = [p[3] / nn for p, nn in zip(parts, n, strict=True)]
+    if not cov_idx or adjust == "none":
+        return [
+            ArmEstimate(p[2], rv, p[2], rv, nn) for p, rv, nn in zip(parts, raw_var, n, strict=True)
+        ]
+    total = sum(moments[1:], moments[0])
+    centre = total.mean()[..., cov_idx]
+    pooled = (
+        cuped.pooled_theta([p[5] for p in parts], [p[4] for p in parts], n)
+        if adjust == "cuped"
+        else None
+    )
+    out = []
+    for (_m, mu, value, s_gg, s_hg, s_hh), rv, nn in zip(parts, raw_var, n, strict=True):
+        theta = pooled if pooled is not None else cuped.lin_theta(s_hh, s_hg)
+        shift = np.einsum("...h,...h->...", theta, mu[..., cov_idx] - centre)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = cuped.adjusted_variance(s_gg, s_hg, s_hh, theta) / nn
+        out.append(ArmEstimate(value - shift, var, value, rv, nn))
+    return out

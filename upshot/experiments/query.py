@@ -1,0 +1,324 @@
+"""The one-pass sufficient-statistics query, generated from the metric definitions.
+
+`suffstats_sql` wraps a source (one row per user: group keys and variable columns) in a
+single GROUP BY that returns, per group, `n` and the aggregates of the naming rule in
+`upshot.experiments.stats` for every variable and every pair the metrics need. The
+source is a user-level file (`table_source`) or the warehouse's assignments joined to
+outcomes (`warehouse_source`); both feed the same aggregate query. Winsorized variables
+are capped at their quantile over all users (one extra scan for the quantiles).
+Identifiers are quoted with `upshot.sql.ident`; windows, events and quantiles are bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from upshot.errors import InputError, UsageError
+from upshot.experiments.stats import column_names, product_name, squares_name, sum_name
+from upshot.sql import ident, query
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from upshot.experiments.estimates import Target
+    from upshot.experiments.spec import EventVariable
+
+_US_PER_DAY = 86_400_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregates:
+    """Which aggregates one query computes. `variables` in query order; `pairs` (a, b)
+    with a before b; `binary` variables get their range `{v}_min`, `{v}_max` (which tells
+    0/1 metrics apart)."""
+
+    variables: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...]
+    winsorize: dict[str, float] = field(default_factory=dict)
+    binary: tuple[str, ...] = ()
+
+
+def plan(
+    targets: Iterable[Target],
+    *,
+    winsorize: Mapping[str, float] | None = None,
+    binary: Iterable[str] = (),
+) -> Aggregates:
+    """The aggregates for `targets`: each target's variables and their pairwise products."""
+    order: list[str] = []
+    wanted: set[frozenset[str]] = set()
+    for t in targets:
+        vs = t.variables
+        order += [v for v in vs if v not in order]
+        wanted |= {frozenset((a, b)) for i, a in enumerate(vs) for b in vs[i + 1 :]}
+    pairs = tuple(
+        (a, b) for i, a in enumerate(order) for b in order[i + 1 :] if frozenset((a, b)) in wanted
+    )
+    bins = tuple(v for v in dict.fromkeys(binary) if v in order)
+    agg = Aggregates(tuple(order), pairs, dict(winsorize or {}), bins)
+    column_names(agg.variables)  # refuses variable names whose aggregate names clash
+    return agg
+
+
+def _select_list(agg: Aggregates) -> list[str]:
+    cols = ["count(*) AS n"]
+    for v in agg.variables:
+        q = ident(v)
+        cols.append(f"sum({q}) AS {ident(sum_name(v))}")
+        cols.append(f"sum({q} * {q}) AS {ident(squares_name(v))}")
+    for a, b in agg.pairs:
+        cols.append(f"sum({ident(a)} * {ident(b)}) AS {ident(product_name(a, b))}")
+    for v in agg.binary:
+        cols += [
+            f"min({ident(v)}) AS {ident(v + '_min')}",
+            f"max({ident(v)}) AS {ident(v + '_max')}",
+        ]
+    return cols
+
+
+def suffstats_sql(source: str, keys: Sequence[str], agg: Aggregates) -> tuple[str, dict[str, Any]]:
+    """The aggregate query over `source` grouped by `keys`, and its quantile parameters."""
+    params: dict[str, Any] = {}
+    key_cols = ", ".join(ident(k) for k in keys)
+    body = "src"
+    ctes = [f"src AS ({source})"]
+    if agg.winsorize:
+        caps = []
+        for i, (v, q) in enumerate(agg.winsorize.items()):
+            params[f"q{i}"] = q
+            caps.append(f"quantile_cont({ident(v)}, $q{i}) AS {ident(v)}")
+        # the quantile is over the users analysed: excluded ones (several arms, no arm) are out
+        where = "WHERE variant IS NOT NULL" + (" AND exclusion = ''" if "exclusion" in keys else "")
+        ctes.append(f"caps AS (SELECT {', '.join(caps)} FROM src {where})")
+        # not least(): it would turn a NULL into the cap
+        capped = [
+            f"CASE WHEN src.{ident(v)} > caps.{ident(v)} THEN caps.{ident(v)} "
+            f"ELSE src.{ident(v)} END AS {ident(v)}"
+            if v in agg.winsorize
+            else f"src.{ident(v)}"
+            for v in agg.variables
+        ]
+        keys_src = ", ".join(f"src.{ident(k)}" for k in keys)
+        ctes.append(f"w AS (SELECT {keys_src}, {', '.join(capped)} FROM src CROSS JOIN caps)")
+        body = "w"
+    select = ",\n       ".join(_select_list(agg))
+    sql = (
+        f"WITH {', '.join(ctes)}\n"
+        f"SELECT {key_cols},\n       {select}\nFROM {body}\nGROUP BY {key_cols}"
+    )
+    return sql, params
+
+
+def read_relation(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """A DuckDB table function reading a user-level Parquet or CSV file, path bound."""
+    text = str(path)
+    lower = text.lower()
+    if lower.endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz", ".txt")):
+        return "read_csv($path, auto_detect = true, header = true)", {"path": text}
+    if lower.endswith((".parquet", ".pq", ".parq")) or "*" in lower:
+        return "read_parquet($path)", {"path": text}
+    raise UsageError(f"{text}: expected a .parquet or .csv file")
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, path: str | Path) -> dict[str, str]:
+    """Column name (lower case) -> type of a user-level file; InputError if unreadable."""
+    import duckdb
+
+    if "*" not in str(path) and not Path(path).exists():
+        raise UsageError(f"{path}: no such file")
+    relation, params = read_relation(path)
+    try:
+        rows = con.execute(
+            query("experiments", "table-columns").replace("/*relation*/", relation), params
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: cannot read it ({str(exc).splitlines()[0]})") from None
+    return {str(name).lower(): str(kind) for name, kind in rows}
+
+
+def table_source(
+    path: str | Path,
+    columns: Mapping[str, str],
+    variant_col: str | None,
+    variables: Sequence[str],
+    *,
+    user_col: str | None = None,
+    second_key: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """One row per user of the file: variant, exclusion, variant_b/segment, variables.
+
+    Metric columns become DOUBLE (booleans 0/1). With `user_col`, users that
+    appear under more than one variant are excluded (`multi_arm`); rows without a
+    variant are excluded (`null_variant`). Without `variant_col` every row is in one
+    group named `all` (for baselines).
+    """
+    needed = [
+        *([variant_col] if variant_col else []),
+        *variables,
+        *([user_col] if user_col else []),
+        *([second_key] if second_key else []),
+    ]
+    for col in needed:
+        if col.lower() not in columns:
+            raise InputError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
+    relation, params = read_relation(path)
+    if not variant_col:
+        cols = [_as_double(c, columns) for c in variables]
+        sql = (
+            "SELECT 'all' AS variant, NULL::VARCHAR AS variant_b, '' AS exclusion, "
+            f"{', '.join(cols)} FROM {relation} t"
+        )
+        return sql, params
+    v = ident(variant_col)
+    second = f"CAST(t.{ident(second_key)} AS VARCHAR)" if second_key else "NULL::VARCHAR"
+    cols = [_as_double(c, columns) for c in variables]
+    if user_col:
+        u = ident(user_col)
+        multi = (
+            f"LEFT JOIN (SELECT {u} AS uid FROM {relation} GROUP BY {u} "
+            f"HAVING count(DISTINCT {v}) > 1) m ON m.uid = t.{u}"
+        )
+        exclusion = (
+            f"CASE WHEN t.{v} IS NULL THEN 'null_variant' "
+            "WHEN m.uid IS NOT NULL THEN 'multi_arm' ELSE '' END"
+        )
+    else:
+        # a constant: grouping by a computed key costs a third of the pass; a NULL variant
+        # is its own group, which the engine counts as excluded
+        multi = ""
+        exclusion = "''"
+    sql = (
+        f"SELECT CAST(t.{v} AS VARCHAR) AS variant, {second} AS variant_b, "
+        f"{exclusion} AS exclusion, {', '.join(cols)} FROM {relation} t {multi}"
+    )
+    return sql, params
+
+
+def _as_double(col: str, columns: Mapping[str, str]) -> str:
+    """The column as DOUBLE (booleans become 0/1); a no-op cast costs time at 10M rows."""
+    kind = columns.get(col.lower(), "").upper()
+    q = ident(col)
+    if kind == "DOUBLE":
+        return f"t.{q} AS {q}"
+    if kind == "BOOLEAN":
+        # not CAST: DuckDB pushes casts into its CSV reader, which then parses 'false' as a
+        # number and fails
+        return f"CASE WHEN t.{q} THEN 1.0 WHEN NOT t.{q} THEN 0.0 END AS {q}"
+    return f"CAST(t.{q} AS DOUBLE) AS {q}"
+
+
+def _metric_expr(var: EventVariable, i: int, params: dict[str, Any]) -> str:
+    names = []
+    for j, event in enumerate(var.events):
+        params[f"v{i}_e{j}"] = event
+        names.append(f"$v{i}_e{j}")
+    params[f"v{i}_w"] = round(var.window_days * _US_PER_DAY)
+    span = f"to_microseconds($v{i}_w)"
+    if var.pre:
+        window = f"o.occurred_at < a.assigned_at AND o.occurred_at >= a.assigned_at - {span}"
+    else:
+        window = f"o.occurred_at > a.assigned_at AND o.occurred_at <= a.assigned_at + {span}"
+    cond = f"o.event IN ({', '.join(names)}) AND {window}"
+    if var.aggregation == "any":
+        expr = f"CAST(count(*) FILTER (WHERE {cond}) > 0 AS DOUBLE)"
+    elif var.aggregation == "count":
+        expr = f"CAST(count(*) FILTER (WHERE {cond}) AS DOUBLE)"
+    elif var.aggregation == "sum":
+        expr = f"coalesce(sum(o.value) FILTER (WHERE {cond}), 0.0)"
+    elif var.aggregation == "distinct_days":
+        expr = f"CAST(count(DISTINCT CAST(o.occurred_at AS DATE)) FILTER (WHERE {cond}) AS DOUBLE)"
+    else:
+        raise UsageError(f"metric {var.name}: unknown aggregation {var.aggregation!r}")
+    return f"{expr} AS {ident(var.name)}"
+
+
+def warehouse_source(
+    variables: Sequence[EventVariable],
+    experiment: str,
+    *,
+    other: str | None = None,
+    segment: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """One row per user assigned to `experiment` (and `other`, for a 2x2 factorial).
+
+    `segment` is a column of `users` to group by (for a mix/rate decomposition).
+    """
+    params: dict[str, Any] = {"experiment": experiment}
+    if other is not None:
+        params["other"] = other
+    exprs = [_metric_expr(var, i, params) for i, var in enumerate(variables)]
+    events = sorted({e for var in variables for e in var.events})
+    for j, event in enumerate(events):
+        params[f"ev{j}"] = event
+    post = [v.window_days for v in variables if not v.pre]
+    pre = [v.window_days for v in variables if v.pre]
+    params["max_post_us"] = round(max(post, default=0.0) * _US_PER_DAY)
+    params["max_pre_us"] = round(max(pre, default=0.0) * _US_PER_DAY)
+    assigned = query("experiments", "assigned-pair" if other is not None else "assigned-one")
+    event_filter = (
+        f"AND o.event IN ({', '.join(f'$ev{j}' for j in range(len(events)))})"
+        if events
+        else "AND false"
+    )
+    if segment:
+        seg = ident(segment)
+        seg_join = (
+            f"LEFT JOIN (SELECT user_id, CAST(any_value({seg}) AS VARCHAR) AS seg "
+            "FROM users GROUP BY user_id) s ON s.user_id = a.user_id"
+        )
+        seg_expr = "coalesce(s.seg, '(missing)')"
+    else:
+        seg_join, seg_expr = "", "NULL::VARCHAR"
+    sql = (
+        query("experiments", "per-user")
+        .replace("/*assigned*/", assigned)
+        .replace("/*segment_join*/", seg_join)
+        .replace("/*segment*/", seg_expr)
+        .replace("/*metrics*/", "".join(f",\n       {e}" for e in exprs))
+        .replace("/*events*/", event_filter)
+    )
+    return sql, params
+
+
+def fetch(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any], where: str
+) -> list[dict[str, Any]]:
+    """Run a statement and return its rows as dicts; DuckDB errors name `where`.
+
+    DuckDB draws a progress bar on stdout for queries over two seconds, even when stdout
+    is a pipe; it would corrupt `--json`, so it is off while the query runs.
+    """
+    import duckdb
+
+    row = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    before = bool(row[0]) if row else False
+    con.execute("SET enable_progress_bar = false")
+    try:
+        cursor = con.execute(sql, dict(params) or None)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    except duckdb.ConversionException as exc:
+        raise InputError(
+            f"{where}: a metric column is not numeric ({str(exc).splitlines()[0]})"
+        ) from None
+    except duckdb.Error as exc:
+        raise InputError(f"{where}: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.execute(f"SET enable_progress_bar = {'true' if before else 'false'}")
+
+
+def parquet_ranges(con: duckdb.DuckDBPyConnection, path: str | Path) -> dict[str, tuple[Any, Any]]:
+    """Column -> (min, max) from a Parquet file's footers, for columns whose every row
+    group has statistics ((None, None): only NULLs). Empty for other formats."""
+    import duckdb
+
+    if read_relation(path)[0].startswith("read_csv"):
+        return {}
+    try:
+        rows = con.execute(query("experiments", "parquet-ranges"), {"path": str(path)}).fetchall()
+    except duckdb.Error:
+        return {}
+    return {col: (lo, hi) for col, lo, hi, complete in rows if complete}
