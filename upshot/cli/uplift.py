@@ -1,9 +1,324 @@
-"""`upshot uplift`: not built yet (see the issue that owns it)."""
+"""`upshot uplift`: the causal effect of every message class on every objective."""
 
 from __future__ import annotations
 
+import dataclasses
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
+from upshot.cli.common import info, state
+from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
+from upshot.errors import InputError, UsageError
 
-def register(app: typer.Typer) -> None:  # noqa: ARG001 - filled in by its issue
-    return None
+if TYPE_CHECKING:
+    import polars as pl
+
+    from upshot.attribution.results import UpliftResults
+    from upshot.config import Config, Uplift
+
+
+class EstimatorChoice(StrEnum):
+    linear_dml = "linear_dml"
+    dr_learner = "dr_learner"
+    causal_forest = "causal_forest"
+
+
+class NuisanceChoice(StrEnum):
+    lightgbm = "lightgbm"
+    linear = "linear"
+
+
+# the columns people see in the terminal; --json / --format csv carry every field
+_TERMINAL = (
+    "message_class",
+    "objective",
+    "design",
+    "ate",
+    "ate_ci_lower",
+    "ate_ci_upper",
+    "naive_effect",
+    "n_treated",
+    "n_control",
+    "refute_passed",
+    "qini",
+    "status",
+)
+
+
+def _run_id() -> str:
+    import uuid
+    from datetime import UTC, datetime
+
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def _settings(
+    config: Config,
+    estimator: EstimatorChoice | None,
+    nuisance: NuisanceChoice | None,
+    seed: int | None,
+    jobs: int | None,
+) -> Uplift:
+    changes: dict[str, Any] = {}
+    if estimator is not None:
+        changes["estimator"] = estimator.value
+    if nuisance is not None:
+        changes["nuisance"] = nuisance.value
+    if seed is not None:
+        changes["seed"] = seed
+    if jobs is not None:
+        if jobs < 1:
+            raise UsageError(f"--jobs == {jobs}, must be >= 1")
+        changes["jobs"] = jobs
+    return dataclasses.replace(config.uplift, **changes)
+
+
+def _method(s: Uplift) -> str:
+    return f"{s.estimator} with {s.nuisance} nuisances, {s.folds} folds, seed {s.seed}"
+
+
+def _read_table(path: Path) -> pl.DataFrame:
+    import polars as pl
+
+    if not path.exists():
+        raise UsageError(f"--table {path}: no such file")
+    suffix = "".join(path.suffixes).lower()
+    try:
+        if suffix.endswith(".parquet"):
+            return pl.read_parquet(path)
+        if suffix.endswith((".csv", ".csv.gz", ".tsv")):
+            return pl.read_csv(
+                path, separator="\t" if ".tsv" in suffix else ",", infer_schema_length=100_000
+            )
+        if suffix.endswith((".ndjson", ".jsonl")):
+            return pl.read_ndjson(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{path}: {str(exc).splitlines()[0]}") from None
+    raise UsageError(f"--table {path}: must end in .parquet, .csv, .tsv, .ndjson or .jsonl")
+
+
+def _document(
+    run_id: str, week: str | None, source: str, results: UpliftResults, s: Uplift
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "week": week,
+        "source": source,
+        "estimator": s.estimator,
+        "nuisance": s.nuisance,
+        "seed": s.seed,
+        "estimates": results.documents(),
+        "covariance": results.covariance_dicts(),
+        "classes": results.classes,
+    }
+
+
+def _emit(fmt: Format, document: dict[str, Any], results: UpliftResults) -> None:
+    rows = results.to_dicts()
+    if fmt is Format.table:
+        overall = [{k: r[k] for k in _TERMINAL} for r in rows if r["segment"] == "all"]
+        tables = {f"uplift per decision (run {document['run_id']})": overall}
+        segments = sum(r["segment"] != "all" for r in rows)
+        emit(fmt, document, tables)
+        if segments:
+            info(f"{segments} segment rows not shown: use --json or --format csv to see them")
+        return
+    emit(fmt, document, {"estimates": rows}, main="estimates")
+
+
+def uplift(
+    ctx: typer.Context,
+    week: Annotated[
+        str | None,
+        typer.Option("--week", help="Only decisions of this ISO week, e.g. 2026-W47 (UTC)."),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--start", help="Only decisions on or after this date (UTC).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Only decisions before this date (UTC).")
+    ] = None,
+    classes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--class", help="A message class to estimate; repeat for several. Default: all."
+        ),
+    ] = None,
+    objectives: Annotated[
+        list[str] | None,
+        typer.Option("--objective", help="An objective of upshot.toml; repeat. Default: all."),
+    ] = None,
+    estimator: Annotated[
+        EstimatorChoice | None,
+        typer.Option(
+            "--estimator",
+            help="EconML estimator: **linear_dml** (default: fast, linear CATE), "
+            "**dr_learner** (doubly robust), **causal_forest** (nonparametric CATE, slower).",
+            show_default=False,
+        ),
+    ] = None,
+    nuisance: Annotated[
+        NuisanceChoice | None,
+        typer.Option(
+            "--nuisance",
+            help="Outcome/propensity models: **lightgbm** (default) or **linear** (fast).",
+            show_default=False,
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", help="Classes fitted in parallel (processes).")
+    ] = None,
+    no_refute: Annotated[
+        bool, typer.Option("--no-refute", help="Skip the DoWhy refutation (faster).")
+    ] = False,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of folds, subsamples and models.")
+    ] = None,
+    table: Annotated[
+        Path | None,
+        typer.Option(
+            "--table",
+            help="Estimate from a flat per-decision file (.parquet/.csv/.ndjson) instead of "
+            "the warehouse; nothing is written.",
+        ),
+    ] = None,
+    class_col: Annotated[
+        str, typer.Option("--class-col", help="With --table: the message class column.")
+    ] = "message_class",
+    treatment_col: Annotated[
+        str,
+        typer.Option("--treatment-col", help="With --table: 1/true = sent, 0/false = held out."),
+    ] = "treatment",
+    outcome_cols: Annotated[
+        list[str] | None,
+        typer.Option("--outcome-col", help="With --table: an outcome column; repeat for several."),
+    ] = None,
+    covariates: Annotated[
+        str | None,
+        typer.Option(
+            "--covariates",
+            help="With --table: comma-separated covariates (text columns are one-hot "
+            "encoded). Default: every other column.",
+        ),
+    ] = None,
+    propensity_col: Annotated[
+        str | None,
+        typer.Option(
+            "--propensity-col",
+            help="With --table: the logged P(sent). Without it, P(sent) is estimated from "
+            "the covariates.",
+        ),
+    ] = None,
+    fmt: FormatOption = Format.table,
+    as_json: JsonOption = False,
+) -> None:
+    """Estimate what sending a message of each class does to each objective.
+
+    For every message class and objective: the average effect per decision (**ate**,
+    sent minus held out, causal) with a 95% CI, beside the **naive_effect** (plain
+    difference of means, biased when active users are targeted more), then per segment
+    (**uplift.segments** in upshot.toml). The propensity follows the design: a randomized
+    holdout's known propensity, the logged one for targeted sends, or one estimated from
+    the covariates. DoWhy refutes each estimate (placebo treatment, random common cause,
+    data subset) and held-out Qini/AUUC/calibration say whether the heterogeneity is real.
+    A class without both arms, overlap or enough decisions gets a status instead of
+    numbers, and the others go on. Progress goes to stderr.
+
+    From the warehouse (rows go to uplift_estimates with a run id):
+    upshot uplift --week 2026-W47 --json
+
+    From a flat file (nothing is written):
+    upshot uplift --table decisions.parquet --class-col message_class --treatment-col
+    treatment --outcome-col converted --covariates activity,tenure_years,platform --json
+    """
+    from upshot.attribution.estimate import estimate_frame, estimate_uplift, write_results
+    from upshot.attribution.frames import covariate_columns, decision_frame, week_bounds
+    from upshot.store import (
+        finish_run,
+        inputs_fingerprint,
+        reading,
+        start_run,
+        transaction,
+        writing,
+    )
+
+    st = state(ctx)
+    config = st.config
+    settings = _settings(config, estimator, nuisance, seed, jobs)
+    out_format = resolve(fmt, as_json)
+    if table is not None:
+        if week or start or end:
+            raise UsageError("--week/--start/--end select warehouse decisions; not with --table")
+        if not outcome_cols:
+            raise UsageError("--table needs at least one --outcome-col")
+        if objectives:
+            raise UsageError(
+                "--objective names warehouse objectives; with --table use --outcome-col"
+            )
+        frame = _read_table(table)
+        covs = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else None
+        info(f"{table}: {frame.height:,} decisions; {_method(settings)}")
+        results = estimate_uplift(
+            frame,
+            outcomes=outcome_cols,
+            covariates=covs,
+            class_col=class_col,
+            treatment_col=treatment_col,
+            propensity_col=propensity_col,
+            randomized_col=None,
+            channel_col=None,
+            classes=classes,
+            settings=settings,
+            refute=not no_refute,
+            source=str(table),
+            progress=info,
+        )
+        _emit(out_format, _document(_run_id(), None, str(table), results, settings), results)
+        return
+    if week and (start or end):
+        raise UsageError("give --week or --start/--end, not both")
+    lo, hi = week_bounds(week) if week else (start, end)
+    db = st.db_path
+    with reading(config, db) as con:
+        frame = decision_frame(
+            con, config, classes=classes, start=lo, end=hi, objectives=objectives
+        )
+        covs = covariate_columns(con)
+        fingerprint = inputs_fingerprint(con)
+    if frame.height == 0:
+        raise UsageError(f"{db}: no send decisions for the classes and period asked")
+    missing = sorted(set(classes or ()) - set(frame["message_class"].unique().to_list()))
+    if missing:
+        raise UsageError(f"{db}: no send decisions of class {missing[0]!r} in the period asked")
+    info(f"{db}: {frame.height:,} decisions; {_method(settings)}")
+    with writing(config, db, "uplift") as con:
+        run_id = start_run(
+            con, "uplift", config, inputs_fingerprint=fingerprint, seed=settings.seed
+        )
+    try:
+        results = estimate_frame(
+            frame,
+            config,
+            covariates=covs,
+            objectives=objectives,
+            settings=settings,
+            refute=not no_refute,
+            progress=info,
+        )
+        not_ok = sum(e.status != "ok" for e in results.estimates if e.segment == "all")
+        with writing(config, db, "uplift") as con, transaction(con):
+            write_results(con, results, run_id=run_id, week=week, seed=settings.seed)
+            details = {"estimates": len(results.estimates), "not_ok": not_ok, "week": week}
+            finish_run(con, run_id, "ok", details)
+    except BaseException as exc:
+        with writing(config, db, "uplift") as con:
+            finish_run(con, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    _emit(out_format, _document(run_id, week, "warehouse", results, settings), results)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("uplift")(uplift)

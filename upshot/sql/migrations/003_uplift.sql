@@ -23,7 +23,13 @@ CREATE TABLE IF NOT EXISTS uplift_estimates (
     qini DOUBLE,                  -- held-out Qini coefficient of the CATE model
     status VARCHAR NOT NULL,      -- ok | insufficient_data | no_overlap | failed:<reason>
     created_at TIMESTAMPTZ NOT NULL,
-    details JSON
+    details JSON,
+    nuisance VARCHAR,             -- lightgbm | linear
+    pvalue DOUBLE,                -- two-sided, H0: ate = 0
+    auuc DOUBLE,                  -- held-out area under the TOC (uplift) curve
+    calibration DOUBLE,           -- held-out calibration R² of the CATE model
+    robustness_value DOUBLE,      -- confounding strength that would move the CI to 0
+    seed BIGINT
 );
 -- The covariance between the ATEs of two objectives of one class and segment, so that a
 -- value combining objectives gets an honest CI.

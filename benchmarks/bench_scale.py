@@ -1,0 +1,220 @@
+"""Uplift wall time against decisions, local backend vs Ray backend, and the SQL stage.
+
+    .venv/bin/python benchmarks/bench_scale.py                      # 1M, 3M, 10M, 30M
+    .venv/bin/python benchmarks/bench_scale.py --sizes 1e6,3e6 --repeats 2
+    .venv/bin/python benchmarks/bench_scale.py --stages sql --sizes 1e6,1e7,3e7
+
+Stage `fit`: `estimate_uplift` on a simulated per-decision frame of N decisions spread
+over `--classes` message classes (4 objectives, 5 covariates, segments), once with the
+local backend (`--jobs 2`: a pool of two processes) and once with the Ray backend on a
+private local Ray of 2 CPUs (one CPU per fit, so both run two fits at a time with one
+thread each: the same work, and the same results). Ray's start-up (`ray.init`) is timed
+apart: on a standing cluster it is paid once, not per run. The ratio ray / local is the
+Ray backend's overhead on this machine, where Ray cannot add cores.
+
+Stage `sql`: `decision_frame` (the one-pass SQL join of decisions to outcomes and users)
+on a DuckDB warehouse of N decisions generated in SQL, with the default memory limit.
+
+Each measurement runs in its own process so that peak memory is its own: `peak_mb` is
+the driver's peak RSS and `child_mb` the largest worker's (Ray's or the pool's).
+Timings on a shared machine are noisy: use `--repeats` and read the minimum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OBJECTIVES = ("conversion", "engagement", "retention", "reachability")
+
+
+def simulated_frame(size: int, classes: int, seed: int = 0) -> Any:
+    """`size` decisions over `classes` classes: confounded targeting, known-propensity holdouts."""
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    per = size // classes
+    parts = []
+    for k in range(classes):
+        activity = rng.normal(size=per)
+        tenure = rng.exponential(1.5, size=per)
+        premium = rng.random(per) < 0.3
+        randomized = rng.random(per) < 0.3
+        p = np.where(randomized, 0.8, np.clip(1 / (1 + np.exp(0.2 - 1.2 * activity)), 0.05, 0.95))
+        T = rng.random(per) < p
+        lift = 0.1 * (k % 3)
+        base = -2.5 + 0.7 * activity
+        conv = rng.random(per) < 1 / (1 + np.exp(-(base + lift * T)))
+        parts.append(
+            pl.DataFrame(
+                {
+                    "message_class": f"class_{k:02d}",
+                    "channel": ("push", "email", "in_app")[k % 3],
+                    "treated": T,
+                    "propensity": p,
+                    "randomized": randomized,
+                    "activity": activity,
+                    "tenure_years": tenure,
+                    "product_tier": np.where(premium, "premium", "free"),
+                    "country": rng.choice(np.array(["US", "GB", "DE", "BR"]), size=per),
+                    "platform": rng.choice(np.array(["ios", "android", "web"]), size=per),
+                    "conversion": conv.astype(np.float64),
+                    "engagement": 40 + 25 * activity + T * 6 * (1 + lift) + rng.normal(0, 25, per),
+                    "retention": rng.binomial(7, 0.4 + 0.05 * T).astype(np.float64),
+                    "reachability": (rng.random(per) < 0.03 + 0.01 * T).astype(np.float64),
+                }
+            )
+        )
+    return pl.concat(parts)
+
+
+def run_fit(size: int, backend: str, classes: int, nuisance: str) -> dict[str, Any]:
+    import upshot.attribution.estimate as estimate
+    from upshot.attribution.ray_backend import map_fits_ray, ray_session
+    from upshot.config import Uplift
+
+    frame = simulated_frame(size, classes)
+    settings = Uplift(nuisance=nuisance, segments=("country", "product_tier"), jobs=2)
+    out: dict[str, Any] = {"startup_s": 0.0}
+
+    def fit() -> None:
+        started = time.perf_counter()
+        results = estimate.estimate_uplift(
+            frame, outcomes=list(OBJECTIVES), settings=settings, refute=False
+        )
+        out["seconds"] = time.perf_counter() - started
+        out["ok"] = sum(e.status == "ok" for e in results.estimates if e.segment == "all")
+
+    if backend == "local":
+        fit()
+        return out
+    started = time.perf_counter()
+    with ray_session(num_cpus=2):
+        out["startup_s"] = time.perf_counter() - started
+
+        def ray_map(fn, tasks, jobs=1, *, backend="local", on_result=None):  # type: ignore[no-untyped-def]
+            del jobs, backend
+            return map_fits_ray(fn, tasks, on_result=on_result, cpus_per_task=1)
+
+        estimate.map_fits = ray_map  # the seam `uplift.backend = "ray"` dispatches through
+        fit()
+    return out
+
+
+WAREHOUSE_SQL = """
+CREATE TABLE users AS SELECT 'u' || i AS user_id, NULL::VARCHAR AS load_id,
+    random() * 2 - 1 AS activity, (i % 7)::DOUBLE AS tenure_years,
+    CASE WHEN i % 3 = 0 THEN 'premium' ELSE 'free' END AS product_tier,
+    ['US', 'GB', 'DE', 'BR'][1 + i % 4] AS country
+FROM range($users) t(i);
+CREATE TABLE sends AS SELECT 's' || i AS send_id, 'u' || (i % $users) AS user_id,
+    'class_' || (i % 8) AS message_class, ['push', 'email', 'in_app'][1 + i % 3] AS channel,
+    TIMESTAMPTZ '2026-11-02 00:00:00+00' + to_seconds((hash(i) % 604800)::DOUBLE) AS decided_at,
+    random() < 0.7 AS treated, 0.7 AS propensity, true AS randomized,
+    NULL AS campaign_id, NULL AS experiment_id, NULL AS variant, NULL AS load_id
+FROM range($size) t(i);
+CREATE TABLE outcomes AS SELECT 'u' || (hash(i) % $users) AS user_id,
+    TIMESTAMPTZ '2026-11-02 00:00:00+00' + to_seconds((hash(i + 1) % 1209600)::DOUBLE)
+        AS occurred_at,
+    ['subscription_start', 'stream_minutes', 'active_day', 'push_opt_out'][1 + i % 4] AS event,
+    1.0 + i % 50 AS value, NULL AS event_id, NULL AS send_id, NULL AS load_id
+FROM range($size) t(i);
+"""
+
+
+def run_sql(size: int) -> dict[str, Any]:
+    """`decision_frame` on a generated warehouse of `size` decisions (4 per user)."""
+    from upshot.attribution.frames import decision_frame
+    from upshot.config import Config
+    from upshot.store import connect
+
+    with tempfile.TemporaryDirectory(prefix="upshot-bench-") as tmp:
+        config = Config()
+        con = connect(str(Path(tmp) / "w.duckdb"), read_only=False, settings=config.warehouse)
+        con.execute(f"SET temp_directory = '{tmp}/spill'")
+        con.execute("DROP TABLE users; DROP TABLE sends; DROP TABLE outcomes")
+        started = time.perf_counter()
+        params = {"size": size, "users": max(1, size // 4)}
+        for statement in WAREHOUSE_SQL.split(";"):
+            if statement.strip():
+                con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
+        build = time.perf_counter() - started
+        started = time.perf_counter()
+        frame = decision_frame(con, config)
+        seconds = time.perf_counter() - started
+        con.close()
+    return {"seconds": seconds, "build_s": build, "rows": frame.height}
+
+
+def one(stage: str, backend: str, size: int, classes: int, nuisance: str) -> None:
+    out = run_sql(size) if stage == "sql" else run_fit(size, backend, classes, nuisance)
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["child_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps(out))
+
+
+def measure(stage: str, backend: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--one", stage, backend, str(size)]
+    cmd += ["--classes", str(args.classes), "--nuisance", args.nuisance]
+    run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        return {"error": (run.stderr.strip().splitlines() or ["?"])[-1]}
+    return dict(json.loads(run.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1e6,3e6,1e7,3e7", help="decisions, comma-separated")
+    parser.add_argument("--stages", default="fit,sql")
+    parser.add_argument("--backends", default="local,ray")
+    parser.add_argument("--classes", type=int, default=8)
+    parser.add_argument("--nuisance", default="lightgbm", choices=("lightgbm", "linear"))
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--one", nargs=3, metavar=("STAGE", "BACKEND", "SIZE"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.one:
+        one(args.one[0], args.one[1], int(args.one[2]), args.classes, args.nuisance)
+        return
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    stages = args.stages.split(",")
+    print("stage  backend   decisions   best_s  runs_s  startup_s  s_per_1M  peak_mb  child_mb")
+    for stage in stages:
+        backends = args.backends.split(",") if stage == "fit" else ["duckdb"]
+        for size in sizes:
+            best: dict[str, float] = {}
+            for backend in backends:
+                runs = [measure(stage, backend, size, args) for _ in range(args.repeats)]
+                good = [r for r in runs if "seconds" in r]
+                if not good:
+                    print(f"{stage:5}  {backend:7}  {size:>10,}  failed: {runs[0].get('error')}")
+                    continue
+                top = min(good, key=lambda r: r["seconds"])
+                best[backend] = top["seconds"]
+                runs_s = [round(r["seconds"], 1) for r in good]
+                startup = f"{top['startup_s']:.1f}" if "startup_s" in top else "-"
+                print(
+                    f"{stage:5}  {backend:7}  {size:>10,}  {top['seconds']:8.1f}  {runs_s}"
+                    f"  {startup:>6}  {top['seconds'] / size * 1e6:8.1f}"
+                    f"  {top['peak_mb']:7.0f}  {top['child_mb']:7.0f}",
+                    flush=True,
+                )
+            if "local" in best and "ray" in best:
+                print(
+                    f"       ray / local at {size:,}: {best['ray'] / best['local']:.2f}x",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

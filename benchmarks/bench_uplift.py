@@ -1,0 +1,238 @@
+"""Uplift: upshot against the naive loop of one EconML LinearDML fit per class per objective.
+
+    python benchmarks/bench_uplift.py                      # 8 classes x 4 objectives, 1M/class
+    python benchmarks/bench_uplift.py --per-class 100000   # the smaller run
+
+Both sides get the same synthetic decisions (targeted sends with a logged propensity, 10
+covariates of which 2 categorical, 2 binary and 2 continuous objectives, heterogeneous
+effects whose mean is known exactly), the same encoded covariates, the same number of
+cross-fitting folds and LightGBM nuisances with default hyperparameters and the same
+threads. The baseline is what one would write by hand: for every class and objective,
+`LinearDML(model_y=LGBM..., model_t=LGBMClassifier(), discrete_treatment=True)`, binary
+objectives as discrete outcomes, then `ate_inference`. upshot runs `estimate_uplift`
+(refutation off, segments off: the baseline has neither).
+
+Each side runs in its own process, so the peak resident memory of each is its own. The
+script prints the wall-clock times and their ratio, the peak memory, and how good the CIs
+are: the share of the 32 class x objective CIs covering the true mean effect, and the
+median ratio of upshot's CI width to the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+OBJECTIVES = ("conversion", "opt_out", "minutes", "active_days")
+BINARY = ("conversion", "opt_out")
+NUMERIC = 8
+CATEGORICAL = {"country": ("US", "GB", "DE", "BR", "IN"), "platform": ("ios", "android", "web")}
+
+
+def make_data(classes: int, per_class: int, seed: int):
+    """A flat decision table and the true mean effect per class and objective."""
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    frames, truth = [], {}
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    for c in range(classes):
+        n = per_class
+        X = rng.normal(size=(n, NUMERIC))
+        cats = {k: rng.integers(0, len(v), size=n) for k, v in CATEGORICAL.items()}
+        activity = X[:, 0] + 0.5 * X[:, 1]
+        p = np.clip(sig(-0.3 + 0.9 * activity + 0.2 * (cats["platform"] == 0)), 0.05, 0.95)
+        T = (rng.random(n) < p).astype(np.int8)
+        scale = 0.5 + c / classes
+        b_conv = -2.5 + 0.6 * activity + 0.3 * (cats["country"] == 0)
+        l_conv = scale * (0.4 + 0.2 * (X[:, 2] > 0))
+        b_opt = -4 + 0.2 * X[:, 3]
+        l_opt = 0.3 * (c % 3)
+        tau_min = scale * (5 + 3 * X[:, 2] + 2 * (cats["platform"] == 1))
+        q0 = sig(-0.5 + 0.8 * activity)
+        q1 = sig(-0.5 + 0.8 * activity + 0.2 * scale)
+        u = rng.random((n, 2))
+        data = {f"x{i}": X[:, i] for i in range(NUMERIC)}
+        data |= {k: np.asarray(v)[cats[k]] for k, v in CATEGORICAL.items()}
+        data |= {
+            "message_class": np.full(n, f"class_{c}"),
+            "treated": T,
+            "propensity": p,
+            "conversion": (u[:, 0] < sig(b_conv + T * l_conv)).astype(float),
+            "opt_out": (u[:, 1] < sig(b_opt + T * l_opt)).astype(float),
+            "minutes": 40 + 20 * activity + 5 * X[:, 4] + rng.normal(0, 30, n) + T * tau_min,
+            "active_days": rng.binomial(7, np.where(T == 1, q1, q0)).astype(float),
+        }
+        frames.append(pl.DataFrame(data))
+        truth[f"class_{c}"] = {
+            "conversion": float(np.mean(sig(b_conv + l_conv) - sig(b_conv))),
+            "opt_out": float(np.mean(sig(b_opt + l_opt) - sig(b_opt))),
+            "minutes": float(np.mean(tau_min)),
+            "active_days": float(np.mean(7 * (q1 - q0))),
+        }
+    return pl.concat(frames), truth
+
+
+def covariates() -> list[str]:
+    return [f"x{i}" for i in range(NUMERIC)] + list(CATEGORICAL)
+
+
+def run_upshot(frame, folds: int, seed: int, jobs: int) -> dict:
+    from upshot.attribution import estimate_uplift
+    from upshot.config import Uplift
+
+    settings = Uplift(nuisance="lightgbm", folds=folds, segments=(), seed=seed, jobs=jobs)
+    results = estimate_uplift(
+        frame, outcomes=OBJECTIVES, covariates=covariates(), binary=BINARY,
+        channel_col=None, randomized_col=None, settings=settings, refute=False,
+    )  # fmt: skip
+    return {
+        f"{e.message_class}/{e.objective}": [e.ate, e.ate_ci_lower, e.ate_ci_upper]
+        for e in results.estimates
+    }
+
+
+def run_naive(frame, folds: int, seed: int, threads: int) -> dict:
+    import polars as pl
+    from econml.dml import LinearDML
+    from lightgbm import LGBMClassifier, LGBMRegressor
+
+    from upshot.attribution.frames import encode_covariates
+
+    out = {}
+    for name in sorted(frame["message_class"].unique()):
+        part = frame.filter(pl.col("message_class") == name)
+        X = encode_covariates(part, covariates()).X
+        T = part["treated"].to_numpy()
+        for objective in OBJECTIVES:
+            binary = objective in BINARY
+            lgbm = {"random_state": seed, "n_jobs": threads, "verbose": -1}
+            est = LinearDML(
+                model_y=LGBMClassifier(**lgbm) if binary else LGBMRegressor(**lgbm),
+                model_t=LGBMClassifier(**lgbm),
+                discrete_treatment=True,
+                discrete_outcome=binary,
+                cv=folds,
+                random_state=seed,
+            )
+            est.fit(part[objective].to_numpy(), T, X=X)
+            inference = est.ate_inference(X=X)
+            lower, upper = inference.conf_int_mean(alpha=0.05)
+            out[f"{name}/{objective}"] = [
+                float(np.ravel(inference.mean_point)[0]),
+                float(np.ravel(lower)[0]),
+                float(np.ravel(upper)[0]),
+            ]
+    return out
+
+
+def side(args: argparse.Namespace) -> None:
+    """One side in this process: data, then the timed estimation; one JSON line out."""
+    import warnings
+
+    from upshot.attribution.backend import threads_per_fit
+
+    warnings.simplefilter("ignore")
+    frame, truth = make_data(args.classes, args.per_class, args.seed)
+    started = time.perf_counter()
+    if args.side == "upshot":
+        cells = run_upshot(frame, args.folds, args.seed, args.jobs)
+    else:
+        # the thread rule upshot applies to each fit, so both sides use the CPUs alike
+        cells = run_naive(frame, args.folds, args.seed, threads_per_fit(1, args.per_class))
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "cells": cells, "truth": truth}))
+
+
+def quality(cells: dict, truth: dict) -> tuple[float, list[float]]:
+    covered, widths = [], []
+    for key, (_, lower, upper) in cells.items():
+        cls, objective = key.split("/")
+        covered.append(lower <= truth[cls][objective] <= upper)
+        widths.append(upper - lower)
+    return float(np.mean(covered)), widths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", type=int, default=8)
+    parser.add_argument("--per-class", type=int, default=1_000_000)
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=1, help="upshot's --jobs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="Keep each side's result in this folder and reuse it when the same run is asked "
+        "again (the 1M-per-class baseline takes long).",
+    )
+    parser.add_argument("--side", choices=("upshot", "naive"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        side(args)
+        return
+    results = {}
+    for name in ("upshot", "naive"):
+        tag = f"{name}-{args.classes}x{args.per_class}-f{args.folds}-j{args.jobs}-s{args.seed}"
+        cached = args.cache / f"uplift-{tag}.json" if args.cache else None
+        if cached and cached.exists():
+            print(f"reusing {cached}", file=sys.stderr, flush=True)
+            results[name] = json.loads(cached.read_text())
+            continue
+        cmd = [sys.executable, __file__, "--side", name, "--classes", str(args.classes),
+               "--per-class", str(args.per_class), "--folds", str(args.folds),
+               "--jobs", str(args.jobs), "--seed", str(args.seed)]  # fmt: skip
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        # upshot sets this for its own fits; the baseline gets it too, or it would lose to
+        # spinning OpenMP threads rather than to upshot
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        if cached:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps(results[name]))
+    ours, naive = results["upshot"], results["naive"]
+    truth = ours["truth"]
+    cover_ours, width_ours = quality(ours["cells"], truth)
+    cover_naive, width_naive = quality(naive["cells"], truth)
+    keys = sorted(naive["cells"])
+    width_ratio = float(np.median([
+        (ours["cells"][k][2] - ours["cells"][k][1]) / (naive["cells"][k][2] - naive["cells"][k][1])
+        for k in keys
+    ]))  # fmt: skip
+    n = args.classes * args.per_class
+    covs = NUMERIC + len(CATEGORICAL)
+    lines = [
+        (
+            f"uplift: {args.classes} classes x {len(OBJECTIVES)} objectives, {args.per_class:,} "
+            f"decisions per class ({n:,} total), {covs} covariates, {args.folds} folds, LightGBM "
+            f"nuisances, upshot --jobs {args.jobs}"
+        ),
+        (
+            f"  upshot estimate_uplift  {ours['seconds']:8.1f} s   peak {ours['peak_mb']:7.0f} MB"
+            f"   CI coverage {cover_ours:.0%}"
+        ),
+        (
+            f"  naive LinearDML loop    {naive['seconds']:8.1f} s   peak {naive['peak_mb']:7.0f} MB"
+            f"   CI coverage {cover_naive:.0%}"
+        ),
+        (
+            f"  speed-up {naive['seconds'] / ours['seconds']:.1f}x; median CI width upshot/naive "
+            f"{width_ratio:.3f} (mean {np.mean(width_ours):.4g} vs {np.mean(width_naive):.4g})"
+        ),
+    ]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

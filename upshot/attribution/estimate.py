@@ -1,0 +1,334 @@
+"""From a per-decision frame to uplift estimates, and from the warehouse and back.
+
+`estimate_uplift` takes any per-decision polars frame (a warehouse `decision_frame` or a
+flat table), checks its columns at the boundary, turns each message class into a
+`ClassTask` of plain arrays (covariates encoded per class) and runs `fit_class` on each
+through `backend.map_fits`. `uplift_from_warehouse` builds the frame with SQL first;
+`write_results` stores a run's estimates and covariances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from upshot.attribution.backend import map_fits, threads_per_fit
+from upshot.attribution.frames import (
+    FRAME_KEYS,
+    covariate_columns,
+    decision_frame,
+    encode_covariates,
+)
+from upshot.attribution.results import UpliftResults
+from upshot.attribution.uplift import ClassOutcome, ClassTask, Segment, fit_class
+from upshot.errors import InputError, UsageError
+from upshot.results import dumps
+from upshot.sql import query
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+    from upshot.config import Config, Uplift
+
+MAX_SEGMENT_LEVELS = 50  # more distinct values than this is not a segment column
+
+
+def _require(frame: pl.DataFrame, column: str | None, role: str, source: str) -> None:
+    if column is not None and column not in frame.columns:
+        raise UsageError(f"{source}: no column {column!r} for {role}")
+
+
+def _first_bad(frame: pl.DataFrame, condition: pl.Expr) -> int | None:
+    """The 1-based row number of the first row where `condition` holds, if any."""
+    hits = frame.select(condition.arg_true().first()).item()
+    return None if hits is None else int(hits) + 1
+
+
+def _check(
+    frame: pl.DataFrame,
+    *,
+    source: str,
+    class_col: str,
+    treatment_col: str,
+    outcomes: Sequence[str],
+    propensity_col: str | None,
+) -> None:
+    import polars as pl
+
+    bad = _first_bad(frame, pl.col(class_col).is_null())
+    if bad is not None:
+        raise InputError(f"{source} row {bad}: {class_col} is empty")
+    treatment = pl.col(treatment_col)
+    dtype = frame.schema[treatment_col]
+    if dtype != pl.Boolean and not dtype.is_numeric():
+        raise InputError(f"{source}: {treatment_col} must be 0/1 or true/false, not {dtype}")
+    bad = _first_bad(frame, treatment.is_null() | ~treatment.cast(pl.Float64).is_in([0.0, 1.0]))
+    if bad is not None:
+        raise InputError(f"{source} row {bad}: {treatment_col} must be 0/1 or true/false")
+    for name in outcomes:
+        if not (frame.schema[name].is_numeric() or frame.schema[name] == pl.Boolean):
+            raise InputError(f"{source}: outcome {name} must be numeric, not {frame.schema[name]}")
+        bad = _first_bad(frame, ~pl.col(name).cast(pl.Float64).is_finite().fill_null(False))
+        if bad is not None:
+            raise InputError(f"{source} row {bad}: outcome {name} is missing or not finite")
+    if propensity_col is not None:
+        p = pl.col(propensity_col).cast(pl.Float64)
+        bad = _first_bad(frame, ((p <= 0) | (p > 1) | p.is_nan()).fill_null(False))
+        if bad is not None:
+            raise InputError(f"{source} row {bad}: {propensity_col} must be in (0, 1]")
+
+
+def _is_binary(series: pl.Series) -> bool:
+    return set(series.drop_nulls().unique().to_list()) <= {0, 1}
+
+
+def _segments(frame: pl.DataFrame, columns: Sequence[str]) -> tuple[Segment, ...]:
+    import polars as pl
+
+    out = []
+    for column in columns:
+        if column not in frame.columns:
+            continue
+        values = frame.get_column(column).cast(pl.String).fill_null("(null)")
+        levels = values.unique().sort().to_list()
+        if len(levels) <= MAX_SEGMENT_LEVELS:
+            codes = values.replace_strict(levels, range(len(levels)), return_dtype=pl.Int32)
+            out.append(Segment(column, codes.to_numpy(), tuple(levels)))
+    return tuple(out)
+
+
+def _tasks(
+    frame: pl.DataFrame,
+    classes: Sequence[str],
+    *,
+    roles: dict[str, str | None],
+    outcomes: Sequence[str],
+    binary: Sequence[bool],
+    covariates: Sequence[str],
+    settings: Uplift,
+    refute: bool,
+    threads: int,
+) -> Iterator[ClassTask]:
+    """One task per class, built only when asked for so a single class is in memory."""
+    import polars as pl
+
+    for name in classes:
+        part = frame.filter(pl.col(roles["class"]) == name)  # type: ignore[arg-type]
+        channel_col, p_col, r_col = roles["channel"], roles["propensity"], roles["randomized"]
+        channel = None
+        if channel_col is not None:
+            modes = part.get_column(channel_col).drop_nulls().mode().sort()
+            channel = str(modes[0]) if len(modes) else None
+        logged = None
+        if p_col is not None:
+            logged = part.get_column(p_col).cast(pl.Float64).fill_null(np.nan).to_numpy()
+        randomized = None
+        if r_col is not None:
+            randomized = part.get_column(r_col).cast(pl.Boolean).fill_null(False).to_numpy()
+        yield ClassTask(
+            message_class=str(name),
+            channel=channel,
+            T=part.get_column(roles["treatment"]).cast(pl.Int8).to_numpy(),  # type: ignore[arg-type]
+            Y=part.select([pl.col(o).cast(pl.Float64) for o in outcomes]).to_numpy(),
+            X=encode_covariates(part, covariates).X,
+            logged=logged,
+            randomized=randomized,
+            objectives=tuple(outcomes),
+            binary=tuple(binary),
+            segments=_segments(part, settings.segments),
+            settings=settings,
+            refute=refute,
+            threads=threads,
+        )
+
+
+def estimate_uplift(
+    frame: pl.DataFrame,
+    *,
+    outcomes: Sequence[str],
+    covariates: Sequence[str] | None = None,
+    binary: Sequence[str] | None = None,
+    class_col: str = "message_class",
+    treatment_col: str = "treated",
+    propensity_col: str | None = "propensity",
+    randomized_col: str | None = "randomized",
+    channel_col: str | None = "channel",
+    classes: Sequence[str] | None = None,
+    settings: Uplift | None = None,
+    refute: bool = True,
+    jobs: int | None = None,
+    source: str = "frame",
+    progress: Callable[[str], None] | None = None,
+) -> UpliftResults:
+    """The uplift of each message class on each outcome column of `frame` (not modified).
+
+    `outcomes` are numeric columns (binary ones, listed in `binary` or detected as 0/1,
+    are fitted as discrete outcomes); `covariates` default to every other column except
+    the roles and `FRAME_KEYS`. Optional role columns (`propensity_col`, `randomized_col`,
+    `channel_col`) are used when present. `settings` default to `Uplift()`; `jobs`
+    defaults to `settings.jobs`. `progress` receives one line per class.
+    """
+    from upshot.config import Uplift
+
+    settings = settings or Uplift()
+    jobs = settings.jobs if jobs is None else jobs
+    if not outcomes:
+        raise UsageError("no outcomes: give at least one outcome column")
+    for column, role in ((class_col, "the class"), (treatment_col, "the treatment")):
+        _require(frame, column, role, source)
+    for name in outcomes:
+        _require(frame, name, "an outcome", source)
+    optional = {"propensity": propensity_col, "randomized": randomized_col, "channel": channel_col}
+    optional = {k: v if v in frame.columns else None for k, v in optional.items()}
+    roles = {"class": class_col, "treatment": treatment_col, **optional}
+    used = {c for c in roles.values() if c} | set(outcomes)
+    if covariates is None:
+        covariates = [c for c in frame.columns if c not in used and c not in FRAME_KEYS]
+    for name in covariates:
+        _require(frame, name, "a covariate", source)
+        if name in used:
+            raise UsageError(f"{source}: {name!r} cannot be both a covariate and another role")
+    _check(
+        frame,
+        source=source,
+        class_col=class_col,
+        treatment_col=treatment_col,
+        outcomes=outcomes,
+        propensity_col=optional["propensity"],
+    )
+    present = sorted(frame.get_column(class_col).cast(str).unique().to_list())
+    wanted = list(classes) if classes else present
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        raise UsageError(f"{source}: no decisions of class {missing[0]!r}")
+    flags = [
+        (o in binary) if binary is not None else _is_binary(frame.get_column(o)) for o in outcomes
+    ]
+    tasks = _tasks(
+        frame,
+        wanted,
+        roles=roles,
+        outcomes=outcomes,
+        binary=flags,
+        covariates=covariates,
+        settings=settings,
+        refute=refute,
+        threads=threads_per_fit(jobs),
+    )
+    done: list[int] = []
+
+    def report(i: int, outcome: ClassOutcome) -> None:
+        done.append(i)
+        if progress:
+            d = outcome.diagnostics
+            progress(
+                f"[{len(done)}/{len(wanted)}] {wanted[i]}: {d.get('n', 0):,} decisions, "
+                f"{d.get('design') or '-'}, {d.get('status', 'ok')} ({d.get('seconds', 0):.1f}s)"
+            )
+
+    outcomes_ = map_fits(fit_class, tasks, jobs, backend=settings.backend, on_result=report)
+    return UpliftResults(
+        estimates=tuple(e for o in outcomes_ for e in o.estimates),
+        covariance=tuple(c for o in outcomes_ for c in o.covariance),
+        classes={name: o.diagnostics for name, o in zip(wanted, outcomes_, strict=True)},
+    )
+
+
+def uplift_from_warehouse(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    *,
+    classes: Sequence[str] | None = None,
+    objectives: Sequence[str] | None = None,
+    start: datetime | date | str | None = None,
+    end: datetime | date | str | None = None,
+    settings: Uplift | None = None,
+    refute: bool = True,
+    jobs: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> UpliftResults:
+    """`estimate_uplift` on the warehouse's decisions of `classes` in [start, end)."""
+    frame = decision_frame(
+        con, config, classes=classes, start=start, end=end, objectives=objectives
+    )
+    return estimate_frame(
+        frame,
+        config,
+        covariates=covariate_columns(con),
+        objectives=objectives,
+        settings=settings,
+        refute=refute,
+        jobs=jobs,
+        progress=progress,
+    )
+
+
+def estimate_frame(
+    frame: pl.DataFrame,
+    config: Config,
+    *,
+    covariates: Sequence[str],
+    objectives: Sequence[str] | None = None,
+    settings: Uplift | None = None,
+    refute: bool = True,
+    jobs: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> UpliftResults:
+    """`estimate_uplift` on a `decision_frame` with its `covariates` (`covariate_columns`).
+
+    Objectives are binary when their aggregation is `any`.
+    """
+    if frame.height == 0:
+        raise UsageError("no send decisions in the warehouse for the classes and period asked")
+    names = list(objectives) if objectives else list(config.objectives)
+    return estimate_uplift(
+        frame,
+        outcomes=names,
+        covariates=covariates,
+        binary=[n for n in names if config.objectives[n].binary],
+        settings=settings or config.uplift,
+        refute=refute,
+        jobs=jobs,
+        source="warehouse",
+        progress=progress,
+    )
+
+
+def write_results(
+    con: duckdb.DuckDBPyConnection,
+    results: UpliftResults,
+    *,
+    run_id: str,
+    week: str | None,
+    seed: int,
+) -> None:
+    """Append the run's estimates and covariances (call inside a transaction)."""
+    import polars as pl
+
+    rows = [{**e.row(), "details": dumps(e.details)} for e in results.estimates]
+    schema = {"refute_passed": pl.Boolean, "channel": pl.String, "design": pl.String}
+    estimates = pl.DataFrame(rows, schema_overrides=schema, infer_schema_length=None)
+    covariance = pl.DataFrame(
+        [dataclasses.asdict(c) for c in results.covariance],
+        schema={
+            "message_class": pl.String,
+            "segment": pl.String,
+            "objective_a": pl.String,
+            "objective_b": pl.String,
+            "covariance": pl.Float64,
+        },
+    )
+    params = {"run_id": run_id, "week": week, "seed": seed}
+    con.register("new_estimates", estimates.to_arrow())
+    con.register("new_covariance", covariance.to_arrow())
+    try:
+        con.execute(query("uplift", "insert-estimates"), params)
+        con.execute(query("uplift", "insert-covariance"), {"run_id": run_id})
+    finally:
+        con.unregister("new_estimates")
+        con.unregister("new_covariance")

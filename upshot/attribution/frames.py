@@ -1,0 +1,211 @@
+"""Per-decision frames: one row per send decision, built in DuckDB, handed over as polars.
+
+`decision_frame` joins the decisions of the classes and period asked to their users'
+covariates and to every objective's outcome in one pass: a single join of decisions to
+outcome events (same user, strictly after `decided_at`, inside the longest window) with
+one conditional aggregate per objective (`any` → 0/1, `sum` of values, `count` of events,
+`distinct_days`: distinct UTC dates). Columns, in order:
+
+    send_id, user_id, message_class, channel, decided_at, treated, propensity, randomized,
+    <every non-id column of users>, <one Float64 column per objective, named after it>
+
+`encode_covariates` turns the raw covariates of a frame into the numeric design matrix the
+estimators need (categoricals one-hot, missing values imputed with an indicator).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from upshot.errors import UsageError
+from upshot.sql import ident, query
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+    from upshot.config import Config, Objective
+
+FRAME_KEYS = (
+    "send_id",
+    "user_id",
+    "message_class",
+    "channel",
+    "decided_at",
+    "treated",
+    "propensity",
+    "randomized",
+)
+_ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+# a categorical with more levels keeps the most frequent ones and pools the rest
+MAX_LEVELS = 20
+
+
+def week_bounds(week: str) -> tuple[datetime, datetime]:
+    """`2026-W47` → [Monday 00:00 UTC, next Monday 00:00 UTC)."""
+    match = _ISO_WEEK.match(week.strip())
+    if not match:
+        raise UsageError(f"--week == {week!r}, must look like 2026-W47")
+    try:
+        monday = date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
+    except ValueError:
+        raise UsageError(f"--week == {week!r}: no such ISO week") from None
+    start = datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
+    return start, start + timedelta(days=7)
+
+
+def as_instant(value: datetime | date | str | None, where: str) -> datetime | None:
+    """A UTC instant from a datetime, a date (midnight UTC) or an ISO string."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise UsageError(f"{where} == {value!r}, must be a date like 2026-11-16") from None
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def covariate_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every column of `users` except identifiers (`user_id`, `load_id`, `*_id`)."""
+    rows = con.execute(query("frames", "user-columns")).fetchall()
+    return [
+        name for name, _ in rows if name not in ("user_id", "load_id") and not name.endswith("_id")
+    ]
+
+
+def _objective_sql(index: int, objective: Objective) -> str:
+    inside = (
+        query("frames", "objective-inside")
+        .replace("{events}", f"$events_{index}")
+        .replace("{window}", f"$window_{index}")
+    )
+    return query("frames", f"objective-{objective.aggregation}").replace("{inside}", inside)
+
+
+def decision_frame(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    *,
+    classes: Sequence[str] | None = None,
+    start: datetime | date | str | None = None,
+    end: datetime | date | str | None = None,
+    objectives: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """One row per decision of `classes` (default all) decided in [start, end) (default all).
+
+    Objective columns hold each objective of `config.objectives` (or the `objectives`
+    named) measured after the decision: only events strictly after `decided_at` and no
+    later than `decided_at + window` count. Rows are ordered by class, time and send_id.
+    """
+    names = list(objectives) if objectives is not None else list(config.objectives)
+    unknown = [n for n in names if n not in config.objectives]
+    if unknown:
+        known = ", ".join(config.objectives)
+        raise UsageError(f"objective {unknown[0]!r} is not configured (known: {known})")
+    if not names:
+        raise UsageError("no objectives to measure: configure [objectives] in upshot.toml")
+    covariates = covariate_columns(con)
+    clash = sorted(set(covariates) & (set(FRAME_KEYS) | set(names)))
+    if clash:
+        raise UsageError(f"users.{clash[0]} clashes with a decision column or objective name")
+    chosen = [config.objectives[n] for n in names]
+    params: dict[str, Any] = {
+        "classes": list(classes) if classes else None,
+        "start": as_instant(start, "--start"),
+        "end": as_instant(end, "--end"),
+        "events": sorted({e for o in chosen for e in o.events}),
+        "max_window": max(o.window_days for o in chosen) * 86400.0,
+    }
+    aggregates = []
+    for i, (name, objective) in enumerate(zip(names, chosen, strict=True)):
+        params[f"events_{i}"] = list(objective.events)
+        params[f"window_{i}"] = objective.window_days * 86400.0
+        aggregates.append(f"{_objective_sql(i, objective)} AS {ident(name)}")
+    rest = "".join(f", u.{ident(c)}" for c in covariates)
+    rest += "".join(f", p.{ident(n)}" for n in names)
+    sql = (
+        query("frames", "decision-frame")
+        .replace("{objectives}", ",\n        ".join(aggregates))
+        .replace("{rest}", rest)
+    )
+    return con.sql(sql, params=params).pl()
+
+
+@dataclass(frozen=True, slots=True)
+class Design:
+    """A numeric design matrix: `X` is (n, k) float64 and `names` its k column names.
+
+    Numeric and boolean covariates keep their values (a missing value becomes the column
+    mean plus a `<name>:missing` indicator); temporal ones become days since 1970;
+    categorical ones become `<name>=<level>` indicators without their most frequent level
+    (the reference). Columns constant over the rows are dropped: they carry no
+    information and make the final-stage regression singular.
+    """
+
+    X: np.ndarray
+    names: tuple[str, ...]
+
+
+def encode_covariates(frame: pl.DataFrame, columns: Sequence[str]) -> Design:
+    """The design matrix of `columns` of `frame` (which is not modified)."""
+    import polars as pl
+
+    blocks: list[np.ndarray] = []
+    names: list[str] = []
+    for name in columns:
+        series = frame.get_column(name)
+        dtype = series.dtype
+        if dtype.is_temporal():
+            if dtype == pl.Duration:
+                series = series.dt.total_seconds() / 86400.0
+            else:
+                series = series.cast(pl.Datetime("us")).dt.epoch("s") / 86400.0
+            dtype = series.dtype
+        if dtype.is_numeric() or dtype == pl.Boolean:
+            _numeric(series.cast(pl.Float64), name, blocks, names)
+        else:
+            _categorical(series.cast(pl.String), name, blocks, names)
+    if not blocks:
+        return Design(np.empty((frame.height, 0)), ())
+    return Design(np.ascontiguousarray(np.column_stack(blocks)), tuple(names))
+
+
+def _numeric(series: pl.Series, name: str, blocks: list[np.ndarray], names: list[str]) -> None:
+    values = series.to_numpy().astype(np.float64, copy=True)
+    missing = ~np.isfinite(values)
+    if missing.all():
+        return
+    if missing.any():
+        values[missing] = values[~missing].mean()
+        blocks.append(missing.astype(np.float64))
+        names.append(f"{name}:missing")
+    if np.ptp(values) > 0:
+        blocks.append(values)
+        names.append(name)
+
+
+def _categorical(series: pl.Series, name: str, blocks: list[np.ndarray], names: list[str]) -> None:
+    import polars as pl
+
+    values = series.fill_null("(null)")
+    counts = values.value_counts(name="n").rows()
+    # most frequent first, ties by name, so the reference level is stable across runs
+    levels = [level for level, _ in sorted(counts, key=lambda r: (-r[1], r[0]))]
+    kept = levels[: MAX_LEVELS - 1]
+    if len(levels) > MAX_LEVELS - 1:
+        values = values.set(~values.is_in(kept), "(other)")
+        kept.append("(other)")
+    for level in kept[1:]:
+        column = (values == level).cast(pl.Float64).to_numpy()
+        if column.any():
+            blocks.append(column)
+            names.append(f"{name}={level}")

@@ -1,0 +1,151 @@
+"""The scikit-learn pieces handed to EconML: nuisance models and the known propensity.
+
+EconML fits its treatment nuisance on `hstack([X, W])`. upshot passes the propensity of
+each decision (logged, known by design, or cross-fitted once per class) as the last column
+of `W`, and `KnownPropensity` returns it instead of learning anything: the treatment
+model is then shared by every objective of a class instead of refitted per objective.
+
+`RowCapped*` trains its model on a seeded random subset of at most `max_rows` rows and
+predicts on all of them. With the propensity known, the outcome model only affects the
+variance of the estimate, and past ~10^5 rows a boosted model barely improves, so the
+cap buys speed at almost no cost in precision (benchmarks/bench_uplift.py measures it).
+It has no `score`, so EconML does not predict every test fold a second time just to
+record a goodness-of-fit number that upshot never reads.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+# OpenMP threads that spin while waiting make LightGBM several times slower whenever other
+# processes hold the CPUs (parallel --jobs, a busy CI box). Set before scikit-learn or
+# LightGBM load the OpenMP runtime, which reads it once; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.utils.metaestimators import available_if
+
+
+def _no_score(_: Any) -> bool:
+    return False
+
+
+class KnownPropensity(ClassifierMixin, BaseEstimator):
+    """A 'classifier' whose P(treated | row) is the row's last column, already known.
+
+    The treatment is 0/1 (checked where the frame comes in), so nothing is learnt.
+    """
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> KnownPropensity:  # noqa: ARG002
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = np.asarray(X)[:, -1].astype(np.float64)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    @available_if(_no_score)
+    def score(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> float:
+        raise NotImplementedError  # pragma: no cover - hidden by available_if
+
+
+def _subset(n: int, max_rows: int, seed: int) -> np.ndarray | None:
+    if max_rows <= 0 or n <= max_rows:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
+
+
+class RowCappedRegressor(RegressorMixin, BaseEstimator):
+    """`estimator` trained on at most `max_rows` rows (0: all), drawn with `seed`."""
+
+    def __init__(self, estimator: Any = None, max_rows: int = 0, seed: int = 0) -> None:
+        self.estimator = estimator
+        self.max_rows = max_rows
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> RowCappedRegressor:  # noqa: ARG002
+        rows = _subset(len(y), self.max_rows, self.seed)
+        self.estimator_ = clone(self.estimator)
+        if rows is None:
+            self.estimator_.fit(X, y)
+        else:
+            self.estimator_.fit(X[rows], y[rows])
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator_.predict(X))
+
+    @available_if(_no_score)
+    def score(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> float:
+        raise NotImplementedError  # pragma: no cover - hidden by available_if
+
+
+class RowCappedClassifier(ClassifierMixin, BaseEstimator):
+    """`estimator` trained on at most `max_rows` rows (0: all), drawn with `seed`."""
+
+    def __init__(self, estimator: Any = None, max_rows: int = 0, seed: int = 0) -> None:
+        self.estimator = estimator
+        self.max_rows = max_rows
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> RowCappedClassifier:  # noqa: ARG002
+        rows = _subset(len(y), self.max_rows, self.seed)
+        self.estimator_ = clone(self.estimator)
+        if rows is None:
+            self.estimator_.fit(X, y)
+        else:
+            self.estimator_.fit(X[rows], y[rows])
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator_.predict_proba(X))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator_.predict(X))
+
+    @available_if(_no_score)
+    def score(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> float:
+        raise NotImplementedError  # pragma: no cover - hidden by available_if
+
+
+def base_model(kind: str, *, binary: bool, seed: int, threads: int) -> Any:
+    """An unfitted nuisance model: `lightgbm` (boosted trees) or `linear`."""
+    if kind == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        # deterministic + row-wise histograms: the same inputs give the same trees
+        params: dict[str, Any] = {
+            "n_estimators": 100,
+            "learning_rate": 0.1,
+            "num_leaves": 31,
+            "min_child_samples": 20,
+            "random_state": seed,
+            "n_jobs": threads,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
+        return LGBMClassifier(**params) if binary else LGBMRegressor(**params)
+    if kind == "linear":
+        from sklearn.linear_model import LinearRegression, LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if binary:
+            return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        return LinearRegression()
+    raise ValueError(f"nuisance == {kind!r}, must be lightgbm or linear")
+
+
+def nuisance_model(kind: str, *, binary: bool, seed: int, threads: int, max_rows: int) -> Any:
+    """`base_model` behind the row cap; a classifier when `binary`."""
+    model = base_model(kind, binary=binary, seed=seed, threads=threads)
+    if binary:
+        return RowCappedClassifier(model, max_rows, seed)
+    return RowCappedRegressor(model, max_rows, seed)

@@ -1,0 +1,78 @@
+-- Per-decision frames for uplift estimation and off-policy evaluation.
+-- `{...}` markers are filled by upshot.attribution.frames with quoted identifiers and
+-- `$name` parameters only; every value is bound.
+
+-- name: user-columns
+-- The columns of `users`, in table order, with their types.
+SELECT column_name, data_type
+FROM information_schema.columns
+WHERE table_name = 'users'
+ORDER BY ordinal_position;
+
+-- name: decision-frame
+-- One row per send decision (sent or held out) of the classes and period asked, with the
+-- user's covariates and one column per objective ({rest}: `, u.<covariate>..., p.<objective>...`).
+-- Decisions meet outcomes in a single join (same user, strictly after the decision,
+-- inside the longest window); each objective is one conditional aggregate over that join
+-- ({objectives}).
+WITH decisions AS (
+    SELECT send_id, user_id, message_class, channel, decided_at, treated, propensity, randomized
+    FROM sends
+    WHERE ($classes IS NULL OR list_contains(CAST($classes AS VARCHAR[]), message_class))
+        AND decided_at >= coalesce(CAST($start AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
+        AND decided_at < coalesce(CAST($end AS TIMESTAMPTZ), 'infinity'::TIMESTAMPTZ)
+),
+events AS (
+    SELECT user_id, occurred_at, event, value
+    FROM outcomes
+    WHERE list_contains(CAST($events AS VARCHAR[]), event)
+        AND occurred_at > coalesce(CAST($start AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
+        AND occurred_at <= coalesce(
+            CAST($end AS TIMESTAMPTZ) + to_seconds(CAST($max_window AS DOUBLE)),
+            'infinity'::TIMESTAMPTZ
+        )
+),
+per_decision AS (
+    SELECT
+        d.send_id, d.user_id, d.message_class, d.channel, d.decided_at, d.treated,
+        d.propensity, d.randomized,
+        {objectives}
+    FROM decisions AS d
+    LEFT JOIN events AS o
+        ON o.user_id = d.user_id
+        AND o.occurred_at > d.decided_at
+        AND o.occurred_at <= d.decided_at + to_seconds(CAST($max_window AS DOUBLE))
+    GROUP BY ALL
+),
+users_once AS (
+    -- a user loaded twice must not duplicate their decisions
+    SELECT DISTINCT ON (user_id) *
+    FROM users
+    ORDER BY user_id, load_id DESC NULLS LAST
+)
+SELECT p.send_id, p.user_id, p.message_class, p.channel, p.decided_at, p.treated,
+    p.propensity, p.randomized{rest}
+FROM per_decision AS p
+LEFT JOIN users_once AS u ON u.user_id = p.user_id
+ORDER BY p.message_class, p.decided_at, p.send_id;
+
+-- name: objective-any
+-- 1.0 when at least one of the objective's events happened inside its window, else 0.0.
+CAST(count(o.event) FILTER (WHERE {inside}) > 0 AS DOUBLE)
+
+-- name: objective-sum
+-- The sum of the events' values inside the window (0.0 when there are none).
+coalesce(sum(o.value) FILTER (WHERE {inside}), 0.0)
+
+-- name: objective-count
+-- The number of events inside the window.
+CAST(count(o.event) FILTER (WHERE {inside}) AS DOUBLE)
+
+-- name: objective-distinct_days
+-- The number of distinct UTC calendar days with an event inside the window.
+CAST(count(DISTINCT CAST(o.occurred_at AS DATE)) FILTER (WHERE {inside}) AS DOUBLE)
+
+-- name: objective-inside
+-- An outcome row counts for objective {k}: one of its events, inside its window.
+list_contains(CAST({events} AS VARCHAR[]), o.event)
+    AND o.occurred_at <= d.decided_at + to_seconds(CAST({window} AS DOUBLE))
