@@ -166,6 +166,9 @@ class Uplift:
     seed: int = 0
     jobs: int = 1
     backend: Literal["local", "ray"] = "local"
+    # a Ray cluster to run the fits on (host:port, ray://host:port or "auto");
+    # none: a private local Ray for the run (with backend = "ray")
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         checks = (

@@ -2,8 +2,8 @@
 
 `map_fits(fn, tasks, jobs)` is the one seam between the estimation code and the executor:
 it returns `[fn(task) for task in tasks]`, in task order, whatever runs them. `fn` must be
-a module-level function and each task picklable. A Ray backend (`uplift.backend = "ray"`,
-a separate issue) plugs in here as another branch with the same contract, so nothing
+a module-level function and each task picklable. The Ray backend (`uplift.backend = "ray"`,
+`upshot.attribution.ray_backend`) is the other branch, with the same contract, so nothing
 above this module changes.
 
 Worker processes are started with `spawn`, not `fork`: the parent may hold a DuckDB
@@ -49,6 +49,8 @@ def map_fits(
     *,
     backend: str = "local",
     on_result: Callable[[int, R], None] | None = None,
+    address: str | None = None,
+    on_failure: Callable[[T, str], R] | None = None,
 ) -> list[R]:
     """`[fn(t) for t in tasks]` in task order, run by up to `jobs` local processes.
 
@@ -57,8 +59,21 @@ def map_fits(
     """
     if jobs < 1:
         raise UsageError(f"--jobs == {jobs}, must be >= 1")
+    if backend == "ray":
+        from upshot.attribution.ray_backend import map_fits_ray
+
+        # each fit keeps the thread count its task carries (so results match the local
+        # backend bit for bit); Ray reserves that many CPUs for it
+        return map_fits_ray(
+            fn,
+            tasks,
+            address=address,
+            on_result=on_result,
+            on_failure=on_failure,
+            cpus_per_task=threads_per_fit(jobs),
+        )
     if backend != "local":
-        raise UsageError(f"uplift.backend == {backend!r}: only 'local' is available in this build")
+        raise UsageError(f"uplift.backend == {backend!r}, must be local or ray")
     results: dict[int, R] = {}
 
     def done(i: int, result: R) -> None:

@@ -24,7 +24,7 @@ from upshot.attribution.frames import (
     encode_covariates,
 )
 from upshot.attribution.results import UpliftResults
-from upshot.attribution.uplift import ClassOutcome, ClassTask, Segment, fit_class
+from upshot.attribution.uplift import ClassOutcome, ClassTask, Segment, class_failed, fit_class
 from upshot.errors import InputError, UsageError
 from upshot.results import dumps
 from upshot.sql import query
@@ -231,7 +231,15 @@ def estimate_uplift(
                 f"{d.get('design') or '-'}, {d.get('status', 'ok')} ({d.get('seconds', 0):.1f}s)"
             )
 
-    outcomes_ = map_fits(fit_class, tasks, jobs, backend=settings.backend, on_result=report)
+    outcomes_ = map_fits(
+        fit_class,
+        tasks,
+        jobs,
+        backend=settings.backend,
+        on_result=report,
+        address=settings.ray_address,
+        on_failure=class_failed,
+    )
     return UpliftResults(
         estimates=tuple(e for o in outcomes_ for e in o.estimates),
         covariance=tuple(c for o in outcomes_ for c in o.covariance),

@@ -419,3 +419,8 @@ def _overall_extras(
 
 
 ProgressFn = Callable[[str], None]
+
+
+def class_failed(task: ClassTask, status: str) -> ClassOutcome:
+    """The outcome of a class whose fit could not run at all (`failed:<reason>`)."""
+    return _class_status(task, status, None, {"n": len(task.T)})

@@ -26,6 +26,11 @@ class EstimatorChoice(StrEnum):
     causal_forest = "causal_forest"
 
 
+class BackendChoice(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
 class NuisanceChoice(StrEnum):
     lightgbm = "lightgbm"
     linear = "linear"
@@ -61,8 +66,15 @@ def _settings(
     nuisance: NuisanceChoice | None,
     seed: int | None,
     jobs: int | None,
+    backend: BackendChoice | None = None,
+    ray_address: str | None = None,
 ) -> Uplift:
     changes: dict[str, Any] = {}
+    if backend is not None:
+        changes["backend"] = backend.value
+    if ray_address is not None:
+        changes["ray_address"] = ray_address
+        changes.setdefault("backend", "ray")  # an address means Ray
     if estimator is not None:
         changes["estimator"] = estimator.value
     if nuisance is not None:
@@ -171,6 +183,23 @@ def uplift(
     jobs: Annotated[
         int | None, typer.Option("--jobs", help="Classes fitted in parallel (processes).")
     ] = None,
+    backend: Annotated[
+        BackendChoice | None,
+        typer.Option(
+            "--backend",
+            help="Where the per-class fits run: local (this machine, --jobs processes) "
+            "or ray (one Ray task per class; same seed, same results).",
+            show_default=False,
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --backend ray: the cluster (host:port, ray://host:port or auto). "
+            "Default: a private local Ray for this run.",
+        ),
+    ] = None,
     no_refute: Annotated[
         bool, typer.Option("--no-refute", help="Skip the DoWhy refutation (faster).")
     ] = False,
@@ -247,7 +276,7 @@ def uplift(
 
     st = state(ctx)
     config = st.config
-    settings = _settings(config, estimator, nuisance, seed, jobs)
+    settings = _settings(config, estimator, nuisance, seed, jobs, backend, ray_address)
     out_format = resolve(fmt, as_json)
     if table is not None:
         if week or start or end:
