@@ -1,10 +1,12 @@
 """The Ray backend keeps the local backend's contract: same tasks, same results, task order.
 
 The reference is the local backend itself: the uplift engine runs a small simulated world
-through `backend.map_fits` and through `map_fits_ray` (patched in at the one seam in
-`estimate.py`), and every estimate and covariance must be identical, compared as their
-exact JSON (NaN-safe, every float's full repr): the tasks carry their seeds and thread
-counts, so where a fit runs must not change a single bit.
+with `backend = "local"` and with `backend = "ray"` (through the dispatch in
+`backend.map_fits`, with `map_fits_ray` wrapped only to record where each task ran), and
+every estimate and covariance must be identical, compared as their exact JSON (NaN-safe,
+every float's full repr): the tasks carry their seeds and thread counts, so where a fit
+runs must not change a single bit. The CLI (`upshot uplift --table ... --backend ray
+--json`) must print the same estimates as one JSON document.
 
 Two Ray set-ups: a private local Ray (what `--backend ray` without `--ray-address` starts)
 and a two-node cluster on loopback made with `ray start` (a head on 127.0.0.2 and a worker
@@ -15,6 +17,8 @@ replaces 127.0.0.1 by the host's address, so the nodes use other loopback addres
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import math
 import os
 import signal
@@ -31,6 +35,7 @@ import pytest
 pytest.importorskip("ray")
 
 import upshot.attribution.estimate as estimate_module
+import upshot.attribution.ray_backend as ray_backend
 from upshot.attribution.estimate import estimate_uplift
 from upshot.attribution.ray_backend import Placement, map_fits_ray, ray_session, task_nbytes
 from upshot.config import Uplift
@@ -46,6 +51,7 @@ START_TIMEOUT = 60.0  # seconds for a node to come up on a loaded 2-core machine
 # small and linear so that both backends' fits stay within the test budget; the
 # contract under test (identical results) does not depend on the size
 SETTINGS = Uplift(nuisance="linear", seed=11, segments=("country",), min_segment_size=100)
+ON_RAY = dataclasses.replace(SETTINGS, backend="ray")
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +71,14 @@ def local(world):
     return _estimate(world)
 
 
-def _with_ray(monkeypatch, placements: list[Placement], **options) -> None:
-    """Route the uplift engine's `map_fits` to `map_fits_ray`, as `backend = "ray"` will."""
+def _recording(placements: list[Placement]):
+    """`map_fits_ray` that also records where each task ran; what `backend.map_fits` calls."""
+    original = ray_backend.map_fits_ray
 
-    def ray_map(fn, tasks, jobs=1, *, backend="local", on_result=None):
-        return map_fits_ray(
-            fn, tasks, on_result=on_result, on_placement=placements.append, **options
-        )
+    def wrapped(fn, tasks, **options):
+        return original(fn, tasks, on_placement=placements.append, **options)
 
-    monkeypatch.setattr(estimate_module, "map_fits", ray_map)
+    return wrapped
 
 
 def _assert_same(a, b) -> None:
@@ -87,11 +92,36 @@ def _last_words(task: float, status: str) -> str:
     return f"{task}: {status}"
 
 
-def test_local_ray_gives_the_local_backends_results(world, local, monkeypatch):
+def _cli_estimates(table: Path, backend: str) -> list[dict]:
+    from tests.conftest import run_cli
+
+    result = run_cli(
+        "uplift",
+        "--table",
+        str(table),
+        "--treatment-col",
+        "treated",
+        *[arg for name in OBJECTIVES for arg in ("--outcome-col", name)],
+        "--covariates",
+        "activity,tenure_years,product_tier,country,platform",
+        "--propensity-col",
+        "propensity",
+        "--nuisance",
+        "linear",
+        "--no-refute",
+        "--backend",
+        backend,
+        "--json",
+    )
+    assert result.code == 0, result.err[-2000:]
+    return json.loads(result.out)["estimates"]  # exactly one JSON document on stdout
+
+
+def test_local_ray_gives_the_local_backends_results(world, local, monkeypatch, tmp_path):
     placements: list[Placement] = []
-    _with_ray(monkeypatch, placements)
+    monkeypatch.setattr(ray_backend, "map_fits_ray", _recording(placements))
     with ray_session(num_cpus=2) as ray:
-        results = _estimate(world)
+        results = _estimate(world, ON_RAY)
         _assert_same(results, local)
         assert sorted(p.index for p in placements) == [0, 1, 2, 3]  # one Ray task per class
         assert {p.node_id for p in placements} == {ray.get_runtime_context().get_node_id()}
@@ -129,13 +159,18 @@ def test_local_ray_gives_the_local_backends_results(world, local, monkeypatch):
         with pytest.raises(UsageError, match="cpus_per_task"):
             map_fits_ray(math.sqrt, [1.0], cpus_per_task=0)
 
+        # the CLI path, in the same Ray session
+        table = tmp_path / "decisions.parquet"
+        world.write_parquet(table)
+        assert dumps(_cli_estimates(table, "ray")) == dumps(_cli_estimates(table, "local"))
+
 
 def test_task_nbytes_counts_the_arrays_a_class_task_holds(world):
     import numpy as np
 
     tasks: list = []
 
-    def keep(fn, tasks_, jobs=1, *, backend="local", on_result=None):
+    def keep(fn, tasks_, *args, **options):
         tasks.extend(tasks_)
         return []
 
@@ -245,7 +280,6 @@ def drive(address: str) -> None:
     in the test process turns token mode on for good; a fresh driver process and one
     explicit mode for every process of the cluster keep both sides in agreement.
     """
-    import json
 
     with ray_session(address) as ray:
         deadline = time.monotonic() + START_TIMEOUT
@@ -254,17 +288,9 @@ def drive(address: str) -> None:
                 raise SystemExit("the worker node did not join")
             time.sleep(0.3)
         placements: list[Placement] = []
-        original = estimate_module.map_fits
-
-        def ray_map(fn, tasks, jobs=1, *, backend="local", on_result=None):
-            return map_fits_ray(fn, tasks, on_result=on_result, on_placement=placements.append)
-
-        estimate_module.map_fits = ray_map
-        try:
-            frame, _ = make_decisions(500, seed=4)
-            results = _estimate(frame)
-        finally:
-            estimate_module.map_fits = original
+        ray_backend.map_fits_ray = _recording(placements)  # a process of its own: no undo
+        frame, _ = make_decisions(500, seed=4)
+        results = _estimate(frame, dataclasses.replace(ON_RAY, ray_address=address))
     document = {
         "estimates": dumps(results.documents()),
         "covariance": dumps(results.covariance_dicts()),
@@ -274,8 +300,6 @@ def drive(address: str) -> None:
 
 
 def test_two_node_cluster_spreads_fits_with_identical_results(local):
-    import json
-
     # a throwaway cluster on loopback; one explicit authentication mode for all of it
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     root = Path(__file__).resolve().parents[2]
