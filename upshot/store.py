@@ -157,12 +157,12 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 
 @contextlib.contextmanager
-def writer_lock(db_path: str, timeout: float, command: str = "upshot") -> Iterator[None]:
-    """Hold upshot's application lock on `db_path`; busy after `timeout` seconds."""
-    if db_path == ":memory:":
-        yield
-        return
-    lock_path = Path(f"{db_path}.lock")
+def file_lock(lock_path: Path, timeout: float, what: str, holder: str) -> Iterator[None]:
+    """An exclusive flock on `lock_path`, which names its `holder` while held.
+
+    After `timeout` seconds of waiting: DatabaseBusyError naming `what` and the holder.
+    The kernel releases the lock when the process dies, so a killed holder never wedges it.
+    """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -173,20 +173,29 @@ def writer_lock(db_path: str, timeout: float, command: str = "upshot") -> Iterat
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    holder = lock_path.read_text(encoding="utf-8", errors="replace").strip()
-                    holder = holder or "another process"
+                    current = lock_path.read_text(encoding="utf-8", errors="replace").strip()
                     raise DatabaseBusyError(
-                        f"{db_path} is busy: the writer lock is held by {holder}"
+                        f"{what} is busy: the lock is held by {current or 'another process'}"
                         f" (waited {timeout:g}s)"
                     ) from None
                 time.sleep(_RETRY_SECONDS)
         os.ftruncate(fd, 0)
-        os.write(fd, f"PID {os.getpid()} ({command})".encode())
+        os.write(fd, f"PID {os.getpid()} ({holder})".encode())
         yield
     finally:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def writer_lock(db_path: str, timeout: float, command: str = "upshot") -> Iterator[None]:
+    """Hold upshot's application lock on `db_path`; busy after `timeout` seconds."""
+    if db_path == ":memory:":
+        yield
+        return
+    with file_lock(Path(f"{db_path}.lock"), timeout, db_path, command):
+        yield
 
 
 @contextlib.contextmanager

@@ -18,18 +18,17 @@ under an existing version are refused.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import json
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from upshot.errors import DatabaseBusyError, RefusedError, UsageError
+from upshot.errors import RefusedError, UsageError
 from upshot.results import jsonable
+from upshot.store import file_lock
 from upshot.weights import (
     LATEST,
     MANIFEST,
@@ -42,7 +41,6 @@ from upshot.weights import (
 )
 
 LOCK = ".lock"
-_LOCK_RETRY = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,22 +118,8 @@ def fsync_dir(directory: Path) -> None:
 @contextlib.contextmanager
 def directory_lock(directory: Path, timeout: float) -> Iterator[None]:
     """One exporter at a time per weights directory."""
-    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise DatabaseBusyError(
-                        f"{directory} is busy: another export holds {directory / LOCK}"
-                    ) from None
-                time.sleep(_LOCK_RETRY)
+    with file_lock(directory / LOCK, timeout, str(directory), "upshot weights export"):
         yield
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 def publish(
