@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
     from upshot.config import Config
+
+
+# the ISO week a weekly command works on; `upshot run` and `upshot report weekly` share it
+WeekOption = Annotated[
+    str | None,
+    typer.Option(
+        "--week",
+        help="ISO week of the decisions, e.g. 2026-W47 (Monday to Monday, UTC). Default: "
+        "the last complete week in report.business_timezone.",
+        show_default=False,
+    ),
+]
 
 
 @dataclass

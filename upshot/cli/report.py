@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from upshot.cli.common import info, state
+from upshot.cli.common import WeekOption, info, state
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
 
 group = typer.Typer(
@@ -24,15 +24,7 @@ group = typer.Typer(
 
 def weekly(
     ctx: typer.Context,
-    week: Annotated[
-        str | None,
-        typer.Option(
-            "--week",
-            help="ISO week of the decisions, e.g. 2026-W47 (Monday to Monday, UTC). Default: "
-            "the last complete week in report.business_timezone.",
-            show_default=False,
-        ),
-    ] = None,
+    week: WeekOption = None,
     out: Annotated[
         Path | None,
         typer.Option(

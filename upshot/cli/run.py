@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from upshot.cli.common import info, state
+from upshot.cli.common import WeekOption, info, state
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
 
 if TYPE_CHECKING:
@@ -48,15 +48,7 @@ def _finish(job: JobResult, fmt: Format) -> None:
 
 def run(
     ctx: typer.Context,
-    week: Annotated[
-        str | None,
-        typer.Option(
-            "--week",
-            help="ISO week of the decisions, e.g. 2026-W47 (Monday to Monday, UTC). Default: "
-            "the last complete week in report.business_timezone.",
-            show_default=False,
-        ),
-    ] = None,
+    week: WeekOption = None,
     restate: Annotated[
         bool,
         typer.Option(
