@@ -75,7 +75,7 @@ def test_the_wrapper_equals_econml_called_directly(decisions, estimator, nuisanc
     for name in objectives:
         y = frame[name].to_numpy()
         binary = name in BINARY
-        model = base_model(nuisance, binary=binary, seed=3, threads=1)
+        model = base_model(nuisance, binary=binary, seed=3)
         model = (
             RowCappedClassifier(model, 1000, 3) if binary else RowCappedRegressor(model, 1000, 3)
         )

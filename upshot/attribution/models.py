@@ -60,21 +60,35 @@ def _subset(n: int, max_rows: int, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
 
 
-class RowCappedRegressor(RegressorMixin, BaseEstimator):
-    """`estimator` trained on at most `max_rows` rows (0: all), drawn with `seed`."""
+def _fitted(
+    estimator: Any, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None, threads: int
+) -> Any:
+    model = clone(estimator)
+    if rows is None:
+        model.fit(X, y)
+    else:
+        model.fit(X[rows], y[rows])
+    # prediction parallelises well; training is left single-threaded (see `base_model`)
+    if "n_jobs" in model.get_params(deep=False):
+        model.set_params(n_jobs=threads)
+    return model
 
-    def __init__(self, estimator: Any = None, max_rows: int = 0, seed: int = 0) -> None:
+
+class RowCappedRegressor(RegressorMixin, BaseEstimator):
+    """`estimator` trained on at most `max_rows` rows (0: all), drawn with `seed`;
+    it predicts with `threads` threads."""
+
+    def __init__(
+        self, estimator: Any = None, max_rows: int = 0, seed: int = 0, threads: int = 1
+    ) -> None:
         self.estimator = estimator
         self.max_rows = max_rows
         self.seed = seed
+        self.threads = threads
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> RowCappedRegressor:  # noqa: ARG002
         rows = _subset(len(y), self.max_rows, self.seed)
-        self.estimator_ = clone(self.estimator)
-        if rows is None:
-            self.estimator_.fit(X, y)
-        else:
-            self.estimator_.fit(X[rows], y[rows])
+        self.estimator_ = _fitted(self.estimator, X, y, rows, self.threads)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -86,20 +100,20 @@ class RowCappedRegressor(RegressorMixin, BaseEstimator):
 
 
 class RowCappedClassifier(ClassifierMixin, BaseEstimator):
-    """`estimator` trained on at most `max_rows` rows (0: all), drawn with `seed`."""
+    """`estimator` trained on at most `max_rows` rows (0: all), drawn with `seed`;
+    it predicts with `threads` threads."""
 
-    def __init__(self, estimator: Any = None, max_rows: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self, estimator: Any = None, max_rows: int = 0, seed: int = 0, threads: int = 1
+    ) -> None:
         self.estimator = estimator
         self.max_rows = max_rows
         self.seed = seed
+        self.threads = threads
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> RowCappedClassifier:  # noqa: ARG002
         rows = _subset(len(y), self.max_rows, self.seed)
-        self.estimator_ = clone(self.estimator)
-        if rows is None:
-            self.estimator_.fit(X, y)
-        else:
-            self.estimator_.fit(X[rows], y[rows])
+        self.estimator_ = _fitted(self.estimator, X, y, rows, self.threads)
         self.classes_ = self.estimator_.classes_
         return self
 
@@ -114,8 +128,12 @@ class RowCappedClassifier(ClassifierMixin, BaseEstimator):
         raise NotImplementedError  # pragma: no cover - hidden by available_if
 
 
-def base_model(kind: str, *, binary: bool, seed: int, threads: int) -> Any:
-    """An unfitted nuisance model: `lightgbm` (boosted trees) or `linear`."""
+def base_model(kind: str, *, binary: bool, seed: int) -> Any:
+    """An unfitted nuisance model: `lightgbm` (boosted trees) or `linear`.
+
+    LightGBM trains on one thread: at these sizes its threads gain little even on an idle
+    machine and lose a lot on a busy one, and `--jobs` runs whole classes side by side.
+    """
     if kind == "lightgbm":
         from lightgbm import LGBMClassifier, LGBMRegressor
 
@@ -126,7 +144,7 @@ def base_model(kind: str, *, binary: bool, seed: int, threads: int) -> Any:
             "num_leaves": 31,
             "min_child_samples": 20,
             "random_state": seed,
-            "n_jobs": threads,
+            "n_jobs": 1,
             "deterministic": True,
             "force_row_wise": True,
             "verbose": -1,
@@ -144,8 +162,8 @@ def base_model(kind: str, *, binary: bool, seed: int, threads: int) -> Any:
 
 
 def nuisance_model(kind: str, *, binary: bool, seed: int, threads: int, max_rows: int) -> Any:
-    """`base_model` behind the row cap; a classifier when `binary`."""
-    model = base_model(kind, binary=binary, seed=seed, threads=threads)
+    """`base_model` behind the row cap, predicting with `threads`; a classifier when `binary`."""
+    model = base_model(kind, binary=binary, seed=seed)
     if binary:
-        return RowCappedClassifier(model, max_rows, seed)
-    return RowCappedRegressor(model, max_rows, seed)
+        return RowCappedClassifier(model, max_rows, seed, threads)
+    return RowCappedRegressor(model, max_rows, seed, threads)
