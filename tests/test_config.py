@@ -6,7 +6,7 @@ from importlib import resources
 
 import pytest
 
-from upshot.config import Config, load_config, parse_window
+from upshot.config import Config, load_config, parse_size, parse_window
 from upshot.errors import ConfigError
 
 
@@ -36,6 +36,14 @@ def test_the_init_template_spells_out_exactly_the_defaults(tmp_path):
             "governance.rates.conversion == 'a lot', must be float",
         ),
         ("[warehouse\n", "upshot.toml: "),
+        (
+            "[uplift]\nmemory_per_task = '6 gigs'\n",
+            "uplift.memory_per_task == '6 gigs', must look like 6GB, 512MB or 4GiB",
+        ),
+        (
+            "[uplift]\nmemory_per_task = '0GB'\n",
+            "uplift.memory_per_task == '0GB', must look like 6GB, 512MB or 4GiB",
+        ),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, toml, message):
@@ -56,3 +64,23 @@ def test_a_missing_file_named_explicitly_is_an_error_and_none_means_defaults(tmp
         load_config(tmp_path / "nope.toml")
     monkeypatch.chdir(tmp_path)
     assert load_config(None) == Config()
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("6GB", 6_000_000_000),  # decimal units, as DuckDB's memory_limit counts them
+        ("512MiB", 512 * 2**20),
+        ("1.5 GiB", 3 * 2**29),
+        ("750kb", 750_000),
+        ("2TB", 2 * 10**12),
+    ],
+)
+def test_sizes_in_bytes(text, size):
+    assert parse_size(text, "x") == size
+
+
+def test_the_memory_budget_defaults_to_none(tmp_path):
+    assert Config().uplift.memory_per_task_bytes == 0
+    (tmp_path / "upshot.toml").write_text("[uplift]\nmemory_per_task = '6GB'\n")
+    assert load_config(tmp_path / "upshot.toml").uplift.memory_per_task_bytes == 6 * 10**9

@@ -35,6 +35,19 @@ def parse_window(text: str, where: str) -> float:
     return int(match.group(1)) * _UNITS[match.group(2)][1]
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str, where: str) -> int:
+    """A size such as `6GB` (10^9 bytes, as DuckDB counts) or `512MiB` (2^20) in bytes."""
+    match = _SIZE.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{where} == {text!r}, must look like 6GB, 512MB or 4GiB")
+    unit = match.group(2).upper()
+    base = 1024 if "I" in unit else 1000
+    return int(float(match.group(1)) * base ** ("KMGT".index(unit[0]) + 1))
+
+
 @dataclass(frozen=True, slots=True)
 class Warehouse:
     path: str = DEFAULT_DB
@@ -169,6 +182,18 @@ class Uplift:
     # a Ray cluster to run the fits on (host:port, ray://host:port or "auto");
     # none: a private local Ray for the run (with backend = "ray")
     ray_address: str | None = None
+    # the most memory one class's fit may use, e.g. "6GB": the worker's whole data segment,
+    # its imports (~0.5GB) included. A fit over it fails its class with
+    # failed:memory_budget and the run goes on; on Ray it is also the task's reservation.
+    # none: no budget (a fit the machine cannot hold is then killed by the kernel)
+    memory_per_task: str | None = None
+
+    @property
+    def memory_per_task_bytes(self) -> int:
+        """`memory_per_task` in bytes; 0 when there is no budget."""
+        if self.memory_per_task is None:
+            return 0
+        return parse_size(self.memory_per_task, "uplift.memory_per_task")
 
     def __post_init__(self) -> None:
         checks = (
@@ -189,6 +214,7 @@ class Uplift:
         for name, ok, must in checks:
             if not ok:
                 raise ConfigError(f"uplift.{name} == {getattr(self, name)!r}, {must}")
+        _ = self.memory_per_task_bytes  # a malformed size fails here, not mid-run
 
 
 @dataclass(frozen=True, slots=True)

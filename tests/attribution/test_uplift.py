@@ -15,10 +15,11 @@ from upshot.attribution import estimate_uplift, uplift_from_warehouse
 from upshot.attribution.frames import encode_covariates
 from upshot.attribution.models import (
     KnownPropensity,
-    RowCappedClassifier,
-    RowCappedRegressor,
+    NuisanceClassifier,
+    NuisanceRegressor,
     base_model,
 )
+from upshot.attribution.sampling import capped_folds
 from upshot.config import Config, Uplift
 
 COVARIATES = ["activity", "tenure_years", "product_tier", "country", "platform"]
@@ -72,13 +73,15 @@ def test_the_wrapper_equals_econml_called_directly(decisions, estimator, nuisanc
     T = frame["treated"].cast(pl.Int8).to_numpy()
     p = np.clip(frame["propensity"].to_numpy(), 0.01, 0.99)
     folds = list(StratifiedKFold(3, shuffle=True, random_state=3).split(np.zeros((len(T), 1)), T))
+    # the nuisances train on a stratified 1000 of each fold's training rows (test_sampling.py)
+    strata = T + 2 * frame["randomized"].cast(pl.Int8).to_numpy()
+    folds, _ = capped_folds(folds, strata, 1000, 3)
+    assert all(len(train) == 1000 for train, _ in folds)
     for name in objectives:
         y = frame[name].to_numpy()
         binary = name in BINARY
         model = base_model(nuisance, binary=binary, seed=3)
-        model = (
-            RowCappedClassifier(model, 1000, 3) if binary else RowCappedRegressor(model, 1000, 3)
-        )
+        model = NuisanceClassifier(model) if binary else NuisanceRegressor(model)
         common = {"discrete_outcome": binary, "cv": folds, "random_state": 3}
         if estimator == "linear_dml":
             est = LinearDML(
@@ -383,7 +386,19 @@ def test_a_class_larger_than_max_rows_per_fit_is_subsampled(decisions):
     assert overall.status == "ok"
     assert overall.details["fit_rows"] == 1000
     assert overall.details["n"] == 2500
+    # the sample keeps every design stratum's share (to the row), and says so
+    fit = overall.details["sampling"]["fit"]
+    assert (fit["scheme"], fit["rows"], fit["of"], fit["seed"]) == ("stratified", 1000, 2500, 0)
+    assert sum(drawn for drawn, _ in fit["counts"].values()) == 1000
+    for drawn, available in fit["counts"].values():
+        assert abs(drawn - available * 1000 / 2500) < 1
+    # 3 folds of the 1000: the nuisances (cap 200,000) train on every other fold's rows
+    nuisance = overall.details["sampling"]["nuisance"]
+    assert nuisance["scheme"] == "all"
+    assert sorted(nuisance["train_rows"]) == [666, 667, 667]
     # counts and the naive difference describe every decision, not the subsample
     assert overall.n_treated + overall.n_control == 2500
     tiers = [e for e in results.estimates if e.segment.startswith("product_tier=")]
     assert sum(e.n_treated + e.n_control for e in tiers) == 2500
+    # segment estimates carry the same provenance
+    assert all(e.details["sampling"]["fit"] == fit for e in tiers)

@@ -95,7 +95,8 @@ def propensity_design(
     settings: Uplift,
     threads: int,
 ) -> PropensityDesign:
-    """The propensity of each decision, by design; see the module docstring."""
+    """The propensity of each decision, by design; see the module docstring. An estimated
+    propensity is cross-fitted on `folds` (their training parts may be capped)."""
     all_randomized = randomized is not None and bool(randomized.all())
     if logged is not None and np.all(np.isfinite(logged)):
         raw = logged.astype(np.float64)
@@ -106,13 +107,7 @@ def propensity_design(
     else:
         from sklearn.model_selection import cross_val_predict
 
-        model = nuisance_model(
-            settings.nuisance,
-            binary=True,
-            seed=settings.seed,
-            threads=threads,
-            max_rows=settings.nuisance_max_rows,
-        )
+        model = nuisance_model(settings.nuisance, binary=True, seed=settings.seed, threads=threads)
         raw = cross_val_predict(model, X, T, cv=list(folds), method="predict_proba")[:, 1]
         design = "estimated_propensity"
     clip = settings.propensity_clip
@@ -140,12 +135,10 @@ def make_estimator(
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     seed: int,
     threads: int,
-    max_rows: int,
 ) -> Any:
-    """The unfitted EconML estimator; its treatment model reads the propensity from `W`."""
-    model_y = nuisance_model(
-        nuisance, binary=discrete_outcome, seed=seed, threads=threads, max_rows=max_rows
-    )
+    """The unfitted EconML estimator, cross-fitting on `folds`; its treatment model reads
+    the propensity from `W`."""
+    model_y = nuisance_model(nuisance, binary=discrete_outcome, seed=seed, threads=threads)
     common: dict[str, Any] = {
         "discrete_outcome": discrete_outcome,
         "cv": list(folds),
@@ -198,8 +191,8 @@ def fit_objective(
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     seed: int,
     threads: int,
-    max_rows: int,
     alpha: float,
+    crossfit: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     masks: Sequence[np.ndarray] = (),
     sensitivity_strength: float | None = None,
     calibration_groups: int = 4,
@@ -208,15 +201,17 @@ def fit_objective(
 
     `y` (n,) outcome; `T` (n,) 0/1; `X` (n, k) covariates (also the CATE features);
     `p` (n,) the clipped propensity; `masks` boolean (n,) rows of each segment cell.
+    The nuisances are cross-fitted on `crossfit` (default `folds`): the same test parts,
+    training parts possibly capped (`sampling.capped_folds`); the held-out evaluation
+    uses the whole `folds`.
     """
     est = make_estimator(
         estimator,
         nuisance=nuisance,
         discrete_outcome=discrete_outcome,
-        folds=folds,
+        folds=folds if crossfit is None else crossfit,
         seed=seed,
         threads=threads,
-        max_rows=max_rows,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from upshot.attribution.backend import map_fits, threads_per_fit
+from upshot.attribution.classtask import ClassTask, Segment, population, sample_class
 from upshot.attribution.frames import (
     FRAME_KEYS,
     covariate_columns,
@@ -24,7 +25,7 @@ from upshot.attribution.frames import (
     encode_covariates,
 )
 from upshot.attribution.results import UpliftResults
-from upshot.attribution.uplift import ClassOutcome, ClassTask, Segment, class_failed, fit_class
+from upshot.attribution.uplift import ClassOutcome, class_failed, fit_class
 from upshot.errors import InputError, UsageError
 from upshot.results import dumps
 from upshot.sql import query
@@ -114,7 +115,12 @@ def _tasks(
     refute: bool,
     threads: int,
 ) -> Iterator[ClassTask]:
-    """One task per class, built only when asked for so a single class is in memory."""
+    """One task per class, built only when asked for so a single class is in memory.
+
+    A class larger than `max_rows_per_fit` is cut to its stratified sample here, before
+    its covariates are encoded, so neither this process nor the worker holds more; its
+    whole-class counts and naive effects are taken first.
+    """
     import polars as pl
 
     for name in classes:
@@ -124,24 +130,36 @@ def _tasks(
         if channel_col is not None:
             modes = part.get_column(channel_col).drop_nulls().mode().sort()
             channel = str(modes[0]) if len(modes) else None
-        logged = None
-        if p_col is not None:
-            logged = part.get_column(p_col).cast(pl.Float64).fill_null(np.nan).to_numpy()
+        T = part.get_column(roles["treatment"]).cast(pl.Int8).to_numpy()  # type: ignore[arg-type]
+        Y = part.select([pl.col(o).cast(pl.Float64) for o in outcomes]).to_numpy()
         randomized = None
         if r_col is not None:
             randomized = part.get_column(r_col).cast(pl.Boolean).fill_null(False).to_numpy()
+        segments = _segments(part, settings.segments)
+        counts = population(T, Y, segments)
+        rows, sampling = sample_class(T, randomized, settings)
+        if rows is not None:
+            part = part[rows]
+            T, Y = T[rows], Y[rows]
+            randomized = None if randomized is None else randomized[rows]
+            segments = tuple(dataclasses.replace(s, codes=s.codes[rows]) for s in segments)
+        logged = None
+        if p_col is not None:
+            logged = part.get_column(p_col).cast(pl.Float64).fill_null(np.nan).to_numpy()
         yield ClassTask(
             message_class=str(name),
             channel=channel,
-            T=part.get_column(roles["treatment"]).cast(pl.Int8).to_numpy(),  # type: ignore[arg-type]
-            Y=part.select([pl.col(o).cast(pl.Float64) for o in outcomes]).to_numpy(),
+            T=T,
+            Y=Y,
             X=encode_covariates(part, covariates).X,
             logged=logged,
             randomized=randomized,
             objectives=tuple(outcomes),
             binary=tuple(binary),
-            segments=_segments(part, settings.segments),
+            segments=segments,
             settings=settings,
+            population=counts,
+            sampling=sampling,
             refute=refute,
             threads=threads,
         )

@@ -5,12 +5,10 @@ each decision (logged, known by design, or cross-fitted once per class) as the l
 of `W`, and `KnownPropensity` returns it instead of learning anything: the treatment
 model is then shared by every objective of a class instead of refitted per objective.
 
-`RowCapped*` trains its model on a seeded random subset of at most `max_rows` rows and
-predicts on all of them. With the propensity known, the outcome model only affects the
-variance of the estimate, and past ~10^5 rows a boosted model barely improves, so the
-cap buys speed at almost no cost in precision (benchmarks/bench_uplift.py measures it).
-It has no `score`, so EconML does not predict every test fold a second time just to
-record a goodness-of-fit number that upshot never reads.
+`Nuisance*` wraps a model so that it trains on one thread and predicts on the class's
+share, and has no `score`, so EconML does not predict every test fold a second time just
+to record a goodness-of-fit number that upshot never reads. How many rows a nuisance
+trains on is set by the cross-fitting folds (`sampling.capped_folds`), not here.
 """
 
 from __future__ import annotations
@@ -54,41 +52,24 @@ class KnownPropensity(ClassifierMixin, BaseEstimator):
         raise NotImplementedError  # pragma: no cover - hidden by available_if
 
 
-def _subset(n: int, max_rows: int, seed: int) -> np.ndarray | None:
-    if max_rows <= 0 or n <= max_rows:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
-
-
-def _fitted(
-    estimator: Any, X: np.ndarray, y: np.ndarray, rows: np.ndarray | None, threads: int
-) -> Any:
+def _fitted(estimator: Any, X: np.ndarray, y: np.ndarray, threads: int) -> Any:
     model = clone(estimator)
-    if rows is None:
-        model.fit(X, y)
-    else:
-        model.fit(X[rows], y[rows])
+    model.fit(X, y)
     # prediction parallelises well; training is left single-threaded (see `base_model`)
     if "n_jobs" in model.get_params(deep=False):
         model.set_params(n_jobs=threads)
     return model
 
 
-class RowCappedRegressor(RegressorMixin, BaseEstimator):
-    """`estimator` trained on at most `max_rows` rows (0: all), drawn with `seed`;
-    it predicts with `threads` threads."""
+class NuisanceRegressor(RegressorMixin, BaseEstimator):
+    """`estimator`, trained as given and predicting with `threads` threads; no `score`."""
 
-    def __init__(
-        self, estimator: Any = None, max_rows: int = 0, seed: int = 0, threads: int = 1
-    ) -> None:
+    def __init__(self, estimator: Any = None, threads: int = 1) -> None:
         self.estimator = estimator
-        self.max_rows = max_rows
-        self.seed = seed
         self.threads = threads
 
-    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> RowCappedRegressor:  # noqa: ARG002
-        rows = _subset(len(y), self.max_rows, self.seed)
-        self.estimator_ = _fitted(self.estimator, X, y, rows, self.threads)
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> NuisanceRegressor:  # noqa: ARG002
+        self.estimator_ = _fitted(self.estimator, X, y, self.threads)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -99,21 +80,15 @@ class RowCappedRegressor(RegressorMixin, BaseEstimator):
         raise NotImplementedError  # pragma: no cover - hidden by available_if
 
 
-class RowCappedClassifier(ClassifierMixin, BaseEstimator):
-    """`estimator` trained on at most `max_rows` rows (0: all), drawn with `seed`;
-    it predicts with `threads` threads."""
+class NuisanceClassifier(ClassifierMixin, BaseEstimator):
+    """`estimator`, trained as given and predicting with `threads` threads; no `score`."""
 
-    def __init__(
-        self, estimator: Any = None, max_rows: int = 0, seed: int = 0, threads: int = 1
-    ) -> None:
+    def __init__(self, estimator: Any = None, threads: int = 1) -> None:
         self.estimator = estimator
-        self.max_rows = max_rows
-        self.seed = seed
         self.threads = threads
 
-    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> RowCappedClassifier:  # noqa: ARG002
-        rows = _subset(len(y), self.max_rows, self.seed)
-        self.estimator_ = _fitted(self.estimator, X, y, rows, self.threads)
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> NuisanceClassifier:  # noqa: ARG002
+        self.estimator_ = _fitted(self.estimator, X, y, self.threads)
         self.classes_ = self.estimator_.classes_
         return self
 
@@ -161,9 +136,7 @@ def base_model(kind: str, *, binary: bool, seed: int) -> Any:
     raise ValueError(f"nuisance == {kind!r}, must be lightgbm or linear")
 
 
-def nuisance_model(kind: str, *, binary: bool, seed: int, threads: int, max_rows: int) -> Any:
-    """`base_model` behind the row cap, predicting with `threads`; a classifier when `binary`."""
+def nuisance_model(kind: str, *, binary: bool, seed: int, threads: int) -> Any:
+    """`base_model` predicting with `threads`, without `score`; a classifier when `binary`."""
     model = base_model(kind, binary=binary, seed=seed)
-    if binary:
-        return RowCappedClassifier(model, max_rows, seed, threads)
-    return RowCappedRegressor(model, max_rows, seed, threads)
+    return NuisanceClassifier(model, threads) if binary else NuisanceRegressor(model, threads)

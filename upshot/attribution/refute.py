@@ -2,8 +2,8 @@
 
 For one class, DoWhy gets a causal model (treatment → outcome, every covariate a common
 cause), identifies the backdoor estimand, estimates it by inverse propensity weighting
-(normalized weights, logistic propensity) on a seeded subsample of `refute_sample` rows,
-and runs three refuters with `refute_simulations` simulations each:
+(normalized weights, logistic propensity) on a seeded subsample of `refute_sample` rows
+(stratified on the arm), and runs three refuters with `refute_simulations` simulations each:
 
 - placebo treatment (permuted): the effect must vanish; passes when
   |placebo| ≤ 3 · se / √simulations (the mean of that many null estimates);
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from upshot.attribution.sampling import stratified_rows
 
 PS_COLUMN = "propensity_score"  # DoWhy's default; must never be in a frame we hand over
 _PS_BOUNDS = (0.05, 0.95)  # DoWhy's min_ps_score / max_ps_score
@@ -78,13 +80,6 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def subsample(n: int, size: int, seed: int) -> np.ndarray:
-    """Sorted row indices of a seeded subsample of at most `size` rows."""
-    if n <= size:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
-
-
 def ipw_se(y: np.ndarray, t: np.ndarray, propensity: np.ndarray) -> float:
     """Standard error of the normalized (Hájek) IPW difference of means."""
     p = np.clip(propensity, *_PS_BOUNDS)
@@ -124,7 +119,9 @@ def refute_class(
     from dowhy.causal_refuters.placebo_treatment_refuter import PlaceboType
     from sklearn.linear_model import LogisticRegression
 
-    rows = subsample(len(T), sample, seed)
+    # the treated share kept exactly (sampling.py): the refuters see the class's design
+    picked = stratified_rows(np.asarray(T, dtype=np.int8), sample, seed)
+    rows = np.arange(len(T)) if picked is None else picked
     x = X[rows]
     scale = x.std(axis=0)
     keep = scale > 0

@@ -7,12 +7,19 @@ without overlap or with too few decisions, or whose fit breaks, gets its status
 (`insufficient_data`, `no_overlap`, `zero_variance`, `failed:<reason>`) and NaN numbers,
 and the run goes on with the other classes.
 
-Per class: guards → subsample to `max_rows_per_fit` → the design-aware propensity and
-stratified folds (shared by every objective; `adapter.py`) → one EconML fit per objective
+Per class: guards → the design-aware propensity and stratified folds, their training
+parts capped at `nuisance_max_rows` (shared by every objective; `adapter.py`,
+`sampling.py`) → one EconML fit per objective
 with the overall ATE and segment GATEs → joint covariance of the objectives' ATEs per
 segment (correlation of doubly robust scores × EconML's standard errors) → DoWhy
 refutation on a subsample (`refute.py`) → records. Segment cells with fewer than
 `min_segment_size` decisions, or too few in an arm, keep their counts but no estimates.
+
+A class larger than `max_rows_per_fit` arrives already cut to a stratified sample of that
+size (`sample_class`, called where the tasks are built), with its whole-class counts and
+naive effects (`CellCounts`) alongside, so a worker never holds more than the cap.
+A fit that runs out of memory (a `MemoryError`, e.g. under `uplift.memory_per_task`)
+fails its class with `failed:memory_budget` and the run goes on.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ from upshot.attribution.adapter import (
     stratified_folds,
 )
 from upshot.attribution.backend import THREADED_ROWS
-from upshot.attribution.refute import refute_class, subsample
+from upshot.attribution.classtask import ClassTask
+from upshot.attribution.refute import refute_class
 from upshot.attribution.results import (
     INSUFFICIENT,
     NO_OVERLAP,
@@ -42,44 +50,12 @@ from upshot.attribution.results import (
     UpliftEstimate,
     failed,
 )
+from upshot.attribution.sampling import capped_folds, strata_codes
 
 if TYPE_CHECKING:
-    from upshot.config import Uplift
+    pass
 
 MIN_ARM_PER_FOLD = 10  # decisions of each arm per fold: fewer and the fold fits are noise
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A segment column over a class's rows: `codes` (n,) index `levels`."""
-
-    column: str
-    codes: np.ndarray
-    levels: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ClassTask:
-    """Everything one class's fit needs, as plain arrays (picklable for worker processes).
-
-    `T` (n,) 0/1; `Y` (n, m) one column per objective; `X` (n, k) the design matrix;
-    `logged` (n,) the logged propensity (NaN where missing) or None; `randomized` (n,)
-    bool or None.
-    """
-
-    message_class: str
-    channel: str | None
-    T: np.ndarray
-    Y: np.ndarray
-    X: np.ndarray
-    logged: np.ndarray | None
-    randomized: np.ndarray | None
-    objectives: tuple[str, ...]
-    binary: tuple[bool, ...]
-    segments: tuple[Segment, ...]
-    settings: Uplift
-    refute: bool = True
-    threads: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,33 +67,25 @@ class ClassOutcome:
     diagnostics: dict[str, Any]
 
 
-def naive_effect(y: np.ndarray, T: np.ndarray) -> float:
-    """Mean of `y` among sent minus among held out; NaN without both arms."""
-    sent, held = y[T == 1], y[T == 0]
-    return float(sent.mean() - held.mean()) if len(sent) and len(held) else float("nan")
-
-
 @dataclass(frozen=True, slots=True)
 class Cell:
-    """'all' (masks None) or one segment cell: its rows among all the class's decisions
-    (`full`) and among the rows fitted (`fit`); `big` when it may be estimated."""
+    """'all' (mask None) or one segment cell: its rows among those fitted (`fit`);
+    `big` when it may be estimated."""
 
     label: str
-    full: np.ndarray | None
     fit: np.ndarray | None
     big: bool
 
 
-def _cells(task: ClassTask, rows: np.ndarray, T: np.ndarray) -> list[Cell]:
+def _cells(task: ClassTask) -> list[Cell]:
     s = task.settings
-    cells = [Cell("all", None, None, True)]
+    cells = [Cell("all", None, True)]
     for seg in task.segments:
         for code, level in enumerate(seg.levels):
-            full = seg.codes == code
-            fit = full[rows]
-            n, treated = int(fit.sum()), int(T[fit].sum())
+            fit = seg.codes == code
+            n, treated = int(fit.sum()), int(task.T[fit].sum())
             big = n >= s.min_segment_size and min(treated, n - treated) >= MIN_ARM_PER_FOLD
-            cells.append(Cell(f"{seg.column}={level}", full, fit, big))
+            cells.append(Cell(f"{seg.column}={level}", fit, big))
     return cells
 
 
@@ -126,12 +94,15 @@ def fit_class(task: ClassTask) -> ClassOutcome:
     from threadpoolctl import threadpool_limits
 
     started = time.perf_counter()
-    rows = min(len(task.T), task.settings.max_rows_per_fit)
-    threads = task.threads if rows >= THREADED_ROWS else 1
+    threads = task.threads if len(task.T) >= THREADED_ROWS else 1
     try:
         # BLAS and the nuisance models get the class's share of the CPUs, one thread if small
         with threadpool_limits(limits=threads):
             outcome = _fit_class(task, threads)
+    except MemoryError:
+        # the class's arrays are freed with the frames that raised; the next class can run
+        status = failed("memory_budget (the fit ran out of memory; lower max_rows_per_fit)")
+        outcome = _class_status(task, status, None, {"n": task.n, "sampling": task.sampling})
     except Exception as exc:  # a class whose fit breaks must not stop the others
         outcome = _class_status(task, failed(f"{type(exc).__name__}: {exc}"), None, {})
     outcome.diagnostics["seconds"] = round(time.perf_counter() - started, 3)
@@ -159,7 +130,7 @@ def _class_status(
     task: ClassTask, status: str, design: str | None, diagnostics: dict[str, Any]
 ) -> ClassOutcome:
     """Only the overall rows, every one with `status` and NaN estimates."""
-    T = task.T
+    whole = task.population["all"]
     rows = tuple(
         _record(
             task,
@@ -167,9 +138,9 @@ def _class_status(
             "all",
             design,
             {
-                "naive_effect": naive_effect(task.Y[:, j], T),
-                "n_treated": int(T.sum()),
-                "n_control": int(len(T) - T.sum()),
+                "naive_effect": whole.naive[j],
+                "n_treated": whole.n_treated,
+                "n_control": whole.n_control,
                 "status": status,
                 "details": dict(diagnostics),
             },
@@ -181,25 +152,21 @@ def _class_status(
 
 def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
     s = task.settings
-    n, n_treated = len(task.T), int(task.T.sum())
-    if n < s.min_decisions or min(n_treated, n - n_treated) < MIN_ARM_PER_FOLD * s.folds:
-        return _class_status(task, INSUFFICIENT, None, {"n": n})
-    rows = subsample(n, s.max_rows_per_fit, s.seed)
-    whole = len(rows) == n  # the usual case: no copies of the class's arrays
-    T, Y, X = (task.T, task.Y, task.X) if whole else (task.T[rows], task.Y[rows], task.X[rows])
+    T, Y, X = task.T, task.Y, task.X
+    fitted, treated = len(T), int(T.sum())
+    if task.n < s.min_decisions or min(treated, fitted - treated) < MIN_ARM_PER_FOLD * s.folds:
+        return _class_status(task, INSUFFICIENT, None, {"n": task.n, "sampling": task.sampling})
     folds = stratified_folds(T, s.folds, s.seed)
+    crossfit, nuisance_sampling = capped_folds(
+        folds, strata_codes(T, task.randomized), s.nuisance_max_rows, s.seed
+    )
     design = propensity_design(
-        T,
-        X,
-        task.logged if task.logged is None or whole else task.logged[rows],
-        task.randomized if task.randomized is None or whole else task.randomized[rows],
-        folds=folds,
-        settings=s,
-        threads=threads,
+        T, X, task.logged, task.randomized, folds=crossfit, settings=s, threads=threads
     )
     diagnostics: dict[str, Any] = {
-        "n": n,
-        "fit_rows": len(rows),
+        "n": task.n,
+        "fit_rows": fitted,
+        "sampling": {"fit": task.sampling, "nuisance": nuisance_sampling},
         "features": task.X.shape[1],
         "folds": s.folds,
         "randomized_share": None if task.randomized is None else float(task.randomized.mean()),
@@ -211,52 +178,57 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
     }
     if design.clipped_share > s.max_clipped_share:
         return _class_status(task, NO_OVERLAP, design.design, diagnostics)
-    cells = _cells(task, rows, T)
+    cells = _cells(task)
     masks = [c.fit for c in cells[1:] if c.big and c.fit is not None]
     fits: dict[str, ObjectiveFit | str] = {}
     for j, name in enumerate(task.objectives):
-        fits[name] = _fit_one(task, j, Y[:, j], T, X, design, folds, masks, threads)
+        fits[name] = _fit_one(task, j, design, (folds, crossfit), masks, threads)
     covariance = _covariance(task, cells, fits)
     refutations = _refute(task, T, Y, X, fits, diagnostics)
     estimates = _estimates(task, cells, fits, refutations, design.design, diagnostics)
     return ClassOutcome(estimates, covariance, {**diagnostics, "design": design.design})
 
 
+Folds = Sequence[tuple[np.ndarray, np.ndarray]]
+
+
 def _fit_one(
     task: ClassTask,
     j: int,
-    y: np.ndarray,
-    T: np.ndarray,
-    X: np.ndarray,
     design: PropensityDesign,
-    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    folds: tuple[Folds, Folds],
     masks: Sequence[np.ndarray],
     threads: int,
 ) -> ObjectiveFit | str:
-    """One objective's fit, or the status saying why there is none."""
+    """One objective's fit, or the status saying why there is none; `folds` are the whole
+    folds and the capped ones the nuisances train on."""
     s = task.settings
+    y = task.Y[:, j]
     if np.ptp(y) == 0:
         return ZERO_VARIANCE
+    whole, crossfit = folds
     # a classifier nuisance needs both values in every training split
-    discrete = task.binary[j] and all(np.ptp(y[train]) > 0 for train, _ in folds)
+    discrete = task.binary[j] and all(np.ptp(y[train]) > 0 for train, _ in crossfit)
     try:
         fit = fit_objective(
             y,
-            T,
-            X,
+            task.T,
+            task.X,
             design.p,
             estimator=s.estimator,
             nuisance=s.nuisance,
             discrete_outcome=discrete,
-            folds=folds,
+            folds=whole,
+            crossfit=crossfit,
             seed=s.seed,
             threads=threads,
-            max_rows=s.nuisance_max_rows,
             alpha=s.alpha,
             masks=masks,
             sensitivity_strength=None if design.design == "randomized" else s.sensitivity_strength,
             calibration_groups=s.calibration_groups,
         )
+    except MemoryError:
+        raise  # the whole class is over its budget, not this objective
     except Exception as exc:  # one objective's failure leaves the others standing
         return failed(f"{type(exc).__name__}: {exc}")
     if not np.isfinite(fit.overall.ate) or not np.isfinite(fit.overall.ci_lower):
@@ -326,6 +298,8 @@ def _refute(
             simulations=s.refute_simulations,
             seed=s.seed,
         )
+    except MemoryError:
+        raise
     except Exception as exc:  # refutation is a check; its failure must not void the estimate
         diagnostics["refute_error"] = failed(f"{type(exc).__name__}: {exc}")
         return {}
@@ -345,25 +319,26 @@ def _estimates(
         fit = fits[name]
         gate_index = 0
         for cell in cells:
-            t = task.T if cell.full is None else task.T[cell.full]
-            y = task.Y[:, j] if cell.full is None else task.Y[cell.full, j]
+            counts = task.population[cell.label]
             base: dict[str, Any] = {
-                "naive_effect": naive_effect(y, t),
-                "n_treated": int(t.sum()),
-                "n_control": int(len(t) - t.sum()),
+                "naive_effect": counts.naive[j],
+                "n_treated": counts.n_treated,
+                "n_control": counts.n_control,
             }
+            if cell.fit is not None:
+                base["details"] = {"sampling": diagnostics["sampling"]}
             if not cell.big:
                 out.append(
                     _record(task, name, cell.label, design, {**base, "status": INSUFFICIENT})
                 )
                 continue
             if not isinstance(fit, ObjectiveFit):
-                if cell.full is None:  # one row says why; its segment rows would repeat it
+                if cell.fit is None:  # one row says why; its segment rows would repeat it
                     values = {**base, "status": fit, "details": dict(diagnostics)}
                     out.append(_record(task, name, "all", design, values))
                 continue
-            effect = fit.overall if cell.full is None else fit.gates[gate_index]
-            gate_index += cell.full is not None
+            effect = fit.overall if cell.fit is None else fit.gates[gate_index]
+            gate_index += cell.fit is not None
             values = {
                 **base,
                 "ate": effect.ate,
@@ -372,7 +347,7 @@ def _estimates(
                 "ate_ci_upper": effect.ci_upper,
                 "pvalue": effect.pvalue,
             }
-            if cell.full is None:
+            if cell.fit is None:
                 values.update(_overall_extras(fit, refutations.get(name), diagnostics))
             out.append(_record(task, name, cell.label, design, {**values, "status": OK}))
     return tuple(out)
@@ -423,4 +398,4 @@ ProgressFn = Callable[[str], None]
 
 def class_failed(task: ClassTask, status: str) -> ClassOutcome:
     """The outcome of a class whose fit could not run at all (`failed:<reason>`)."""
-    return _class_status(task, status, None, {"n": len(task.T)})
+    return _class_status(task, status, None, {"n": task.n, "sampling": task.sampling})

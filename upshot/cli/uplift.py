@@ -11,7 +11,8 @@ import typer
 
 from upshot.cli.common import info, state
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
-from upshot.errors import InputError, UsageError
+from upshot.config import parse_size
+from upshot.errors import ConfigError, InputError, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -68,8 +69,15 @@ def _settings(
     jobs: int | None,
     backend: BackendChoice | None = None,
     ray_address: str | None = None,
+    memory_per_task: str | None = None,
 ) -> Uplift:
     changes: dict[str, Any] = {}
+    if memory_per_task is not None:
+        try:
+            parse_size(memory_per_task, "--memory-per-task")
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        changes["memory_per_task"] = memory_per_task
     if backend is not None:
         changes["backend"] = backend.value
     if ray_address is not None:
@@ -200,6 +208,16 @@ def uplift(
             "Default: a private local Ray for this run.",
         ),
     ] = None,
+    memory_per_task: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-per-task",
+            help="The most memory one class's fit may use, e.g. 6GB (its worker's whole "
+            "data segment, ~0.5GB of imports included). A class over it gets the status "
+            "failed:memory_budget and the others go on. Default: uplift.memory_per_task.",
+            show_default=False,
+        ),
+    ] = None,
     no_refute: Annotated[
         bool, typer.Option("--no-refute", help="Skip the DoWhy refutation (faster).")
     ] = False,
@@ -276,7 +294,9 @@ def uplift(
 
     st = state(ctx)
     config = st.config
-    settings = _settings(config, estimator, nuisance, seed, jobs, backend, ray_address)
+    settings = _settings(
+        config, estimator, nuisance, seed, jobs, backend, ray_address, memory_per_task
+    )
     out_format = resolve(fmt, as_json)
     if table is not None:
         if week or start or end:
