@@ -92,6 +92,12 @@ def _last_words(task: float, status: str) -> str:
     return f"{task}: {status}"
 
 
+def _allocate(nbytes: int) -> float:
+    import numpy as np
+
+    return float(np.ones(nbytes // 8).sum())
+
+
 def _cli_estimates(table: Path, backend: str) -> list[dict]:
     from tests.conftest import run_cli
 
@@ -141,11 +147,12 @@ def test_local_ray_gives_the_local_backends_results(world, local, monkeypatch, t
             map_fits_ray(math.sqrt, [4.0, -1.0])
 
         # over its memory budget on every node: a status, the other tasks still run
+        # (the budget also bounds the worker's resident memory, about 0.23 GB at start)
         huge = ray.cluster_resources()["memory"] * 2
         out = map_fits_ray(
             math.sqrt,
             [4.0, 9.0],
-            memory_per_task=lambda t: int(huge) if t == 9.0 else 2**20,
+            memory_per_task=lambda t: int(huge) if t == 9.0 else 2**30,
             on_failure=_last_words,
         )
         assert out[0] == 2.0
@@ -163,6 +170,30 @@ def test_local_ray_gives_the_local_backends_results(world, local, monkeypatch, t
         table = tmp_path / "decisions.parquet"
         world.write_parquet(table)
         assert dumps(_cli_estimates(table, "ray")) == dumps(_cli_estimates(table, "local"))
+
+
+def test_a_memory_budget_reaches_the_ray_task():
+    from upshot.attribution.backend import map_fits
+
+    budget = 1200 * 2**20  # a Ray worker starts at about 0.23 GB resident
+    greedy = 2**31  # bytes: over the budget, so the watchdog ends the worker
+    with ray_session(num_cpus=2) as ray:
+        out = map_fits(
+            _allocate,
+            [2**20, greedy, 2**21],
+            backend="ray",
+            on_failure=_last_words,
+            memory_per_task=budget,
+        )
+        # Ray does not pass on a dead worker's exit code: the status names both causes
+        dead = "failed:worker_died (past its 1,200 MiB memory budget, or killed)"
+        assert out == [2.0**17, f"{greedy}: {dead}", 2.0**18]
+        # the budget is also the Ray reservation: more than any node has fails up front
+        huge = int(ray.cluster_resources()["memory"] * 2)
+        [status] = map_fits(
+            _allocate, [2**20], backend="ray", on_failure=_last_words, memory_per_task=huge
+        )
+        assert status.startswith(f"{2**20}: failed:memory_budget (needs ")
 
 
 def test_task_nbytes_counts_the_arrays_a_class_task_holds(world):

@@ -135,15 +135,19 @@ def make_estimator(
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     seed: int,
     threads: int,
+    use_ray: bool = False,
 ) -> Any:
     """The unfitted EconML estimator, cross-fitting on `folds`; its treatment model reads
-    the propensity from `W`."""
+    the propensity from `W`. With `use_ray` EconML fits the folds' nuisances as Ray tasks
+    of `threads` CPUs each (the same fits, so the same numbers)."""
     model_y = nuisance_model(nuisance, binary=discrete_outcome, seed=seed, threads=threads)
     common: dict[str, Any] = {
         "discrete_outcome": discrete_outcome,
         "cv": list(folds),
         "random_state": seed,
     }
+    if use_ray:
+        common.update(use_ray=True, ray_remote_func_options={"num_cpus": threads})
     if estimator == "linear_dml":
         from econml.dml import LinearDML
 
@@ -193,6 +197,7 @@ def fit_objective(
     threads: int,
     alpha: float,
     crossfit: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    use_ray: bool = False,
     masks: Sequence[np.ndarray] = (),
     sensitivity_strength: float | None = None,
     calibration_groups: int = 4,
@@ -212,6 +217,7 @@ def fit_objective(
         folds=folds if crossfit is None else crossfit,
         seed=seed,
         threads=threads,
+        use_ray=use_ray,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

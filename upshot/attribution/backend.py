@@ -8,15 +8,22 @@ above this module changes.
 
 Worker processes are started with `spawn`, not `fork`: the parent may hold a DuckDB
 connection and thread pools that a forked child must not inherit.
+
+Failures that end one task, not the run: a fit over its memory budget (`memory_per_task`,
+see `upshot.attribution.budget`) and a worker process that dies (the kernel's
+out-of-memory killer, a crash in C code). They become `on_failure(task, status)`, a
+`failed:<reason>` status; without `on_failure` they raise `UpshotError`. An exception
+that `fn` raises is raised as itself.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from upshot.errors import UsageError
+from upshot.attribution.budget import Died, OverBudget, run_alone, run_within
+from upshot.errors import UpshotError, UsageError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -51,19 +58,31 @@ def map_fits(
     on_result: Callable[[int, R], None] | None = None,
     address: str | None = None,
     on_failure: Callable[[T, str], R] | None = None,
+    memory_per_task: int = 0,
 ) -> list[R]:
     """`[fn(t) for t in tasks]` in task order, run by up to `jobs` local processes.
 
     Tasks are drawn from the iterable only as workers free up, so at most `jobs` of them
-    are in memory at once. `on_result(i, result)` is called as each task finishes.
+    are in memory at once. `on_result(i, result)` is called once per task, as it finishes.
+    `memory_per_task` bytes (0: no budget) caps each worker's data segment while it runs
+    a task (imports included: see `upshot.attribution.budget`); with a budget every task
+    runs in a worker, even with `jobs == 1`, so the limit never touches this process.
+    When a worker dies, which task killed it is unknown: every task then in flight runs
+    once more, alone in a process of its own, one after another (results are
+    deterministic, so a rerun gives the same result); one that ends its process again
+    gets a `failed:worker_died (...)` status, and the rest go on in a fresh pool. On Ray
+    the budget is both each task's memory reservation and its worker's limit.
     """
     if jobs < 1:
         raise UsageError(f"--jobs == {jobs}, must be >= 1")
+    if memory_per_task < 0:
+        raise UsageError(f"uplift.memory_per_task == {memory_per_task}, must be >= 0")
     if backend == "ray":
         from upshot.attribution.ray_backend import map_fits_ray
 
         # each fit keeps the thread count its task carries (so results match the local
         # backend bit for bit); Ray reserves that many CPUs for it
+        budget = memory_per_task
         return map_fits_ray(
             fn,
             tasks,
@@ -71,32 +90,91 @@ def map_fits(
             on_result=on_result,
             on_failure=on_failure,
             cpus_per_task=threads_per_fit(jobs),
+            memory_per_task=(lambda _: budget) if budget else None,
         )
     if backend != "local":
         raise UsageError(f"uplift.backend == {backend!r}, must be local or ray")
-    results: dict[int, R] = {}
-
-    def done(i: int, result: R) -> None:
-        results[i] = result
-        if on_result:
-            on_result(i, result)
-
-    if jobs == 1:
+    run = _Local(fn, on_result, on_failure, memory_per_task)
+    if jobs == 1 and not memory_per_task:
         for i, task in enumerate(tasks):
-            done(i, fn(task))
-        return [results[i] for i in range(len(results))]
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+            run.done(i, fn(task))
+    else:
+        run.pooled(tasks, jobs)
+    return [run.results[i] for i in range(len(run.results))]
 
-    context = multiprocessing.get_context("spawn")
-    pending: dict[Future[R], int] = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        for i, task in enumerate(tasks):
-            if len(pending) >= jobs:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+
+class _Local:
+    """The bookkeeping of one local `map_fits` call: results, and the pool's tasks."""
+
+    def __init__(self, fn: Callable[[Any], Any], on_result: Any, on_failure: Any, budget: int):
+        self.fn, self.on_result, self.on_failure, self.budget = fn, on_result, on_failure, budget
+        self.results: dict[int, Any] = {}
+
+    def done(self, index: int, result: Any) -> None:
+        self.results[index] = result
+        if self.on_result:
+            self.on_result(index, result)
+
+    def settle(self, index: int, task: Any, result: Any) -> None:
+        if isinstance(result, OverBudget | Died):
+            status = f"failed:{result.reason()}"
+            if self.on_failure is None:
+                raise UpshotError(f"fit task {index} {status}")
+            result = self.on_failure(task, status)
+        self.done(index, result)
+
+    def pooled(self, tasks: Iterable[Any], jobs: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, wait
+        from concurrent.futures import ProcessPoolExecutor as Pool
+        from concurrent.futures.process import BrokenProcessPool
+
+        context = multiprocessing.get_context("spawn")
+        pending: dict[Future[Any], tuple[int, Any]] = {}
+        pool = Pool(max_workers=jobs, mp_context=context)
+
+        def gather(return_when: str) -> list[tuple[int, Any]]:
+            """Take in finished tasks; those lost with a dead worker come back as orphans."""
+            orphans: list[tuple[int, Any]] = []
+            while True:
+                finished, _ = wait(pending, return_when=return_when)
                 for future in finished:
-                    done(pending.pop(future), future.result())
-            pending[pool.submit(fn, task)] = i
-        for future in list(pending):
-            done(pending.pop(future), future.result())
-    return [results[i] for i in range(len(results))]
+                    index, task = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        orphans.append((index, task))
+                    else:
+                        self.settle(index, task, result)
+                if not orphans or not pending:
+                    return orphans
+                # a dead worker fails every task in flight: gather them all
+                return_when = ALL_COMPLETED
+
+        def recover(orphans: list[tuple[int, Any]]) -> None:
+            nonlocal pool
+            pool.shutdown(wait=True)
+            # which of them killed the worker is unknown: each runs again, alone
+            for index, task in sorted(orphans, key=lambda o: o[0]):
+                self.settle(index, task, run_alone(context, self.fn, task, self.budget))
+            pool = Pool(max_workers=jobs, mp_context=context)
+
+        def collect() -> None:
+            orphans = gather(FIRST_COMPLETED)
+            if orphans:
+                recover(orphans)
+
+        try:
+            for i, task in enumerate(tasks):
+                while len(pending) >= jobs:
+                    collect()
+                try:
+                    future = pool.submit(run_within, self.fn, task, self.budget)
+                except BrokenProcessPool:  # a worker died since the last collect
+                    recover(gather(ALL_COMPLETED))
+                    future = pool.submit(run_within, self.fn, task, self.budget)
+                pending[future] = (i, task)
+            while pending:
+                collect()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

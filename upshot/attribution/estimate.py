@@ -257,6 +257,7 @@ def estimate_uplift(
         on_result=report,
         address=settings.ray_address,
         on_failure=class_failed,
+        memory_per_task=settings.memory_per_task_bytes,
     )
     return UpliftResults(
         estimates=tuple(e for o in outcomes_ for e in o.estimates),

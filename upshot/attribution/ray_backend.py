@@ -24,10 +24,16 @@ transfer, so spreading over nodes beats packing. Each task reports where it ran
 Budgets. A task reserves `cpus_per_task` CPUs (capped at the largest node's, so a task
 is never unschedulable; the thread count inside the task does not change, nor do its
 results) and, when `memory_per_task` is given, that many bytes of Ray's logical memory
-resource, so that a node never runs more fits at once than its memory holds. A task
-whose reservation exceeds every node, or whose worker dies (out of memory, a lost node)
-after its one retry, becomes `on_failure(task, status)` with a `failed:<reason>`
-status instead of ending the whole run; without `on_failure` the error is raised.
+resource, so that a node never runs more fits at once than its memory holds; the same
+bytes bound the worker's resident memory while it runs the task (a watchdog ends the
+worker past it, see `upshot.attribution.budget`; a Ray worker starts at about 0.23 GB),
+so that a fit that outgrows its reservation fails alone instead of crowding out the
+node's other fits. Ray reports such a worker as crashed, without its exit code, so the
+status then says both possible causes.
+A task whose reservation exceeds every node, that runs out of its budget, or whose worker
+dies (out of memory, a lost node) after its one retry, becomes `on_failure(task, status)`
+with a `failed:<reason>` status instead of ending the whole run; without `on_failure`
+the error is raised.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from upshot.attribution.budget import OverBudget, run_within
 from upshot.errors import UpshotError, UsageError
 
 if TYPE_CHECKING:
@@ -106,12 +113,13 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         ray.shutdown()
 
 
-def _run(fn: Callable[[Any], Any], index: int, task: Any) -> tuple[Any, Placement]:
-    """Inside a Ray worker: `fn(task)` and where it ran (the node address is filled later)."""
+def _run(fn: Callable[[Any], Any], index: int, task: Any, budget: int) -> tuple[Any, Placement]:
+    """Inside a Ray worker: `fn(task)` within `budget` bytes (0: none), or `OverBudget`,
+    and where it ran (the node address is filled later)."""
     import ray
 
     started = time.perf_counter()
-    result = fn(task)
+    result = run_within(fn, task, budget)
     node = ray.get_runtime_context().get_node_id()
     return result, Placement(index, node, "", os.getpid(), time.perf_counter() - started)
 
@@ -201,7 +209,7 @@ def map_fits_ray(
                 continue
             ref = ray.put(task)
             options = {**base, "memory": need} if need else base
-            run.submit(i, ref, remote.options(**options).remote(fn, i, ref))
+            run.submit(i, ref, remote.options(**options).remote(fn, i, ref, need), need)
         while run.pending:
             run.collect()
         return [run.results[i] for i in range(len(run.results))]
@@ -223,11 +231,11 @@ class _Run:
         self.on_result = on_result
         self.on_placement = on_placement
         self.on_failure = on_failure
-        self.pending: dict[ray.ObjectRef, tuple[int, ray.ObjectRef]] = {}
+        self.pending: dict[ray.ObjectRef, tuple[int, ray.ObjectRef, int]] = {}
         self.results: dict[int, Any] = {}
 
-    def submit(self, index: int, task_ref: Any, result_ref: Any) -> None:
-        self.pending[result_ref] = (index, task_ref)
+    def submit(self, index: int, task_ref: Any, result_ref: Any, budget: int) -> None:
+        self.pending[result_ref] = (index, task_ref, budget)
 
     def done(self, index: int, result: Any) -> None:
         self.results[index] = result
@@ -244,7 +252,7 @@ class _Run:
         """Wait for at least one task in flight to finish, and take in the finished ones."""
         ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=None)
         for ref in ready:
-            index, task_ref = self.pending.pop(ref)
+            index, task_ref, budget = self.pending.pop(ref)
             try:
                 result, placement = self.ray.get(ref)
             except self.ray.exceptions.RayTaskError:
@@ -254,7 +262,14 @@ class _Run:
                 reason = type(exc).__name__
                 if isinstance(exc, self.ray.exceptions.OutOfMemoryError):
                     reason = "out_of_memory"
+                elif budget and isinstance(exc, self.ray.exceptions.WorkerCrashedError):
+                    # the budget's watchdog ends the worker; Ray does not pass on its code
+                    limit = f"{budget / MiB:,.0f} MiB"
+                    reason = f"worker_died (past its {limit} memory budget, or killed)"
                 self.fail(index, self.ray.get(task_ref), reason)
+                continue
+            if isinstance(result, OverBudget):
+                self.fail(index, self.ray.get(task_ref), result.reason())
                 continue
             if self.on_placement:
                 address = self.nodes.get(placement.node_id, {}).get("address", "")

@@ -101,7 +101,9 @@ def fit_class(task: ClassTask) -> ClassOutcome:
             outcome = _fit_class(task, threads)
     except MemoryError:
         # the class's arrays are freed with the frames that raised; the next class can run
-        status = failed("memory_budget (the fit ran out of memory; lower max_rows_per_fit)")
+        budget = task.settings.memory_per_task_bytes
+        within = f"{budget / 2**20:,.0f} MiB" if budget else "out of memory"
+        status = failed(f"memory_budget ({within}; lower max_rows_per_fit)")
         outcome = _class_status(task, status, None, {"n": task.n, "sampling": task.sampling})
     except Exception as exc:  # a class whose fit breaks must not stop the others
         outcome = _class_status(task, failed(f"{type(exc).__name__}: {exc}"), None, {})
@@ -180,16 +182,39 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
         return _class_status(task, NO_OVERLAP, design.design, diagnostics)
     cells = _cells(task)
     masks = [c.fit for c in cells[1:] if c.big and c.fit is not None]
+    on_ray = crossfit_on_ray(task)
     fits: dict[str, ObjectiveFit | str] = {}
     for j, name in enumerate(task.objectives):
-        fits[name] = _fit_one(task, j, design, (folds, crossfit), masks, threads)
+        fits[name] = _fit_one(task, j, design, (folds, crossfit), masks, threads, on_ray)
     covariance = _covariance(task, cells, fits)
     refutations = _refute(task, T, Y, X, fits, diagnostics)
     estimates = _estimates(task, cells, fits, refutations, design.design, diagnostics)
-    return ClassOutcome(estimates, covariance, {**diagnostics, "design": design.design})
+    # where the folds ran is the class's note, not an estimate's provenance: it changes
+    # no number (tests compare the estimates of both backends bit for bit)
+    notes = {**diagnostics, "design": design.design, "crossfit": "ray" if on_ray else "local"}
+    return ClassOutcome(estimates, covariance, notes)
 
 
 Folds = Sequence[tuple[np.ndarray, np.ndarray]]
+
+
+def crossfit_on_ray(task: ClassTask) -> bool:
+    """Whether EconML should fit this class's fold nuisances as nested Ray tasks.
+
+    Only inside a Ray task (`uplift.backend = "ray"`), and only when the cluster has CPUs
+    idle for them: with fewer classes than task slots (one huge class on a big cluster)
+    the folds then run side by side; when every slot already fits a class, nesting would
+    only add scheduling and copies. The fits are the same, so the numbers are too.
+    """
+    if task.settings.backend != "ray":
+        return False
+    try:
+        import ray
+    except ImportError:
+        return False
+    if not ray.is_initialized():
+        return False
+    return float(ray.available_resources().get("CPU", 0.0)) >= task.threads
 
 
 def _fit_one(
@@ -199,6 +224,7 @@ def _fit_one(
     folds: tuple[Folds, Folds],
     masks: Sequence[np.ndarray],
     threads: int,
+    use_ray: bool,
 ) -> ObjectiveFit | str:
     """One objective's fit, or the status saying why there is none; `folds` are the whole
     folds and the capped ones the nuisances train on."""
@@ -220,6 +246,7 @@ def _fit_one(
             discrete_outcome=discrete,
             folds=whole,
             crossfit=crossfit,
+            use_ray=use_ray,
             seed=s.seed,
             threads=threads,
             alpha=s.alpha,
