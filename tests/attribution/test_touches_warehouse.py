@@ -20,13 +20,13 @@ import pytest
 
 from tests.conftest import run_cli
 from upshot import store
+from upshot.attribution.touch_causal import causal_column
+from upshot.attribution.touch_store import stored_rows
 from upshot.attribution.touches import (
     Period,
-    causal_column,
     chart_data,
     from_warehouse,
     period,
-    stored_rows,
     warehouse_journeys,
 )
 from upshot.config import Config

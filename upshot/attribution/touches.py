@@ -10,7 +10,6 @@ conversions (uplift × treated sends) with CIs, so the two views can be read sid
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,12 @@ from upshot.attribution.rules import (
     rule_credits,
 )
 from upshot.attribution.shapley import shapley
+from upshot.attribution.touch_causal import (
+    Causal,
+    causal_column,
+    check_by,
+    missing_row,
+)
 from upshot.config import parse_window
 from upshot.errors import UpshotError, UsageError
 from upshot.results import ResultsMixin
@@ -45,7 +50,6 @@ if TYPE_CHECKING:
 METHODS = ("first_touch", "last_touch", "linear", "time_decay", "markov", "shapley")
 # a path table has no touch times, so no time decay
 PATH_METHODS = ("first_touch", "last_touch", "linear", "markov", "shapley")
-DIMENSIONS = ("channel", "class")
 # DuckDB holds one bucket of journeys at a time: a few hundred MB at this size
 TOUCHES_PER_BUCKET = 4_000_000
 _EMPTY = path_table([], [])
@@ -119,7 +123,7 @@ def warehouse_journeys(
     Users are processed in hash buckets of about `touches_per_bucket` touches, so memory
     stays bounded however many journeys there are; the buckets' sums are added here.
     """
-    _check_by(by)
+    check_by(by)
     lookback = timedelta(days=lookback_days)
     params: dict[str, Any] = {
         "events": list(events),
@@ -242,94 +246,13 @@ def from_paths(
     methods: Sequence[str] = PATH_METHODS,
 ) -> TouchAttribution:
     """Credits for a ChannelAttribution path table; no warehouse, so no causal column."""
-    _check_by(by)
+    check_by(by)
     table = read_paths(file)
     credits = attribute(table, methods, markov_order=markov_order)
     rows = tuple(
-        _missing(c, 0, "no_warehouse", "a path table has no sends") for c in table.channels
+        missing_row(c, 0, "no_warehouse", "a path table has no sends") for c in table.channels
     )
     return TouchAttribution(by, "paths", table, credits, Causal(rows, None, None, "no_warehouse"))
-
-
-@dataclass(frozen=True, slots=True)
-class CausalRow:
-    """Incremental conversions of one channel or class: uplift × treated sends.
-
-    `effect` and its 95% CI are conversions; `uplift` is the per-send effect of the
-    uplift run (for a channel: `effect / n_treatment`); NaN when `status` is not `ok`.
-    """
-
-    item: str
-    effect: float
-    effect_ci_lower: float
-    effect_ci_upper: float
-    uplift: float
-    n_treatment: int
-    status: str
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Causal:
-    rows: tuple[CausalRow, ...]
-    uplift_run_id: str | None
-    uplift_week: str | None
-    status: str  # ok | no_uplift_run | no_warehouse
-
-
-def causal_column(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    by: str,
-    span: Period,
-    items: Sequence[str],
-    objective: str = "conversion",
-) -> Causal:
-    """Incremental conversions per channel or class from the newest uplift run (its
-    `segment='all'` estimates of `objective`, preferring one of `span.week`); see
-    `incremental-conversions` in `touches.sql` for the arithmetic and the CIs."""
-    import duckdb
-
-    _check_by(by)
-    try:
-        run = con.execute(
-            query("touches", "latest-uplift-run"), {"objective": objective, "week": span.week}
-        ).fetchone()
-    except duckdb.CatalogException:  # a warehouse from before the uplift tables
-        run = None
-    params = {"by": by, "start": span.start, "end": span.end, "objective": objective}
-    found = con.execute(
-        query("touches", "incremental-conversions"), params | {"run_id": run[0] if run else None}
-    ).fetchall()
-    rows = {}
-    for item, n, classes, effect, lower, upper, half, bad, note in found:
-        if run is None or bad is not None:
-            rows[item] = _missing(item, n, "no_uplift_run" if run is None else bad, note or "")
-        elif classes == 1:
-            rows[item] = CausalRow(item, effect, lower, upper, effect / n, n, "ok")
-        else:
-            rows[item] = CausalRow(item, effect, effect - half, effect + half, effect / n, n, "ok")
-    for item in set(items) - set(rows):
-        rows[item] = _missing(item, 0, "insufficient_data", "no treated sends in the period")
-    return Causal(
-        tuple(rows[k] for k in sorted(rows)),
-        run[0] if run else None,
-        run[1] if run else None,
-        "ok" if run else "no_uplift_run",
-    )
-
-
-def _missing(item: str, n: int, status: str, note: str) -> CausalRow:
-    return CausalRow(item, math.nan, math.nan, math.nan, math.nan, n, status, note)
-
-
-def _num(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _check_by(by: str) -> None:
-    if by not in DIMENSIONS:
-        raise UsageError(f"--by == {by!r}, must be channel or class")
 
 
 @dataclass(frozen=True)
@@ -367,12 +290,16 @@ class TouchAttribution(ResultsMixin):
         for c in self.credits:
             numbers = zip(c.channels, c.conversions, c.value, c.share(), c.se, strict=True)
             for item, conversions, value, share, se in numbers:
-                rows.append(_row(item, c.method, conversions, value, share, se, nan, nan, c.status))
+                rows.append(
+                    row_dict(item, c.method, conversions, value, share, se, nan, nan, c.status)
+                )
         total = sum(r.effect for r in self.causal.rows if r.status == "ok")
         for r in self.causal.rows:
             share = r.effect / total if r.status == "ok" and total > 0 else nan
             lower, upper = r.effect_ci_lower, r.effect_ci_upper
-            rows.append(_row(r.item, "causal", r.effect, nan, share, nan, lower, upper, r.status))
+            rows.append(
+                row_dict(r.item, "causal", r.effect, nan, share, nan, lower, upper, r.status)
+            )
         return rows
 
     def to_dicts(self) -> list[dict[str, Any]]:
@@ -432,7 +359,7 @@ class TouchAttribution(ResultsMixin):
 _ROW = ("item", "method", "conversions", "value", "share", "se", "ci_lower", "ci_upper", "status")
 
 
-def _row(*values: Any) -> dict[str, Any]:
+def row_dict(*values: Any) -> dict[str, Any]:
     return {
         k: (float(v) if k not in ("item", "method", "status") else v)
         for k, v in zip(_ROW, values, strict=True)
@@ -465,49 +392,3 @@ def chart_data(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for r in sorted(rows, key=lambda r: (str(r["item"]), order.get(r["method"], 99)))
     ]
-
-
-def store_credits(con: duckdb.DuckDBPyConnection, result: TouchAttribution, run_id: str) -> int:
-    """Append the result's rows to `touch_credits` under `run_id`; returns the row count."""
-    details = json.dumps(
-        {
-            "source": result.source,
-            "uplift_run_id": result.causal.uplift_run_id,
-            "conversions_without_touch": result.without_touch,
-        }
-    )
-    statement = query("touches", "insert-credit")
-    rows = result.rows()
-    for row in rows:
-        con.execute(
-            statement,
-            {
-                **row,
-                "run_id": run_id,
-                "week": result.span.week,
-                "period_start": result.span.start,
-                "period_end": result.span.end,
-                "dimension": result.by,
-                "total_conversions": result.table.total_conversions,
-                "lookback": result.lookback,
-                "details": details,
-            },
-        )
-    return len(rows)
-
-
-def stored_rows(
-    con: duckdb.DuckDBPyConnection, *, by: str = "channel", week: str | None = None
-) -> list[dict[str, Any]]:
-    """The newest stored touch attribution (of `week` when given) as `rows()` dicts."""
-    _check_by(by)
-    run = con.execute(
-        query("touches", "latest-credits-run"), {"dimension": by, "week": week}
-    ).fetchone()
-    if not run:
-        return []
-    found = con.execute(
-        query("touches", "credits-of-run"), {"run_id": run[0], "dimension": by}
-    ).fetchall()
-    # NaN is stored as NaN ("not estimated"); a NULL (a causal row's value) reads back as NaN
-    return [_row(*(v if k in (0, 1, 8) else _num(v) for k, v in enumerate(r))) for r in found]

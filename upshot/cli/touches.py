@@ -153,6 +153,7 @@ def _from_warehouse(
 ) -> TouchAttribution:
     from upshot import store as warehouse
     from upshot.attribution import touches as lib
+    from upshot.attribution.touch_store import store_credits
     from upshot.errors import UsageError
 
     st = state(ctx)
@@ -169,7 +170,7 @@ def _from_warehouse(
         try:
             result = dataclasses.replace(lib.from_warehouse(con, config, **options), run_id=run_id)
             with warehouse.transaction(con):
-                stored = lib.store_credits(con, result, run_id)
+                stored = store_credits(con, result, run_id)
         except BaseException as exc:
             reason = (str(exc).splitlines() or [type(exc).__name__])[0]
             warehouse.finish_run(con, run_id, "failed", {"error": reason})

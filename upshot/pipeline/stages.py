@@ -233,7 +233,8 @@ def stage_touches(config: Config, db_path: str, week: str) -> Stage:
     """Touch-based credit by channel for the week's conversions, beside the causal column
     of the week's uplift run (as `upshot touches --week`), for the report to show."""
     try:
-        from upshot.attribution.touches import from_warehouse, period, store_credits
+        from upshot.attribution.touch_store import store_credits
+        from upshot.attribution.touches import from_warehouse, period
     except ImportError:
         return Stage("touches", "unavailable", detail="upshot.attribution.touches is not installed")
     with store.writing(config, db_path, "upshot run: touches") as con:

@@ -244,7 +244,8 @@ def touches(con: duckdb.DuckDBPyConnection, week: str, k: int) -> tuple[Records,
     import duckdb
 
     try:
-        from upshot.attribution.touches import chart_data, stored_rows
+        from upshot.attribution.touch_store import stored_rows
+        from upshot.attribution.touches import chart_data
     except ImportError:
         return (), 0
     try:
