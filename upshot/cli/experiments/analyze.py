@@ -58,6 +58,16 @@ def _roles(
     }
 
 
+def _table_only(ratio: Any, covariate: Any, winsorize: Any, user_col: Any) -> dict[str, Any]:
+    """The options that only `--table` takes, by flag, for the check that names them."""
+    return {
+        "--ratio": ratio,
+        "--covariate": covariate,
+        "--winsorize": winsorize,
+        "--user-col": user_col,
+    }
+
+
 def _run_analysis(
     ctx: typer.Context,
     experiment: str | None,
@@ -196,12 +206,7 @@ def analyze(
         experiment,
         table,
         warehouse_only={"variant_col": variant_col},
-        table_only={
-            "--ratio": ratio,
-            "--covariate": covariate,
-            "--winsorize": winsorize,
-            "--user-col": user_col,
-        },
+        table_only=_table_only(ratio, covariate, winsorize, user_col),
         common={
             "metrics": metric,
             "control": control,
@@ -289,12 +294,7 @@ def decide(
         experiment,
         table,
         warehouse_only={"variant_col": variant_col},
-        table_only={
-            "--ratio": ratio,
-            "--covariate": covariate,
-            "--winsorize": winsorize,
-            "--user-col": user_col,
-        },
+        table_only=_table_only(ratio, covariate, winsorize, user_col),
         common={
             "metrics": metric,
             "control": control,
