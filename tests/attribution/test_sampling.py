@@ -144,3 +144,30 @@ def test_the_sampling_record_counts_each_stratum(capped):
     available = {key: pair[1] for key, pair in record["counts"].items()}
     assert available == {"1,0": 3, "0,0": 1, "0,1": 2, "1,1": 2}
     assert sum(pair[0] for pair in record["counts"].values()) == record["rows"]
+
+
+def test_whole_class_counts_and_naive_effects_equal_a_group_by():
+    import polars as pl
+
+    from upshot.attribution.classtask import Segment, population
+
+    rng = np.random.default_rng(8)
+    n = 3_000
+    T = (rng.random(n) < 0.6).astype(np.int8)
+    Y = rng.normal(size=(n, 2)) + T[:, None] * [0.5, -1.0]
+    codes = rng.integers(0, 3, size=n)
+    T[codes == 2] = 1  # level "c" has no held-out decision: its naive effect is NaN
+    cells = population(T, Y, [Segment("tier", codes, ("a", "b", "c"))])
+    frame = pl.DataFrame({"t": T, "code": codes, "y0": Y[:, 0], "y1": Y[:, 1]})
+    for label, rows in [
+        ("all", frame),
+        *[(f"tier={v}", frame.filter(pl.col("code") == k)) for k, v in enumerate("abc")],
+    ]:
+        sent, held = rows.filter(pl.col("t") == 1), rows.filter(pl.col("t") == 0)
+        assert (cells[label].n_treated, cells[label].n_control) == (sent.height, held.height)
+        for j, name in enumerate(("y0", "y1")):
+            if held.height == 0:
+                assert np.isnan(cells[label].naive[j])
+            else:
+                expected = sent[name].mean() - held[name].mean()
+                assert cells[label].naive[j] == pytest.approx(expected, rel=1e-12, abs=1e-12)
