@@ -474,11 +474,19 @@ def test_simulate_writes_the_layout_and_truth(tmp_path: Path) -> None:
     out = tmp_path / "w"
     world = make_world(users=400, weeks=1, seed=3)
     assert json.loads((out / "truth.json").read_text()) == world.truth
-    sends = sorted(p.parent.name for p in (out / "sends").glob("date=*/part-0.parquet"))
-    assert sends == [f"date={START + timedelta(days=d)}" for d in range(7)]
+    files = sorted((out / "sends").glob("date=*/channel=*/part-0.parquet"))
+    assert sorted({p.parent.parent.name for p in files}) == [
+        f"date={START + timedelta(days=d)}" for d in range(7)
+    ]
+    assert {p.parent.name for p in files} == {f"channel={c}" for c in world.sends["channel"]}
+    # as hive writers do, the channel lives in the folder name only
+    assert "channel" not in pl.read_parquet(files[0]).columns
     outcome_days = sorted(p.parent.name for p in (out / "outcomes").glob("date=*/part-0.parquet"))
     assert outcome_days == [f"date={START + timedelta(days=d)}" for d in range(-14, 21)]
-    read = pl.read_parquet(out / "sends" / "*" / "*.parquet", hive_partitioning=False)
+    read = pl.concat(
+        pl.read_parquet(p).with_columns(channel=pl.lit(p.parent.name.removeprefix("channel=")))
+        for p in files
+    ).select(world.sends.columns)
     assert read.sort("send_id").equals(world.sends)
     day = pl.read_parquet(out / "outcomes" / "date=2026-10-20" / "part-0.parquet")
     assert (day["occurred_at"].dt.date() == date(2026, 10, 20)).all()
@@ -565,17 +573,18 @@ def test_cli_json_is_one_document_and_layout(tmp_path: Path, cli: Any) -> None:
     assert result.code == 0
     document = json.loads(result.out)
     assert document["rows"]["users"] == 300
-    assert document["files"]["sends"] == 7
+    assert document["files"]["sends"] == len(list((out / "sends").rglob("*.parquet")))
+    assert len(list((out / "sends").glob("*"))) == 7
     truth = json.loads((out / "truth.json").read_text())
     assert {c["message_class"] for c in document["classes"]} == set(truth["uplift"])
     assert (out / "users.parquet").exists()
     assert (out / "assignments.parquet").exists()
-    assert (out / "sends" / "date=2026-10-19" / "part-0.parquet").exists()
+    assert list((out / "sends" / "date=2026-10-19").glob("channel=*/part-0.parquet"))
     # a previous simulation may be replaced, with other options
     result = cli("simulate", "--out", str(out), *args, "--dirty")
     assert result.code == 0
     assert "classes" in result.out
-    assert not list((out / "sends").glob("*/*.parquet"))
+    assert not list((out / "sends").rglob("*.parquet"))
     assert (out / "sends" / "date=2026-10-19" / "part-0.csv").exists()
     assert (out / "outcomes" / "date=2026-10-19" / "part-0.ndjson.gz").exists()
 

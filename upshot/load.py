@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from upshot import contract
+from upshot import contract, partitions
 from upshot.contract import Column, TableSpec
 from upshot.errors import DataQualityError, InputError, UsageError
 from upshot.readers import (
@@ -28,7 +28,7 @@ from upshot.readers import (
     open_source,
 )
 from upshot.results import ResultsMixin
-from upshot.sql import ident, query
+from upshot.sql import ident, literal, query
 from upshot.store import transaction, writing
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class LoadReport(ResultsMixin):
     table: str
     files: tuple[FileReport, ...]
     max_reject_rate: float
+    pruned: int = 0  # files left out by --since / --until / --partition, never opened
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [
@@ -100,6 +101,7 @@ class LoadReport(ResultsMixin):
             ],
             "totals": {
                 "files": len(self.files),
+                "files_pruned": self.pruned,
                 "rows_accepted": sum(f.rows_accepted for f in self.files),
                 "duplicates_skipped": sum(f.duplicates_skipped for f in self.files),
                 "rows_quarantined": sum(f.rows_quarantined for f in self.files),
@@ -111,12 +113,15 @@ class LoadReport(ResultsMixin):
 
 
 def _columns(
-    con: duckdb.DuckDBPyConnection, path: str, spec: TableSpec
+    con: duckdb.DuckDBPyConnection, path: str, spec: TableSpec, folders: dict[str, str]
 ) -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
-    """contract name → (source column, source type); plus the source columns ignored."""
+    """contract name → (source column, source type); plus the source columns ignored.
+
+    A contract column the file lacks is read from its partition folder, if it has one.
+    """
     mapping: dict[str, tuple[str, str]] = {}
     for name, type_ in describe(con, "_src"):
-        if name in ("_row", "_json_ok"):
+        if name in ("_row", "_json_ok") or name.startswith(FOLDER):
             continue
         norm = contract.snake(name)
         if not norm:
@@ -126,6 +131,8 @@ def _columns(
                 f"{path}: columns {mapping[norm][0]!r} and {name!r} both mean {norm!r}"
             )
         mapping[norm] = (name, type_)
+    for key in folders:
+        mapping.setdefault(key, (FOLDER + key, "VARCHAR"))
     missing = [c for c in spec.required if c not in mapping]
     if missing:
         raise InputError(
@@ -137,6 +144,39 @@ def _columns(
     known = {c.name for c in spec.columns}
     ignored = () if spec.open_columns else tuple(sorted(set(mapping) - known - {"load_id"}))
     return mapping, ignored
+
+
+FOLDER = "_folder_"  # prefix of the source columns that hold a file's partition folders
+
+
+def _add_folders(con: duckdb.DuckDBPyConnection, folders: dict[str, str]) -> None:
+    """Add a file's partition folders to `_src` as text columns `_folder_<key>` (NULL for
+    hive's empty partition)."""
+    if not folders:
+        return
+    consts = ", ".join(
+        f"{'NULL' if partitions.is_null(v) else literal(v)}::VARCHAR AS {ident(FOLDER + k)}"
+        for k, v in folders.items()
+    )
+    con.execute("DROP VIEW IF EXISTS _src_file")
+    con.execute("ALTER VIEW _src RENAME TO _src_file")
+    con.execute(f"CREATE TEMP VIEW _src AS SELECT *, {consts} FROM _src_file")
+
+
+def _mismatch(spec: TableSpec, checked: Sequence[str], tz: str) -> str:
+    """CASE naming the first column whose value differs from its partition folder's."""
+    branches = []
+    for col in spec.columns:
+        if col.name not in checked:
+            continue
+        folder = contract.typed(col, FOLDER + col.name, "VARCHAR", tz)
+        raw = ident(col.name if col.type == "VARCHAR" else "_raw_" + col.name)
+        branches.append(
+            f"WHEN {ident(col.name)} IS DISTINCT FROM {folder} THEN {{'reason': "
+            f"'partition_mismatch', 'column': {literal(col.name)}, "
+            f"'raw': CAST({raw} AS VARCHAR)}}"
+        )
+    return f"CASE {' '.join(branches)} END"
 
 
 def _extras(
@@ -159,7 +199,10 @@ def _stage(
     columns: tuple[Column, ...],
     mapping: dict[str, tuple[str, str]],
     config: Config,
+    checked: Sequence[str] = (),
 ) -> None:
+    """Stage `_src` typed, with each row's first failure; `checked` columns must equal
+    their partition folder's value."""
     tz = config.load.naive_timezone
     selects = ["_row"]
     present: set[str] = set()
@@ -172,7 +215,10 @@ def _stage(
                 selects.append(f"{ident(source)} AS {ident('_raw_' + col.name)}")
     if "_json_ok" in {n for n, _ in describe(con, "_src")}:
         selects.append("_json_ok")
+    selects += [ident(FOLDER + k) for k in checked]
     fail = contract.failure(TableSpec(spec.name, columns, spec.key), present, config.load.channels)
+    if checked:
+        fail = f"coalesce({fail}, {_mismatch(spec, checked, tz)})"
     if "_json_ok" in selects:
         fail = (
             "CASE WHEN NOT _json_ok THEN {'reason': 'malformed_json', 'column': NULL, "
@@ -225,16 +271,21 @@ def load_file(con: duckdb.DuckDBPyConnection, table: str, path: str, config: Con
         seen = con.execute(query("load", "stat-seen"), [*stat, table]).fetchone()
         if seen and seen[0]:
             return FileReport(path, table, "already_loaded")
-    digest = fingerprint(path, con)
+    folders = partitions.columns(path, {c.name for c in spec.columns})
+    # the folders are part of the data: the same bytes under channel=push and channel=email
+    # are two different files
+    digest = partitions.keyed(fingerprint(path, con), folders)
     seen = con.execute(query("load", "fingerprint-seen"), [digest, table]).fetchone()
     if seen and seen[0]:
         return FileReport(path, table, "already_loaded", fingerprint=digest)
     fmt = file_format(path)
     try:
         open_source(con, path, fmt, spec)
-        mapping, ignored = _columns(con, path, spec)
+        _add_folders(con, folders)
+        mapping, ignored = _columns(con, path, spec, folders)
+        checked = [k for k in folders if mapping[k][0] != FOLDER + k]
         columns = spec.columns + _extras(con, spec, mapping)
-        _stage(con, spec, columns, mapping, config)
+        _stage(con, spec, columns, mapping, config, checked)
     except InputError:
         raise
     except Exception as exc:  # DuckDB could not read it at all: name the file, load nothing
@@ -286,8 +337,10 @@ def load(
     config: Config,
     max_reject_rate: float | None = None,
     on_file: Callable[[int, int, str], None] | None = None,
+    pruning: partitions.Pruning | None = None,
 ) -> LoadReport:
-    """Load every file named by `paths` into `table`; raise DataQualityError past the gate.
+    """Load every file named by `paths` into `table`, less those `pruning` leaves out by
+    their partition folders; raise DataQualityError past the gate.
 
     The gate is checked after every file has loaded, so good rows are never lost; the
     error carries the report (`exc.report`) for the caller to print.
@@ -297,13 +350,13 @@ def load(
     if not 0 <= gate <= 1:
         raise UsageError(f"max_reject_rate == {gate}, must be in [0, 1]")
     with writing(config, db_path, f"upshot load {table}") as con:
-        files = discover(paths, con)
+        files, pruned = (pruning or partitions.Pruning()).select(discover(paths, con))
         reports = []
         for i, path in enumerate(files):
             if on_file:
                 on_file(i, len(files), path)
             reports.append(load_file(con, table, path, config))
-    report = LoadReport(table, tuple(reports), gate)
+    report = LoadReport(table, tuple(reports), gate, pruned)
     if report.over_gate:
         worst = max(report.over_gate, key=lambda f: f.reject_rate)
         raise DataQualityError(

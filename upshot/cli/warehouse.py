@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -57,6 +58,33 @@ def load(
             show_default=False,
         ),
     ] = None,
+    partition: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--partition",
+            help="Load only files under this KEY=VALUE hive folder, e.g. channel=push; "
+            "repeat it for several values (--partition channel=push --partition channel=email).",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            "--since",
+            formats=["%Y-%m-%d"],
+            help="Load only files under a date=YYYY-MM-DD folder (or dt=, day=) on or after it.",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            "--until",
+            formats=["%Y-%m-%d"],
+            help="Load only files under a date= folder on or before it.",
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOption = "table",  # type: ignore[assignment]
     as_json: JsonOption = False,
 ) -> None:
@@ -65,12 +93,23 @@ def load(
     Each file loads in one transaction: all of its good rows, or nothing. Rows that break
     the contract go to the **quarantine** table with the reason; rows whose
     send_id / event_id already exist are skipped; a file whose content was loaded before
-    (under any name) is skipped whole. Exit code 3 when a file's quarantined share
-    exceeds --max-reject-rate, 4 when another writer holds the warehouse.
+    (under any name) is skipped whole, and so is a partition already loaded.
+
+    Hive folders are data: a contract column the files lack (channel under
+    channel=push/) is read from its folder, and a row whose value differs from its
+    folder's is quarantined as partition_mismatch. --partition, --since and --until
+    prune by folder names alone, before any file is opened.
+
+    Exit code 3 when a file's quarantined share exceeds --max-reject-rate, 4 when
+    another writer holds the warehouse.
     """
     from upshot.load import load as load_files
+    from upshot.partitions import Pruning
 
     st = state(ctx)
+    pruning = Pruning.parse(
+        partition or [], since.date() if since else None, until.date() if until else None
+    )
     on_file, done = _progress(table.value)
     try:
         report = load_files(
@@ -80,6 +119,7 @@ def load(
             config=st.config,
             max_reject_rate=max_reject_rate,
             on_file=on_file,
+            pruning=pruning,
         )
         gate_error = None
     except DataQualityError as exc:
@@ -125,6 +165,8 @@ def _print_report(report: LoadReport, fmt: Any) -> None:
         ],
     }
     emit(fmt, document, tables)
+    if report.pruned:
+        info(f"{report.pruned} file(s) left out by their partition folders")
     skipped = sum(1 for f in report.files if f.status == "already_loaded")
     if skipped:
         info(f"{skipped} file(s) already loaded before (same content): nothing added from them")

@@ -216,13 +216,20 @@ def _prepare(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _write_partitions(frame: pl.DataFrame, column: str, folder: Path) -> int:
+def _write_partitions(
+    frame: pl.DataFrame, column: str, folder: Path, by: tuple[str, ...] = ()
+) -> int:
+    """`folder/date=D[/k=v...]/part-0.parquet`; like hive writers, the `by` columns live
+    in the folder names only."""
     day = frame.get_column(column).dt.date().alias("_day")
-    parts = frame.with_columns(day).partition_by("_day", as_dict=True, maintain_order=True)
+    keys = ["_day", *by]
+    parts = frame.with_columns(day).partition_by(keys, as_dict=True, maintain_order=True)
     for key, part in sorted(parts.items()):
         target = folder / f"date={key[0]}"
+        for name, value in zip(by, key[1:], strict=True):
+            target = target / f"{name}={value}"
         target.mkdir(parents=True, exist_ok=True)
-        part.drop("_day").write_parquet(target / "part-0.parquet")
+        part.drop(keys).write_parquet(target / "part-0.parquet")
     return len(parts)
 
 
@@ -254,7 +261,8 @@ def simulate(
 ) -> SimulationSummary:
     """Write the input contract of `make_world(...)` under `out`, truth.json last.
 
-    `out/users.parquet`, `out/assignments.parquet`, `out/sends/date=D/part-0.parquet` and
+    `out/users.parquet`, `out/assignments.parquet`, `out/sends/date=D/channel=C/part-0.parquet`
+    (no channel column in the file, as hive writers do) and
     `out/outcomes/date=D/part-0.parquet` (D the UTC day of decided_at / occurred_at); with
     `dirty`, `part-0.csv` for sends and `part-0.ndjson.gz` for outcomes instead.
     """
@@ -272,7 +280,7 @@ def simulate(
         files["outcomes"] = _write_raw(world.dirty_outcomes, out / "outcomes", "ndjson")
         rows["sends"], rows["outcomes"] = world.dirty_sends.height, world.dirty_outcomes.height
     else:
-        files["sends"] = _write_partitions(world.sends, "decided_at", out / "sends")
+        files["sends"] = _write_partitions(world.sends, "decided_at", out / "sends", ("channel",))
         files["outcomes"] = _write_partitions(world.outcomes, "occurred_at", out / "outcomes")
         rows["sends"], rows["outcomes"] = world.sends.height, world.outcomes.height
     (out / "truth.json").write_text(json.dumps(world.truth, indent=2) + "\n", encoding="utf-8")
