@@ -51,8 +51,7 @@ def write_days(tree: Path, first: date, days: int, rows_per_file: int, offset: i
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(
-            f"COPY ({select}) TO '{tree}' (FORMAT parquet, PARTITION_BY (date, channel), "
-            "APPEND)"
+            f"COPY ({select}) TO '{tree}' (FORMAT parquet, PARTITION_BY (date, channel), APPEND)"
         )
 
 

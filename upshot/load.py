@@ -255,7 +255,17 @@ def _insert(
     where = ""
     if has_rows and has_rows[0]:
         same_key = " AND ".join(f"t.{k} = f.{k}" for k in keys)
-        where = f" WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {same_key})"
+        # The file's keys already in the table, by an inner join: DuckDB builds its hash
+        # table on the smaller side (a day's file, not years of history) and prunes the
+        # table's row groups by the file's key range, where an anti-join against the
+        # table would hash all of it for every file.
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _known AS SELECT DISTINCT "
+            f"{', '.join(f't.{k}' for k in keys)} FROM {table} t "
+            f"JOIN (SELECT {', '.join(keys)} FROM _stage WHERE _fail IS NULL AND {keyed}) f "
+            f"ON {same_key}"
+        )
+        where = f" WHERE NOT EXISTS (SELECT 1 FROM _known t WHERE {same_key})"
     cols = ", ".join(ident(c.name) for c in columns)
     picked = ", ".join(f"f.{ident(c.name)}" for c in columns)
     sql = f"INSERT INTO {table} ({cols}, load_id) SELECT {picked}, $load_id FROM ({rows}) f{where}"
@@ -263,14 +273,19 @@ def _insert(
     return int(row[0]) if row else 0
 
 
-def load_file(con: duckdb.DuckDBPyConnection, table: str, path: str, config: Config) -> FileReport:
-    """Load one file into `table` in one transaction; see the module docstring."""
+def load_file(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    path: str,
+    config: Config,
+    seen_stats: set[tuple[str, int, int]],
+) -> FileReport:
+    """Load one file into `table` in one transaction; see the module docstring.
+    `seen_stats` holds the (path, size, mtime) of the files loaded into it before."""
     spec = table_spec(table)
     stat = local_stat(path)
-    if stat:  # a partition seen before is skipped without reading it again
-        seen = con.execute(query("load", "stat-seen"), [*stat, table]).fetchone()
-        if seen and seen[0]:
-            return FileReport(path, table, "already_loaded")
+    if stat in seen_stats:  # a partition seen before is skipped without reading it again
+        return FileReport(path, table, "already_loaded")
     folders = partitions.columns(path, {c.name for c in spec.columns})
     # the folders are part of the data: the same bytes under channel=push and channel=email
     # are two different files
@@ -317,7 +332,7 @@ def load_file(con: duckdb.DuckDBPyConnection, table: str, path: str, config: Con
     reasons = dict(con.execute(query("load", "stage-reasons")).fetchall())
     if rejects:
         reasons["malformed_row"] = reasons.get("malformed_row", 0) + len(rejects)
-    con.execute("DROP TABLE IF EXISTS _stage")
+    con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _known")
     return FileReport(
         path, table, "loaded", read, accepted, duplicates, bad, reasons, ignored, digest
     )
@@ -351,11 +366,13 @@ def load(
         raise UsageError(f"max_reject_rate == {gate}, must be in [0, 1]")
     with writing(config, db_path, f"upshot load {table}") as con:
         files, pruned = (pruning or partitions.Pruning()).select(discover(paths, con))
+        rows = con.execute(query("load", "seen-stats"), [table]).fetchall()
+        seen_stats = {(str(p), int(size), int(mtime)) for p, size, mtime in rows}
         reports = []
         for i, path in enumerate(files):
             if on_file:
                 on_file(i, len(files), path)
-            reports.append(load_file(con, table, path, config))
+            reports.append(load_file(con, table, path, config, seen_stats))
     report = LoadReport(table, tuple(reports), gate, pruned)
     if report.over_gate:
         worst = max(report.over_gate, key=lambda f: f.reject_rate)

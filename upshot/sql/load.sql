@@ -15,10 +15,11 @@ SELECT count(*), count(*) FILTER (WHERE _fail IS NOT NULL) FROM _stage;
 -- Failed rows of the staged file by reason.
 SELECT _fail.reason, count(*) FROM _stage WHERE _fail IS NOT NULL GROUP BY 1 ORDER BY 1;
 
--- name: stat-seen
--- Was this very file (same absolute path, size and mtime) loaded into this table before?
-SELECT count(*) FROM _loads
-WHERE file_path = ? AND file_size = ? AND file_mtime_ns = ? AND table_name = ?;
+-- name: seen-stats
+-- The files (absolute path, size, mtime) loaded into this table before: one read per load,
+-- not one query per file of a deep partition tree.
+SELECT file_path, file_size, file_mtime_ns FROM _loads
+WHERE table_name = ? AND file_path IS NOT NULL;
 
 -- name: record-load
 -- The load journal: one row per file that loaded.
