@@ -185,3 +185,33 @@ def test_writer_lock_file_names_the_holder(tmp_path: Path):
     db = str(tmp_path / "w.duckdb")
     with writer_lock(db, 1, "upshot load sends"):
         assert (tmp_path / "w.duckdb.lock").read_text() == f"PID {os.getpid()} (upshot load sends)"
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_work_past_the_memory_limit_spills_to_disk(tmp_path, read_only):
+    from upshot.config import Warehouse
+
+    db = str(tmp_path / "w.duckdb")
+    spill = tmp_path / "spill"
+    settings = Warehouse(memory_limit="64MB", temp_directory=str(spill), threads=1)
+    with connect(db, read_only=False, settings=settings) as con:
+        # ≈ 190 MB of strings: three times the limit
+        con.execute(
+            "CREATE TABLE t AS SELECT md5(i::VARCHAR) || md5((i + 1)::VARCHAR) AS s "
+            "FROM range(2500000) r(i)"
+        )
+    con = connect(db, read_only=read_only, settings=settings)
+    try:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
+        assert limit == ("61.0 MiB",)  # DuckDB reads "64MB" as 64·10⁶ bytes, shows MiB
+        # a sorted copy cannot fit in 64 MB: it must go to the temp directory, not fail
+        con.execute("CREATE TEMP TABLE sorted AS SELECT s FROM t ORDER BY s DESC")
+        files = con.execute("SELECT path, size FROM duckdb_temporary_files()").fetchall()
+        assert sum(size for _, size in files) > 64 * 10**6
+        # writers spill where the config says; readers beside the database (`<db>.tmp`)
+        where = spill if not read_only else Path(db + ".tmp")
+        assert all(Path(path).parent == where for path, _ in files)
+        row = con.execute("SELECT count(*), min(s) = (SELECT min(s) FROM t) FROM sorted").fetchone()
+        assert row == (2500000, True)
+    finally:
+        con.close()
