@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_scale.py                      # 1M, 3M, 10M, 30M
     .venv/bin/python benchmarks/bench_scale.py --sizes 1e6,3e6 --repeats 2
     .venv/bin/python benchmarks/bench_scale.py --stages sql --sizes 1e6,1e7,3e7
+    .venv/bin/python benchmarks/bench_scale.py --stages frame --sizes 1e7 --nuisance linear
 
 Stage `fit`: `estimate_uplift` on a simulated per-decision frame of N decisions spread
 over `--classes` message classes (4 objectives, 5 covariates, segments), once with the
@@ -14,6 +15,11 @@ Ray backend's overhead on this machine, where Ray cannot add cores.
 
 Stage `sql`: `decision_frame` (the one-pass SQL join of decisions to outcomes and users)
 on a DuckDB warehouse of N decisions generated in SQL, with the default memory limit.
+
+Stage `frame`: from that warehouse to estimates, the way `upshot uplift` reads it
+(`file`: the frame written to Parquet by DuckDB, fits reading one class at a time)
+against handing the whole frame to Python (`memory`). `fit_peak_mb` is the driver's
+peak RSS while the models fit, sampled every 50 ms: what the frame costs the driver.
 
 Each measurement runs in its own process so that peak memory is its own: `peak_mb` is
 the driver's peak RSS and `child_mb` the largest worker's (Ray's or the pool's).
@@ -136,13 +142,7 @@ def run_sql(size: int) -> dict[str, Any]:
         config = Config()
         con = connect(str(Path(tmp) / "w.duckdb"), read_only=False, settings=config.warehouse)
         con.execute(f"SET temp_directory = '{tmp}/spill'")
-        con.execute("DROP TABLE users; DROP TABLE sends; DROP TABLE outcomes")
-        started = time.perf_counter()
-        params = {"size": size, "users": max(1, size // 4)}
-        for statement in WAREHOUSE_SQL.split(";"):
-            if statement.strip():
-                con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
-        build = time.perf_counter() - started
+        build = build_warehouse(con, size)
         started = time.perf_counter()
         frame = decision_frame(con, config)
         seconds = time.perf_counter() - started
@@ -150,8 +150,73 @@ def run_sql(size: int) -> dict[str, Any]:
     return {"seconds": seconds, "build_s": build, "rows": frame.height}
 
 
+def build_warehouse(con: Any, size: int) -> float:
+    """The generated warehouse of `size` decisions (4 per user); seconds taken."""
+    con.execute("DROP TABLE users; DROP TABLE sends; DROP TABLE outcomes")
+    started = time.perf_counter()
+    params = {"size": size, "users": max(1, size // 4)}
+    for statement in WAREHOUSE_SQL.split(";"):
+        if statement.strip():
+            con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
+    return time.perf_counter() - started
+
+
+def run_frame(size: int, variant: str, nuisance: str) -> dict[str, Any]:
+    """Warehouse to estimates, the frame handed over whole (`memory`) or written to Parquet
+    and read a class at a time (`file`); the driver's peak RSS while it fits, sampled."""
+    import threading
+
+    import polars as pl
+
+    from upshot.attribution.budget import resident_bytes
+    from upshot.attribution.estimate import estimate_frame
+    from upshot.attribution.frames import covariate_columns, decision_frame, write_decision_frame
+    from upshot.config import Config, Uplift
+    from upshot.store import connect
+
+    settings = Uplift(nuisance=nuisance, segments=("country", "product_tier"), jobs=2)
+    with tempfile.TemporaryDirectory(prefix="upshot-bench-") as tmp:
+        config = Config()
+        con = connect(str(Path(tmp) / "w.duckdb"), read_only=False, settings=config.warehouse)
+        con.execute(f"SET temp_directory = '{tmp}/spill'")
+        build = build_warehouse(con, size)
+        started = time.perf_counter()
+        path = Path(tmp) / "frame.parquet"
+        frame: Any
+        if variant == "memory":
+            frame = decision_frame(con, config)
+        else:
+            write_decision_frame(con, config, path)
+            frame = pl.scan_parquet(path)
+        covariates = covariate_columns(con)
+        con.close()
+        sql_s = time.perf_counter() - started
+        peak = [resident_bytes()]
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(0.05):
+                peak[0] = max(peak[0], resident_bytes())
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        started = time.perf_counter()
+        results = estimate_frame(
+            frame, config, covariates=covariates, settings=settings, refute=False
+        )
+        fit_s = time.perf_counter() - started
+        stop.set()
+        watcher.join()
+    ok = sum(e.status == "ok" for e in results.estimates if e.segment == "all")
+    return {"seconds": sql_s + fit_s, "build_s": build, "sql_s": sql_s, "fit_s": fit_s,
+            "fit_peak_mb": peak[0] / 2**20, "ok": ok}  # fmt: skip
+
+
 def one(stage: str, backend: str, size: int, classes: int, nuisance: str) -> None:
-    out = run_sql(size) if stage == "sql" else run_fit(size, backend, classes, nuisance)
+    if stage == "frame":
+        out = run_frame(size, backend, nuisance)
+    else:
+        out = run_sql(size) if stage == "sql" else run_fit(size, backend, classes, nuisance)
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["child_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(out))
@@ -185,7 +250,9 @@ def main() -> None:
     stages = args.stages.split(",")
     print("stage  backend   decisions   best_s  runs_s  startup_s  s_per_1M  peak_mb  child_mb")
     for stage in stages:
-        backends = args.backends.split(",") if stage == "fit" else ["duckdb"]
+        backends = {"fit": args.backends.split(","), "frame": ["memory", "file"]}.get(
+            stage, ["duckdb"]
+        )
         for size in sizes:
             best: dict[str, float] = {}
             for backend in backends:
@@ -198,6 +265,9 @@ def main() -> None:
                 best[backend] = top["seconds"]
                 runs_s = [round(r["seconds"], 1) for r in good]
                 startup = f"{top['startup_s']:.1f}" if "startup_s" in top else "-"
+                if "fit_peak_mb" in top:
+                    startup = f"sql {top['sql_s']:.1f} s, fit {top['fit_s']:.1f} s, "
+                    startup += f"driver peak while fitting {top['fit_peak_mb']:.0f} MB;"
                 print(
                     f"{stage:5}  {backend:7}  {size:>10,}  {top['seconds']:8.1f}  {runs_s}"
                     f"  {startup:>6}  {top['seconds'] / size * 1e6:8.1f}"

@@ -183,3 +183,23 @@ def test_encode_covariates_one_hot_missing_and_constant_columns():
     np.testing.assert_allclose(design.X[:, 3], [1, 2.5, 3, 5, 1])  # the mean fills the gap
     np.testing.assert_array_equal(design.X[:, 4], [1, 0, 1, 1, 0])
     assert frame.equals(before)
+
+
+def test_the_frame_written_to_parquet_is_the_frame(tiny, tmp_path):
+    from polars.testing import assert_frame_equal
+
+    from upshot.attribution.frames import frame_folder, write_decision_frame
+
+    config = Config()
+    path = tmp_path / "frame.parquet"
+    n = write_decision_frame(tiny, config, path, classes=["a"], start="2026-11-16")
+    expected = decision_frame(tiny, config, classes=["a"], start="2026-11-16")
+    assert n == expected.height == 3
+    # same columns, types, order and values (NaN equal to NaN)
+    assert_frame_equal(pl.read_parquet(path), expected)
+    # the run's folder lives under the configured temporary directory and goes away
+    settings = config.warehouse.__class__(temp_directory=str(tmp_path / "tmp"))
+    with frame_folder(Config(warehouse=settings)) as folder:
+        assert folder.parent == tmp_path / "tmp"
+        (folder / "x.parquet").write_bytes(b"")
+    assert not folder.exists()

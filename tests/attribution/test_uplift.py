@@ -21,6 +21,7 @@ from upshot.attribution.models import (
 )
 from upshot.attribution.sampling import capped_folds
 from upshot.config import Config, Uplift
+from upshot.errors import InputError
 
 COVARIATES = ["activity", "tenure_years", "product_tier", "country", "platform"]
 FAST = Uplift(nuisance="linear", segments=())
@@ -402,3 +403,28 @@ def test_a_class_larger_than_max_rows_per_fit_is_subsampled(decisions):
     assert sum(e.n_treated + e.n_control for e in tiers) == 2500
     # segment estimates carry the same provenance
     assert all(e.details["sampling"]["fit"] == fit for e in tiers)
+
+
+def test_a_lazy_frame_gives_the_eager_frames_estimates(decisions, tmp_path):
+    # the warehouse path hands estimate_uplift a Parquet scan, read one class at a time
+    frame = decisions[0].sort("message_class")
+    frame.write_parquet(tmp_path / "d.parquet", row_group_size=1000)
+    settings = dataclasses.replace(FAST, max_rows_per_fit=1500, segments=("country",))
+
+    def run(source):
+        return estimate_uplift(
+            source, outcomes=["conversion", "engagement"], covariates=COVARIATES,
+            settings=settings, refute=False,
+        )  # fmt: skip
+
+    eager, lazy = run(frame), run(pl.scan_parquet(tmp_path / "d.parquet"))
+    assert same(eager, lazy)
+    assert eager.covariance == lazy.covariance
+    assert eager.classes.keys() == lazy.classes.keys() == set(SPECS)
+    # the same boundary checks, with the same row numbers
+    broken = frame.with_columns(
+        treated=pl.when(pl.int_range(pl.len()) == 2600).then(None).otherwise(pl.col("treated"))
+    )
+    broken.write_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(InputError, match=r"^frame row 2601: treated must be 0/1"):
+        run(pl.scan_parquet(tmp_path / "bad.parquet"))

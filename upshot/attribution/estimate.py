@@ -1,9 +1,11 @@
 """From a per-decision frame to uplift estimates, and from the warehouse and back.
 
 `estimate_uplift` takes any per-decision polars frame (a warehouse `decision_frame` or a
-flat table), checks its columns at the boundary, turns each message class into a
-`ClassTask` of plain arrays (covariates encoded per class) and runs `fit_class` on each
-through `backend.map_fits`. `uplift_from_warehouse` builds the frame with SQL first;
+flat table), eager or lazy, checks its columns at the boundary, turns each message class
+into a `ClassTask` of plain arrays (covariates encoded per class) and runs `fit_class` on
+each through `backend.map_fits`. A lazy frame (`pl.scan_parquet` of a
+`write_decision_frame` file) is read one class at a time, so no more than the largest
+class is ever in memory. `uplift_from_warehouse` builds the frame with SQL first;
 `write_results` stores a run's estimates and covariances.
 """
 
@@ -39,19 +41,20 @@ if TYPE_CHECKING:
 MAX_SEGMENT_LEVELS = 50  # more distinct values than this is not a segment column
 
 
-def _require(frame: pl.DataFrame, column: str | None, role: str, source: str) -> None:
-    if column is not None and column not in frame.columns:
+def _require(columns: Sequence[str], column: str | None, role: str, source: str) -> None:
+    if column is not None and column not in columns:
         raise UsageError(f"{source}: no column {column!r} for {role}")
 
 
-def _first_bad(frame: pl.DataFrame, condition: pl.Expr) -> int | None:
+def _first_bad(frame: pl.LazyFrame, condition: pl.Expr) -> int | None:
     """The 1-based row number of the first row where `condition` holds, if any."""
-    hits = frame.select(condition.arg_true().first()).item()
+    hits = frame.select(condition.arg_true().first()).collect().item()
     return None if hits is None else int(hits) + 1
 
 
 def _check(
-    frame: pl.DataFrame,
+    frame: pl.LazyFrame,
+    schema: pl.Schema,
     *,
     source: str,
     class_col: str,
@@ -65,15 +68,15 @@ def _check(
     if bad is not None:
         raise InputError(f"{source} row {bad}: {class_col} is empty")
     treatment = pl.col(treatment_col)
-    dtype = frame.schema[treatment_col]
+    dtype = schema[treatment_col]
     if dtype != pl.Boolean and not dtype.is_numeric():
         raise InputError(f"{source}: {treatment_col} must be 0/1 or true/false, not {dtype}")
     bad = _first_bad(frame, treatment.is_null() | ~treatment.cast(pl.Float64).is_in([0.0, 1.0]))
     if bad is not None:
         raise InputError(f"{source} row {bad}: {treatment_col} must be 0/1 or true/false")
     for name in outcomes:
-        if not (frame.schema[name].is_numeric() or frame.schema[name] == pl.Boolean):
-            raise InputError(f"{source}: outcome {name} must be numeric, not {frame.schema[name]}")
+        if not (schema[name].is_numeric() or schema[name] == pl.Boolean):
+            raise InputError(f"{source}: outcome {name} must be numeric, not {schema[name]}")
         bad = _first_bad(frame, ~pl.col(name).cast(pl.Float64).is_finite().fill_null(False))
         if bad is not None:
             raise InputError(f"{source} row {bad}: outcome {name} is missing or not finite")
@@ -84,8 +87,30 @@ def _check(
             raise InputError(f"{source} row {bad}: {propensity_col} must be in (0, 1]")
 
 
-def _is_binary(series: pl.Series) -> bool:
-    return set(series.drop_nulls().unique().to_list()) <= {0, 1}
+def _is_binary(frame: pl.LazyFrame, column: str) -> bool:
+    import polars as pl
+
+    values = frame.select(pl.col(column).drop_nulls().unique()).collect().to_series()
+    return set(values.to_list()) <= {0, 1}
+
+
+def frame_height(frame: pl.DataFrame | pl.LazyFrame) -> int:
+    """Rows of an eager or lazy frame (a Parquet scan counts them from its metadata)."""
+    import polars as pl
+
+    if isinstance(frame, pl.DataFrame):
+        return frame.height
+    return int(frame.select(pl.len()).collect().item())
+
+
+def frame_classes(
+    frame: pl.DataFrame | pl.LazyFrame, class_col: str = "message_class"
+) -> list[str]:
+    """The distinct classes of an eager or lazy frame, sorted."""
+    import polars as pl
+
+    values = frame.lazy().select(pl.col(class_col).cast(pl.String).unique()).collect()
+    return sorted(values.to_series().drop_nulls().to_list())
 
 
 def _segments(frame: pl.DataFrame, columns: Sequence[str]) -> tuple[Segment, ...]:
@@ -104,7 +129,7 @@ def _segments(frame: pl.DataFrame, columns: Sequence[str]) -> tuple[Segment, ...
 
 
 def _tasks(
-    frame: pl.DataFrame,
+    frame: pl.LazyFrame,
     classes: Sequence[str],
     *,
     roles: dict[str, str | None],
@@ -124,7 +149,7 @@ def _tasks(
     import polars as pl
 
     for name in classes:
-        part = frame.filter(pl.col(roles["class"]) == name)  # type: ignore[arg-type]
+        part = frame.filter(pl.col(roles["class"]) == name).collect()  # type: ignore[arg-type]
         channel_col, p_col, r_col = roles["channel"], roles["propensity"], roles["randomized"]
         channel = None
         if channel_col is not None:
@@ -166,7 +191,7 @@ def _tasks(
 
 
 def estimate_uplift(
-    frame: pl.DataFrame,
+    frame: pl.DataFrame | pl.LazyFrame,
     *,
     outcomes: Sequence[str],
     covariates: Sequence[str] | None = None,
@@ -183,7 +208,8 @@ def estimate_uplift(
     source: str = "frame",
     progress: Callable[[str], None] | None = None,
 ) -> UpliftResults:
-    """The uplift of each message class on each outcome column of `frame` (not modified).
+    """The uplift of each message class on each outcome column of `frame` (not modified;
+    a lazy frame is collected one class at a time).
 
     `outcomes` are numeric columns (binary ones, listed in `binary` or detected as 0/1,
     are fitted as discrete outcomes); `covariates` default to every other column except
@@ -195,40 +221,42 @@ def estimate_uplift(
 
     settings = settings or Uplift()
     jobs = settings.jobs if jobs is None else jobs
+    lazy = frame.lazy()
+    schema = lazy.collect_schema()
+    columns = schema.names()
     if not outcomes:
         raise UsageError("no outcomes: give at least one outcome column")
     for column, role in ((class_col, "the class"), (treatment_col, "the treatment")):
-        _require(frame, column, role, source)
+        _require(columns, column, role, source)
     for name in outcomes:
-        _require(frame, name, "an outcome", source)
+        _require(columns, name, "an outcome", source)
     optional = {"propensity": propensity_col, "randomized": randomized_col, "channel": channel_col}
-    optional = {k: v if v in frame.columns else None for k, v in optional.items()}
+    optional = {k: v if v in columns else None for k, v in optional.items()}
     roles = {"class": class_col, "treatment": treatment_col, **optional}
     used = {c for c in roles.values() if c} | set(outcomes)
     if covariates is None:
-        covariates = [c for c in frame.columns if c not in used and c not in FRAME_KEYS]
+        covariates = [c for c in columns if c not in used and c not in FRAME_KEYS]
     for name in covariates:
-        _require(frame, name, "a covariate", source)
+        _require(columns, name, "a covariate", source)
         if name in used:
             raise UsageError(f"{source}: {name!r} cannot be both a covariate and another role")
     _check(
-        frame,
+        lazy,
+        schema,
         source=source,
         class_col=class_col,
         treatment_col=treatment_col,
         outcomes=outcomes,
         propensity_col=optional["propensity"],
     )
-    present = sorted(frame.get_column(class_col).cast(str).unique().to_list())
+    present = frame_classes(lazy, class_col)
     wanted = list(classes) if classes else present
     missing = [c for c in wanted if c not in present]
     if missing:
         raise UsageError(f"{source}: no decisions of class {missing[0]!r}")
-    flags = [
-        (o in binary) if binary is not None else _is_binary(frame.get_column(o)) for o in outcomes
-    ]
+    flags = [(o in binary) if binary is not None else _is_binary(lazy, o) for o in outcomes]
     tasks = _tasks(
-        frame,
+        lazy,
         wanted,
         roles=roles,
         outcomes=outcomes,
@@ -296,7 +324,7 @@ def uplift_from_warehouse(
 
 
 def estimate_frame(
-    frame: pl.DataFrame,
+    frame: pl.DataFrame | pl.LazyFrame,
     config: Config,
     *,
     covariates: Sequence[str],
@@ -310,7 +338,7 @@ def estimate_frame(
 
     Objectives are binary when their aggregation is `any`.
     """
-    if frame.height == 0:
+    if frame_height(frame) == 0:
         raise UsageError("no send decisions in the warehouse for the classes and period asked")
     names = list(objectives) if objectives else list(config.objectives)
     return estimate_uplift(

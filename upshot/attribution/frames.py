@@ -15,10 +15,13 @@ estimators need (categoricals one-hot, missing values imputed with an indicator)
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -106,6 +109,51 @@ def decision_frame(
     named) measured after the decision: only events strictly after `decided_at` and no
     later than `decided_at + window` count. Rows are ordered by class, time and send_id.
     """
+    return _frame_relation(con, config, classes, start, end, objectives).pl()
+
+
+def write_decision_frame(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    path: str | Path,
+    *,
+    classes: Sequence[str] | None = None,
+    start: datetime | date | str | None = None,
+    end: datetime | date | str | None = None,
+    objectives: Sequence[str] | None = None,
+) -> int:
+    """`decision_frame` written by DuckDB to the Parquet file `path`; its number of rows.
+
+    DuckDB builds it within `memory_limit`, spilling past it, and never hands it to Python
+    whole: a reader takes one class at a time (`pl.scan_parquet(path)` filtered on the
+    class reads only that class's row groups, as the rows are ordered by class), so the
+    fitting process holds the largest class, not every decision.
+    """
+    relation = _frame_relation(con, config, classes, start, end, objectives)
+    relation.write_parquet(str(path))
+    row = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
+    return int(row[0]) if row else 0
+
+
+@contextlib.contextmanager
+def frame_folder(config: Config) -> Iterator[Path]:
+    """A private folder for one run's `write_decision_frame` file, under
+    `warehouse.temp_directory` (where DuckDB spills too: the disk meant for large temporary
+    data); removed with everything in it when the block ends."""
+    base = Path(config.warehouse.temp_directory)
+    base.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=base, prefix="frame-") as folder:
+        yield Path(folder)
+
+
+def _frame_relation(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    classes: Sequence[str] | None,
+    start: datetime | date | str | None,
+    end: datetime | date | str | None,
+    objectives: Sequence[str] | None,
+) -> duckdb.DuckDBPyRelation:
     names = list(objectives) if objectives is not None else list(config.objectives)
     unknown = [n for n in names if n not in config.objectives]
     if unknown:
@@ -137,7 +185,7 @@ def decision_frame(
         .replace("{objectives}", ",\n        ".join(aggregates))
         .replace("{rest}", rest)
     )
-    return con.sql(sql, params=params).pl()
+    return con.sql(sql, params=params)
 
 
 @dataclass(frozen=True, slots=True)

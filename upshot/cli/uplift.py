@@ -281,8 +281,20 @@ def uplift(
     upshot uplift --table decisions.parquet --class-col message_class --treatment-col
     treatment --outcome-col converted --covariates activity,tenure_years,platform --json
     """
-    from upshot.attribution.estimate import estimate_frame, estimate_uplift, write_results
-    from upshot.attribution.frames import covariate_columns, decision_frame, week_bounds
+    import polars as pl
+
+    from upshot.attribution.estimate import (
+        estimate_frame,
+        estimate_uplift,
+        frame_classes,
+        write_results,
+    )
+    from upshot.attribution.frames import (
+        covariate_columns,
+        frame_folder,
+        week_bounds,
+        write_decision_frame,
+    )
     from upshot.store import (
         finish_run,
         inputs_fingerprint,
@@ -331,41 +343,45 @@ def uplift(
         raise UsageError("give --week or --start/--end, not both")
     lo, hi = week_bounds(week) if week else (start, end)
     db = st.db_path
-    with reading(config, db) as con:
-        frame = decision_frame(
-            con, config, classes=classes, start=lo, end=hi, objectives=objectives
-        )
-        covs = covariate_columns(con)
-        fingerprint = inputs_fingerprint(con)
-    if frame.height == 0:
-        raise UsageError(f"{db}: no send decisions for the classes and period asked")
-    missing = sorted(set(classes or ()) - set(frame["message_class"].unique().to_list()))
-    if missing:
-        raise UsageError(f"{db}: no send decisions of class {missing[0]!r} in the period asked")
-    info(f"{db}: {frame.height:,} decisions; {_method(settings)}")
-    with writing(config, db, "uplift") as con:
-        run_id = start_run(
-            con, "uplift", config, inputs_fingerprint=fingerprint, seed=settings.seed
-        )
-    try:
-        results = estimate_frame(
-            frame,
-            config,
-            covariates=covs,
-            objectives=objectives,
-            settings=settings,
-            refute=not no_refute,
-            progress=info,
-        )
-        not_ok = sum(e.status != "ok" for e in results.estimates if e.segment == "all")
-        with writing(config, db, "uplift") as con, transaction(con):
-            write_results(con, results, run_id=run_id, week=week, seed=settings.seed)
-            details = {"estimates": len(results.estimates), "not_ok": not_ok, "week": week}
-            finish_run(con, run_id, "ok", details)
-    except BaseException as exc:
+    # the frame goes to a Parquet file, not into this process: fits read one class at a time
+    with frame_folder(config) as folder:
+        path = folder / "decisions.parquet"
+        with reading(config, db) as con:
+            n = write_decision_frame(
+                con, config, path, classes=classes, start=lo, end=hi, objectives=objectives
+            )
+            covs = covariate_columns(con)
+            fingerprint = inputs_fingerprint(con)
+        if n == 0:
+            raise UsageError(f"{db}: no send decisions for the classes and period asked")
+        decisions = pl.scan_parquet(path)
+        missing = sorted(set(classes or ()) - set(frame_classes(decisions)))
+        if missing:
+            raise UsageError(f"{db}: no send decisions of class {missing[0]!r} in the period asked")
+        info(f"{db}: {n:,} decisions; {_method(settings)}")
         with writing(config, db, "uplift") as con:
-            finish_run(con, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
-        raise
+            run_id = start_run(
+                con, "uplift", config, inputs_fingerprint=fingerprint, seed=settings.seed
+            )
+        try:
+            results = estimate_frame(
+                decisions,
+                config,
+                covariates=covs,
+                objectives=objectives,
+                settings=settings,
+                refute=not no_refute,
+                progress=info,
+            )
+            not_ok = sum(e.status != "ok" for e in results.estimates if e.segment == "all")
+            with writing(config, db, "uplift") as con, transaction(con):
+                write_results(con, results, run_id=run_id, week=week, seed=settings.seed)
+                details = {"estimates": len(results.estimates), "not_ok": not_ok, "week": week}
+                finish_run(con, run_id, "ok", details)
+        except BaseException as exc:
+            with writing(config, db, "uplift") as con:
+                finish_run(con, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+            raise
     _emit(out_format, _document(run_id, week, "warehouse", results, settings), results)
 
 

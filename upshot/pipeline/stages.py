@@ -120,17 +120,29 @@ def stage_uplift(config: Config, db_path: str, week: str, progress: Progress | N
     (the same steps as `upshot uplift --week`: the frame is read, the warehouse released
     while the models fit, then the estimates written in one transaction)."""
     try:
-        from upshot.attribution.estimate import estimate_frame, write_results
-        from upshot.attribution.frames import covariate_columns, decision_frame
+        from upshot.attribution.frames import frame_folder
     except ImportError:
         return Stage("uplift", "unavailable", detail="upshot.attribution is not installed")
+    # the frame goes to a Parquet file, not into this process: fits read one class at a time
+    with frame_folder(config) as folder:
+        return _uplift_from_file(config, db_path, week, progress, folder / "decisions.parquet")
+
+
+def _uplift_from_file(
+    config: Config, db_path: str, week: str, progress: Progress | None, path: Path
+) -> Stage:
+    import polars as pl
+
+    from upshot.attribution.estimate import estimate_frame, write_results
+    from upshot.attribution.frames import covariate_columns, write_decision_frame
+
     start, end = iso.bounds(week)
     settings = config.uplift
     with store.reading(config, db_path) as con:
-        frame = decision_frame(con, config, start=start, end=end)
+        n = write_decision_frame(con, config, path, start=start, end=end)
         covariates = covariate_columns(con)
         fingerprint = store.inputs_fingerprint(con)
-    if frame.height == 0:
+    if n == 0:
         return Stage("uplift", "skipped", detail=f"no decisions in {week}")
     with store.writing(config, db_path, "upshot run: uplift") as con:
         run_id = store.start_run(
@@ -138,7 +150,11 @@ def stage_uplift(config: Config, db_path: str, week: str, progress: Progress | N
         )
     try:
         results = estimate_frame(
-            frame, config, covariates=covariates, settings=settings, progress=progress
+            pl.scan_parquet(path),
+            config,
+            covariates=covariates,
+            settings=settings,
+            progress=progress,
         )
         attempted, failures = _class_failures(results.documents())
         with store.writing(config, db_path, "upshot run: uplift") as con, store.transaction(con):
@@ -148,7 +164,7 @@ def stage_uplift(config: Config, db_path: str, week: str, progress: Progress | N
         with store.writing(config, db_path, "upshot run: uplift") as con:
             store.finish_run(con, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
         raise
-    detail = f"{attempted} classes, {frame.height:,} decisions; {len(failures)} failed"
+    detail = f"{attempted} classes, {n:,} decisions; {len(failures)} failed"
     return Stage(
         "uplift",
         "partial" if failures else "ok",
