@@ -120,6 +120,8 @@ def stage_uplift(config: Config, db_path: str, week: str, progress: Progress | N
     (the same steps as `upshot uplift --week`: the frame is read, the warehouse released
     while the models fit, then the estimates written in one transaction)."""
     try:
+        # both parts are needed; either missing reads as "not installed"
+        from upshot.attribution.estimate import estimate_frame, write_results  # noqa: F401
         from upshot.attribution.frames import frame_folder
     except ImportError:
         return Stage("uplift", "unavailable", detail="upshot.attribution is not installed")
