@@ -203,3 +203,11 @@ def test_the_frame_written_to_parquet_is_the_frame(tiny, tmp_path):
         assert folder.parent == tmp_path / "tmp"
         (folder / "x.parquet").write_bytes(b"")
     assert not folder.exists()
+    # a temp_directory that cannot be made is a clear usage error naming it
+    (tmp_path / "file").write_text("")
+    blocked = config.warehouse.__class__(temp_directory=str(tmp_path / "file" / "tmp"))
+    with (
+        pytest.raises(UsageError, match=r"warehouse.temp_directory == .*file/tmp.*cannot write"),
+        frame_folder(Config(warehouse=blocked)),
+    ):
+        pass

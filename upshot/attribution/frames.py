@@ -141,8 +141,14 @@ def frame_folder(config: Config) -> Iterator[Path]:
     `warehouse.temp_directory` (where DuckDB spills too: the disk meant for large temporary
     data); removed with everything in it when the block ends."""
     base = Path(config.warehouse.temp_directory)
-    base.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=base, prefix="frame-") as folder:
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        context = tempfile.TemporaryDirectory(dir=base, prefix="frame-")
+    except OSError as exc:
+        raise UsageError(
+            f"warehouse.temp_directory == {str(base)!r}: cannot write there ({exc.strerror})"
+        ) from None
+    with context as folder:
         yield Path(folder)
 
 
