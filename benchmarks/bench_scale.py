@@ -135,14 +135,9 @@ FROM range($size) t(i);
 def run_sql(size: int) -> dict[str, Any]:
     """`decision_frame` on a generated warehouse of `size` decisions (4 per user)."""
     from upshot.attribution.frames import decision_frame
-    from upshot.config import Config
-    from upshot.store import connect
 
     with tempfile.TemporaryDirectory(prefix="upshot-bench-") as tmp:
-        config = Config()
-        con = connect(str(Path(tmp) / "w.duckdb"), read_only=False, settings=config.warehouse)
-        con.execute(f"SET temp_directory = '{tmp}/spill'")
-        build = build_warehouse(con, size)
+        con, config, build = build_warehouse(tmp, size)
         started = time.perf_counter()
         frame = decision_frame(con, config)
         seconds = time.perf_counter() - started
@@ -150,15 +145,22 @@ def run_sql(size: int) -> dict[str, Any]:
     return {"seconds": seconds, "build_s": build, "rows": frame.height}
 
 
-def build_warehouse(con: Any, size: int) -> float:
-    """The generated warehouse of `size` decisions (4 per user); seconds taken."""
+def build_warehouse(tmp: str, size: int) -> tuple[Any, Any, float]:
+    """A connection to a generated warehouse of `size` decisions (4 per user) under `tmp`,
+    its config, and the seconds the generation took."""
+    from upshot.config import Config
+    from upshot.store import connect
+
+    config = Config()
+    con = connect(str(Path(tmp) / "w.duckdb"), read_only=False, settings=config.warehouse)
+    con.execute(f"SET temp_directory = '{tmp}/spill'")
     con.execute("DROP TABLE users; DROP TABLE sends; DROP TABLE outcomes")
     started = time.perf_counter()
     params = {"size": size, "users": max(1, size // 4)}
     for statement in WAREHOUSE_SQL.split(";"):
         if statement.strip():
             con.execute(statement, {k: v for k, v in params.items() if f"${k}" in statement})
-    return time.perf_counter() - started
+    return con, config, time.perf_counter() - started
 
 
 def run_frame(size: int, variant: str, nuisance: str) -> dict[str, Any]:
@@ -171,15 +173,11 @@ def run_frame(size: int, variant: str, nuisance: str) -> dict[str, Any]:
     from upshot.attribution.budget import resident_bytes
     from upshot.attribution.estimate import estimate_frame
     from upshot.attribution.frames import covariate_columns, decision_frame, write_decision_frame
-    from upshot.config import Config, Uplift
-    from upshot.store import connect
+    from upshot.config import Uplift
 
     settings = Uplift(nuisance=nuisance, segments=("country", "product_tier"), jobs=2)
     with tempfile.TemporaryDirectory(prefix="upshot-bench-") as tmp:
-        config = Config()
-        con = connect(str(Path(tmp) / "w.duckdb"), read_only=False, settings=config.warehouse)
-        con.execute(f"SET temp_directory = '{tmp}/spill'")
-        build = build_warehouse(con, size)
+        con, config, build = build_warehouse(tmp, size)
         started = time.perf_counter()
         path = Path(tmp) / "frame.parquet"
         frame: Any
