@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
     from upshot.config import Config
 
+FOLDER = "_folder_"  # prefix of the source columns that hold a file's partition folders
+
 
 @dataclass(frozen=True, slots=True)
 class FileReport:
@@ -144,9 +146,6 @@ def _columns(
     known = {c.name for c in spec.columns}
     ignored = () if spec.open_columns else tuple(sorted(set(mapping) - known - {"load_id"}))
     return mapping, ignored
-
-
-FOLDER = "_folder_"  # prefix of the source columns that hold a file's partition folders
 
 
 def _add_folders(con: duckdb.DuckDBPyConnection, folders: dict[str, str]) -> None:
