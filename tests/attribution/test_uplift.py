@@ -473,3 +473,26 @@ def test_the_dml_ate_is_the_ate_when_the_effect_is_not_linear(seed):
     inference = est.ate_inference(X=a[:, None])
     linear, linear_se = np.ravel(inference.mean_point)[0], np.ravel(inference.stderr_mean)[0]
     assert truth - linear > 10 * linear_se
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ({"message_class": 3}, r"^frame row 4: message_class is empty$"),
+        ({"treated": 3}, r"^frame row 4: treated must be 0/1 or true/false$"),
+        ({"engagement": 3}, r"^frame row 4: outcome engagement is missing or not finite$"),
+        ({"propensity": 3}, r"^frame row 4: propensity must be in \(0, 1\]$"),
+        # several problems: the first check in order names its first bad row
+        ({"propensity": 1, "engagement": 5, "treated": 6}, r"^frame row 7: treated must"),
+    ],
+)
+def test_bad_rows_are_named_by_the_first_failing_check(decisions, broken, message):
+    frame = decisions[0].head(10)
+    bad = {"message_class": None, "treated": None, "engagement": math.nan, "propensity": 1.5}
+    index = pl.int_range(pl.len())
+    frame = frame.with_columns(
+        pl.when(index == row).then(pl.lit(bad[column])).otherwise(pl.col(column)).alias(column)
+        for column, row in broken.items()
+    )
+    with pytest.raises(InputError, match=message):
+        estimate_uplift(frame, outcomes=["engagement"], covariates=COVARIATES, settings=FAST)

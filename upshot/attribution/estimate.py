@@ -46,12 +46,6 @@ def _require(columns: Sequence[str], column: str | None, role: str, source: str)
         raise UsageError(f"{source}: no column {column!r} for {role}")
 
 
-def _first_bad(frame: pl.LazyFrame, condition: pl.Expr) -> int | None:
-    """The 1-based row number of the first row where `condition` holds, if any."""
-    hits = frame.select(condition.arg_true().first()).collect().item()
-    return None if hits is None else int(hits) + 1
-
-
 def _check(
     frame: pl.LazyFrame,
     schema: pl.Schema,
@@ -62,29 +56,47 @@ def _check(
     outcomes: Sequence[str],
     propensity_col: str | None,
 ) -> None:
+    """Types from the schema, then every row condition in one pass over the frame (a lazy
+    Parquet scan reads only these columns, once); the first failing check, in the order
+    below, names its first bad row (1-based)."""
     import polars as pl
 
-    bad = _first_bad(frame, pl.col(class_col).is_null())
-    if bad is not None:
-        raise InputError(f"{source} row {bad}: {class_col} is empty")
-    treatment = pl.col(treatment_col)
     dtype = schema[treatment_col]
     if dtype != pl.Boolean and not dtype.is_numeric():
         raise InputError(f"{source}: {treatment_col} must be 0/1 or true/false, not {dtype}")
-    bad = _first_bad(frame, treatment.is_null() | ~treatment.cast(pl.Float64).is_in([0.0, 1.0]))
-    if bad is not None:
-        raise InputError(f"{source} row {bad}: {treatment_col} must be 0/1 or true/false")
     for name in outcomes:
         if not (schema[name].is_numeric() or schema[name] == pl.Boolean):
             raise InputError(f"{source}: outcome {name} must be numeric, not {schema[name]}")
-        bad = _first_bad(frame, ~pl.col(name).cast(pl.Float64).is_finite().fill_null(False))
-        if bad is not None:
-            raise InputError(f"{source} row {bad}: outcome {name} is missing or not finite")
+    treatment = pl.col(treatment_col)
+    checks = [
+        (pl.col(class_col).is_null(), f"{class_col} is empty"),
+        (
+            treatment.is_null() | ~treatment.cast(pl.Float64).is_in([0.0, 1.0]),
+            f"{treatment_col} must be 0/1 or true/false",
+        ),
+    ]
+    checks += [
+        (
+            ~pl.col(name).cast(pl.Float64).is_finite().fill_null(False),
+            f"outcome {name} is missing or not finite",
+        )
+        for name in outcomes
+    ]
     if propensity_col is not None:
         p = pl.col(propensity_col).cast(pl.Float64)
-        bad = _first_bad(frame, ((p <= 0) | (p > 1) | p.is_nan()).fill_null(False))
-        if bad is not None:
-            raise InputError(f"{source} row {bad}: {propensity_col} must be in (0, 1]")
+        checks.append(
+            (
+                ((p <= 0) | (p > 1) | p.is_nan()).fill_null(False),
+                f"{propensity_col} must be in (0, 1]",
+            )
+        )
+    firsts = frame.select(
+        cond.arg_true().first().alias(f"c{i}") for i, (cond, _) in enumerate(checks)
+    ).collect()
+    for i, (_, message) in enumerate(checks):
+        hit = firsts.item(0, i)
+        if hit is not None:
+            raise InputError(f"{source} row {int(hit) + 1}: {message}")
 
 
 def _is_binary(frame: pl.LazyFrame, column: str) -> bool:
