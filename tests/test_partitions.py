@@ -184,3 +184,38 @@ def test_the_cli_prunes_reports_and_refuses(tmp_path):
     assert "no input file is under a region= folder" in refused.err
     bad = run_cli("--db", db, "load", "sends", str(tmp_path / "hive"), "--since", "16/11/2026")
     assert bad.code == EXIT_USAGE
+
+
+def test_text_formats_under_hive_folders_keep_their_row_numbers(tmp_path):
+    import gzip
+
+    folder = tmp_path / "date=2026-11-16" / "channel=email"
+    folder.mkdir(parents=True)
+    header = "send_id,user_id,message_class,decided_at,treated,propensity,randomized"
+    lines = [header] + [f"s{i},u{i},promo,2026-11-16 10:00:00,true,0.5,false" for i in range(5)]
+    lines.insert(3, "s9,u9,promo,2026-11-16 10:00:00,true")  # data row 3: too few fields
+    lines[5] = lines[5].replace("true", "maybe")  # data row 5: not a boolean
+    (folder / "part-0.csv").write_text("\n".join(lines) + "\n")
+    records = [
+        {"event_id": f"e{i}", "user_id": f"u{i}", "occurred_at": "2026-11-16T11:00:00Z",
+         "event": "open"}
+        for i in range(3)
+    ]  # fmt: skip
+    with gzip.open(folder / "part-1.ndjson.gz", "wt") as f:
+        f.write("\n".join(json.dumps(r) for r in records) + "\n{not json\n")
+    db = str(tmp_path / "w.duckdb")
+    sends = load(db, "sends", [str(folder / "part-0.csv")], config=Config(), max_reject_rate=1)
+    assert sends.reasons == {"bad_boolean": 1, "malformed_row": 1}
+    # outcomes have no channel column: the folder is not data for them, only an index
+    outcomes = load(
+        db, "outcomes", [str(folder / "part-1.ndjson.gz")], config=Config(), max_reject_rate=1
+    )
+    assert outcomes.reasons == {"malformed_json": 1}
+    assert outcomes.files[0].rows_accepted == 3
+    with duckdb.connect(db, read_only=True) as con:
+        rows = con.execute(
+            "SELECT row_number, reason FROM quarantine ORDER BY table_name DESC, row_number"
+        ).fetchall()
+        channels = con.execute("SELECT DISTINCT channel FROM sends").fetchall()
+    assert rows == [(3, "malformed_row"), (5, "bad_boolean"), (4, "malformed_json")]
+    assert channels == [("email",)]
