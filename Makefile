@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck docs pytest bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,8 +25,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# the pages in docs/, built strictly: a broken link or a page missing from the nav fails
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 # two workers: the suite is mostly DuckDB and numpy, which release the GIL
-test: lint typecheck
+test: lint typecheck docs
 	$(BIN)/python -m pytest -q -n 2
 
 # each benchmark times upshot and its baseline in the same run and prints the ratio
@@ -34,4 +38,4 @@ bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) upshot.duckdb upshot.duckdb.wal demo_out reports weights
+	rm -rf $(VENV) upshot.duckdb upshot.duckdb.wal demo_out reports weights site
