@@ -68,9 +68,9 @@ def baseline_side(db: str) -> dict[str, int]:
     import duckdb
 
     warnings.simplefilter("ignore")  # pandas deprecation notes from DuckDB's .df()
-    from upshot.reports import weeks
+    from upshot import period
 
-    start, end = weeks.bounds(WEEK)
+    start, end = period.bounds(WEEK)
     con = duckdb.connect(db, read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     # what a notebook does: fetch the rows, then aggregate them in pandas

@@ -84,8 +84,8 @@ def simulated_frame(size: int, classes: int, seed: int = 0) -> Any:
 
 
 def run_fit(size: int, backend: str, classes: int, nuisance: str) -> dict[str, Any]:
-    from upshot.attribution.estimate import estimate_uplift
-    from upshot.attribution.ray_backend import ray_session
+    from upshot.attribution.uplift.estimate import estimate_uplift
+    from upshot.attribution.uplift.ray_backend import ray_session
     from upshot.config import Uplift
 
     frame = simulated_frame(size, classes)
@@ -134,7 +134,7 @@ FROM range($size) t(i);
 
 def run_sql(size: int) -> dict[str, Any]:
     """`decision_frame` on a generated warehouse of `size` decisions (4 per user)."""
-    from upshot.attribution.frames import decision_frame
+    from upshot.attribution.uplift.frames import decision_frame
 
     with tempfile.TemporaryDirectory(prefix="upshot-bench-") as tmp:
         con, config, build = build_warehouse(tmp, size)
@@ -170,9 +170,13 @@ def run_frame(size: int, variant: str, nuisance: str) -> dict[str, Any]:
 
     import polars as pl
 
-    from upshot.attribution.budget import resident_bytes
-    from upshot.attribution.estimate import estimate_frame
-    from upshot.attribution.frames import covariate_columns, decision_frame, write_decision_frame
+    from upshot.attribution.uplift.budget import resident_bytes
+    from upshot.attribution.uplift.estimate import estimate_frame
+    from upshot.attribution.uplift.frames import (
+        covariate_columns,
+        decision_frame,
+        write_decision_frame,
+    )
     from upshot.config import Uplift
 
     settings = Uplift(nuisance=nuisance, segments=("country", "product_tier"), jobs=2)

@@ -84,7 +84,7 @@ def build_sample(db: Path, sample_db: Path, sample: float) -> None:
 
 def run_upshot(db: str) -> dict[str, float]:
     from upshot import store
-    from upshot.attribution.touches import attribute, warehouse_journeys
+    from upshot.attribution.touches.attribute import attribute, warehouse_journeys
     from upshot.config import Config
 
     with store.reading(Config(), db) as con:

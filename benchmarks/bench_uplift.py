@@ -106,7 +106,7 @@ def run_naive(frame, folds: int, seed: int, threads: int) -> dict:
     from econml.dml import LinearDML
     from lightgbm import LGBMClassifier, LGBMRegressor
 
-    from upshot.attribution.frames import encode_covariates
+    from upshot.attribution.uplift.frames import encode_covariates
 
     out = {}
     for name in sorted(frame["message_class"].unique()):
@@ -139,7 +139,7 @@ def side(args: argparse.Namespace) -> None:
     """One side in this process: data, then the timed estimation; one JSON line out."""
     import warnings
 
-    from upshot.attribution.backend import cpu_count
+    from upshot.attribution.uplift.backend import cpu_count
 
     warnings.simplefilter("ignore")
     frame, truth = make_data(args.classes, args.per_class, args.seed)

@@ -50,7 +50,7 @@ def _config(root: Path, data: Path) -> Config:
 
 def _block_uplift(monkeypatch):
     # an import of a module set to None raises ImportError: the part "is not installed"
-    monkeypatch.setitem(sys.modules, "upshot.attribution.estimate", None)
+    monkeypatch.setitem(sys.modules, "upshot.attribution.uplift.estimate", None)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -65,7 +65,7 @@ def world(tmp_path_factory):
     config = _config(root, data)
     truth = json.loads((data / "truth.json").read_text())
     with pytest.MonkeyPatch.context() as mp:
-        import upshot.attribution.uplift as uplift
+        import upshot.attribution.uplift.classfit as uplift
 
         real = uplift._fit_class
 

@@ -3,16 +3,43 @@
 A map of the package:
 
 - `upshot.config`       `upshot.toml`: objectives, metrics, governance, paths (typed, validated)
+- `upshot.period`       ISO weeks and `[start, end)` periods, parsed once at the boundary
 - `upshot.store`        the DuckDB warehouse: connections, migrations, writer lock, run registry
 - `upshot.load`         reading, validating, quarantining and appending logs
+- `upshot.freshness`    late data: reported weeks that gained rows after their report
 - `upshot.simulate`     a synthetic messaging world with known ground truth
 - `upshot.errors`       the flat hierarchy of domain errors and their exit codes
 - `upshot.results`      the result-collection mixin (`to_polars`, `to_markdown`, ...)
 - `upshot.sql`          every SQL statement, loaded by name; `ident` quotes identifiers
 - `upshot.experiments`  A/B analysis from sufficient statistics
-- `upshot.attribution`  per-send frames, EconML uplift, DoWhy refutation, weights, OPE
+- `upshot.attribution`  uplift (`.uplift`), value weights (`.weights`), touch credit (`.touches`)
+- `upshot.pipeline`     the weekly job and the demo
 - `upshot.reports`      the weekly report: Altair charts, HTML, alerts
 - `upshot.cli`          the Typer command line, a thin layer over the above
+
+`upshot.read_weights`, `upshot.read_segments` and `upshot.verify_weights` are the reference
+reader of weight files that decision services embed; they resolve on first use, so
+`import upshot` stays light.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {"read_weights": "read", "read_segments": "read_segments", "verify_weights": "verify"}
+__all__ = ["read_segments", "read_weights", "verify_weights"]
+
+if TYPE_CHECKING:
+    from upshot.attribution.weights.read import read as read_weights
+    from upshot.attribution.weights.read import read_segments as read_segments
+    from upshot.attribution.weights.read import verify as verify_weights
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'upshot' has no attribute {name!r}")
+    from upshot.attribution.weights import read
+
+    return getattr(read, _EXPORTS[name])

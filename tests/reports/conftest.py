@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from upshot import store
+from upshot import period, store
 from upshot.config import Config
-from upshot.reports import weeks
 from upshot.reports.data import ReportData
 from upshot.reports.uplift_view import headline, objective_meta
 
@@ -23,7 +22,7 @@ def uid(i: int) -> str:
     return f"zq-user-{i:03d}"
 
 
-START, _ = weeks.bounds(WEEK)
+START, _ = period.bounds(WEEK)
 CLASSES = {
     "new_release_push": (
         "push",

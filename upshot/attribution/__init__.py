@@ -1,51 +1,46 @@
-"""Causal attribution: what sending a message of each class does to each objective.
+"""Causal attribution: what sending a message of each class is worth, and to whom.
 
-A map of the package (uplift part):
+Three sub-packages, one subject each; arrows run only downwards in this list:
 
-- `frames`       per-decision frames built in DuckDB (`decision_frame`), covariate encoding
-- `estimate`     frame → per-class tasks → estimates (`estimate_uplift`), warehouse I/O
-- `uplift`       one class: guards, shared propensity and folds, objectives, covariance
-- `adapter`      the EconML adapter: propensity design, folds, one objective's fit
-- `models`       scikit-learn pieces given to EconML (known propensity, row-capped nuisances)
-- `refute`       the DoWhy adapter: placebo, random common cause and subset refuters
-- `evaluate`     held-out Qini, AUUC and calibration of CATE models
-- `sensitivity`  bounds under unobserved confounding (EconML's omitted-variable bias)
-- `backend`      where per-class fits run (`map_fits`, local processes; Ray plugs in here)
-- `results`      the records: `UpliftEstimate`, `UpliftCovariance`, `UpliftResults`
+- `upshot.attribution.uplift`   per-decision frames, EconML fits per class, DoWhy refutation,
+                                CATE evaluation, the local and Ray backends
+- `upshot.attribution.weights`  value weights from one uplift run: combination, governance
+                                policy, shrinkage, off-policy evaluation, the weight-file
+                                writer and the reference reader decision services embed
+- `upshot.attribution.touches`  rule-based, Markov and Shapley credit beside the causal column
 
-Value weights, shrinkage, off-policy evaluation and touch attribution live beside them
-(`value`, `shrinkage`, `ope`, `weights`, `touches`, ...).
+The uplift names are re-exported here, resolved on first use.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# Exports resolve on first use: importing a sibling such as `upshot.attribution.ope` must
-# not pull EconML and scikit-learn into every command's start-up.
+# Exports resolve on first use: importing `upshot.attribution.weights.read` must not pull
+# EconML and scikit-learn into a decision service or every command's start-up.
 _EXPORTS = {
-    "UpliftCovariance": "upshot.attribution.results",
-    "UpliftEstimate": "upshot.attribution.results",
-    "UpliftResults": "upshot.attribution.results",
-    "decision_frame": "upshot.attribution.frames",
-    "estimate_uplift": "upshot.attribution.estimate",
-    "uplift_from_warehouse": "upshot.attribution.estimate",
-    "write_results": "upshot.attribution.estimate",
+    "UpliftCovariance": "upshot.attribution.uplift.results",
+    "UpliftEstimate": "upshot.attribution.uplift.results",
+    "UpliftResults": "upshot.attribution.uplift.results",
+    "decision_frame": "upshot.attribution.uplift.frames",
+    "estimate_uplift": "upshot.attribution.uplift.estimate",
+    "uplift_from_warehouse": "upshot.attribution.uplift.estimate",
+    "write_results": "upshot.attribution.uplift.estimate",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from upshot.attribution.estimate import (
+    from upshot.attribution.uplift.estimate import (
         estimate_uplift as estimate_uplift,
     )
-    from upshot.attribution.estimate import (
+    from upshot.attribution.uplift.estimate import (
         uplift_from_warehouse as uplift_from_warehouse,
     )
-    from upshot.attribution.estimate import write_results as write_results
-    from upshot.attribution.frames import decision_frame as decision_frame
-    from upshot.attribution.results import UpliftCovariance as UpliftCovariance
-    from upshot.attribution.results import UpliftEstimate as UpliftEstimate
-    from upshot.attribution.results import UpliftResults as UpliftResults
+    from upshot.attribution.uplift.estimate import write_results as write_results
+    from upshot.attribution.uplift.frames import decision_frame as decision_frame
+    from upshot.attribution.uplift.results import UpliftCovariance as UpliftCovariance
+    from upshot.attribution.uplift.results import UpliftEstimate as UpliftEstimate
+    from upshot.attribution.uplift.results import UpliftResults as UpliftResults
 
 
 def __getattr__(name: str) -> Any:

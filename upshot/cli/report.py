@@ -63,14 +63,14 @@ def weekly(
 
     Example: upshot report weekly --week 2026-W47 --json
     """
-    from upshot.reports import weeks
+    from upshot import period
     from upshot.reports.weekly import build
     from upshot.store import reading
 
     st = state(ctx)
     config = st.config
     chosen = (
-        weeks.parse_week(week) if week else weeks.last_complete(config.report.business_timezone)
+        period.parse_week(week) if week else period.last_complete(config.report.business_timezone)
     )
     info(f"building the weekly report of {chosen} ...")
     with reading(config, st.db_path) as con:

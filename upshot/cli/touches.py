@@ -14,7 +14,7 @@ from upshot.cli.common import info, state
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
 
 if TYPE_CHECKING:
-    from upshot.attribution.touches import TouchAttribution
+    from upshot.attribution.touches.attribute import TouchAttribution
 
 # paragraphs are single lines so that rich wraps them to the terminal
 HELP = "\n\n".join(
@@ -119,7 +119,8 @@ def touches(
     fmt: FormatOption = Format.table,
     as_json: JsonOption = False,
 ) -> None:
-    from upshot.attribution import touches as lib
+    from upshot import period
+    from upshot.attribution.touches import attribute as lib
     from upshot.errors import UsageError
 
     fmt = resolve(fmt, as_json)
@@ -136,7 +137,7 @@ def touches(
     else:
         options = {
             "by": by.value,
-            "span": lib.period(week, start, end),
+            "span": period.parse(week, start, end),
             "lookback": lookback,
             "half_life": half_life,
             "markov_order": markov_order,
@@ -152,8 +153,8 @@ def _from_warehouse(
     ctx: typer.Context, options: dict[str, Any], *, store: bool
 ) -> TouchAttribution:
     from upshot import store as warehouse
-    from upshot.attribution import touches as lib
-    from upshot.attribution.touch_store import store_credits
+    from upshot.attribution.touches import attribute as lib
+    from upshot.attribution.touches.persist import store_credits
     from upshot.errors import UsageError
 
     st = state(ctx)

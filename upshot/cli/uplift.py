@@ -17,7 +17,7 @@ from upshot.errors import ConfigError, InputError, UsageError
 if TYPE_CHECKING:
     import polars as pl
 
-    from upshot.attribution.results import UpliftResults
+    from upshot.attribution.uplift.results import UpliftResults
     from upshot.config import Config, Uplift
 
 
@@ -283,16 +283,16 @@ def uplift(
     """
     import polars as pl
 
-    from upshot.attribution.estimate import (
+    from upshot import period
+    from upshot.attribution.uplift.estimate import (
         estimate_frame,
         estimate_uplift,
         frame_classes,
         write_results,
     )
-    from upshot.attribution.frames import (
+    from upshot.attribution.uplift.frames import (
         covariate_columns,
         frame_folder,
-        week_bounds,
         write_decision_frame,
     )
     from upshot.store import (
@@ -339,9 +339,8 @@ def uplift(
         )
         _emit(out_format, _document(_run_id(), None, str(table), results, settings), results)
         return
-    if week and (start or end):
-        raise UsageError("give --week or --start/--end, not both")
-    lo, hi = week_bounds(week) if week else (start, end)
+    span = period.parse(week, start, end)
+    week, lo, hi = span.week, span.start, span.end
     db = st.db_path
     # the frame goes to a Parquet file, not into this process: fits read one class at a time
     with frame_folder(config) as folder:

@@ -17,8 +17,8 @@ from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
 from upshot.errors import RefusedError, UsageError
 
 if TYPE_CHECKING:
-    from upshot.attribution.governance import Drift
-    from upshot.attribution.ope import Evaluation, Policy
+    from upshot.attribution.weights.ope import Evaluation, Policy
+    from upshot.attribution.weights.policy import Drift
     from upshot.config import Config
 
 group = typer.Typer(
@@ -79,7 +79,7 @@ def _directory(config: Config, given: Path | None) -> Path:
 
 def _target(directory: Path, given: str | None) -> Path:
     """A path to a weights directory, latest.json or <version>.json, or a version name."""
-    from upshot.weights import VERSION_RE
+    from upshot.attribution.weights.read import VERSION_RE
 
     if given is None:
         return directory
@@ -140,7 +140,7 @@ def export(
 
     Example: upshot weights export --check --json
     """
-    from upshot.attribution.weights import export as run_export
+    from upshot.attribution.weights.export import export as run_export
 
     st = state(ctx)
     info("computing weights from the uplift estimates ...")
@@ -195,7 +195,7 @@ def _breaker_line(d: Drift) -> str:
 
 
 def _evaluation_document(evaluation: Evaluation | None) -> dict[str, Any] | None:
-    from upshot.attribution.weights import evaluation_document
+    from upshot.attribution.weights.export import evaluation_document
 
     return None if evaluation is None else evaluation_document(evaluation)
 
@@ -245,7 +245,7 @@ def show(
     --json prints the weights file itself (after its checksum and schema checks);
     with --segments, the per-segment rows of its Parquet file.
     """
-    from upshot.weights import read, read_segments
+    from upshot.attribution.weights.read import read, read_segments
 
     path = _target(_directory(state(ctx).config, directory), target)
     document = read(path)
@@ -284,8 +284,8 @@ def diff(
     and the median |old| of the compared classes; the breaker trips when more than
     drift_max_share of them moved. Exit 0 either way: this only reports.
     """
-    from upshot.attribution.governance import drift
-    from upshot.weights import read, read_manifest
+    from upshot.attribution.weights.policy import drift
+    from upshot.attribution.weights.read import read, read_manifest
 
     governance = state(ctx).config.governance
     folder = _directory(state(ctx).config, directory)
@@ -331,7 +331,7 @@ def validate(
     Checks every file's sha256 against manifest.json, each version's JSON against the
     schema, and that latest.json points at a complete version.
     """
-    from upshot.weights import LATEST, locate, read, read_manifest
+    from upshot.attribution.weights.read import LATEST, locate, read, read_manifest
 
     folder = _directory(state(ctx).config, directory)
     if target is not None:
@@ -352,7 +352,7 @@ def validate(
 
 
 def _files(folder: Path, version: str) -> str:
-    from upshot.weights import verify
+    from upshot.attribution.weights.read import verify
 
     return ", ".join(verify(folder, version))
 
@@ -394,10 +394,9 @@ def evaluate(
     decisions without one are left out and counted.
     """
     from upshot import store
-    from upshot.attribution import weights as lib
-    from upshot.attribution.frames import as_instant
-    from upshot.attribution.valuation import Window
-    from upshot.weights import read
+    from upshot.attribution.weights import export as lib
+    from upshot.attribution.weights.read import read
+    from upshot.period import Period, parse
 
     st = state(ctx)
     with store.reading(st.config, st.db_path) as con:
@@ -407,10 +406,8 @@ def evaluate(
             )
         else:
             subject = lib.document_subject(read(_target(_directory(st.config, directory), target)))
-        window = Window(
-            as_instant(start, "--start") or subject.window.start,
-            as_instant(end, "--end") or subject.window.end,
-        )
+        asked = parse(None, start, end)
+        window = Period(asked.start or subject.window.start, asked.end or subject.window.end)
         info(f"evaluating {subject.version} on the logged decisions ...")
         result = lib.evaluate_policy(
             con, st.config, subject.weights, subject.rates, window, policy=_policy(policy), cap=cap
@@ -436,9 +433,9 @@ def schema() -> None:
     """Print the JSON Schema of a weights file: the contract with the decision services.
 
     JSON Schema draft 2020-12. Every exported file is checked against it before it is
-    written, and **upshot.weights.read** checks it again when a service loads one.
+    written, and **upshot.read_weights** checks it again when a service loads one.
     """
-    from upshot.weights import schema_text
+    from upshot.attribution.weights.read import schema_text
 
     sys.stdout.write(schema_text())
 

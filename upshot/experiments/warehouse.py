@@ -6,12 +6,14 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from upshot import period
 from upshot.results import jsonable
 from upshot.sql import query
 
 if TYPE_CHECKING:
     import duckdb
 
+    from upshot.config import Config
     from upshot.experiments.decision import Verdict
     from upshot.experiments.results import ExperimentAnalysis
 
@@ -108,3 +110,24 @@ def save(
         }
         con.execute(sql, {k: _null(v) for k, v in params.items()})
     return len(analysis.results)
+
+
+def live_experiments(
+    con: duckdb.DuckDBPyConnection, config: Config, week: str
+) -> list[dict[str, Any]]:
+    """experiment_id, first/last assignment and users of the experiments live in `week`:
+    users assigned before it ends, and the last assignment's longest metric window still
+    open when it starts."""
+    from upshot.config import parse_window
+
+    start, end = period.bounds(week)
+    days = max(
+        (parse_window(m.window, "window") for m in config.experiments.metrics.values()),
+        default=0.0,
+    )
+    cursor = con.execute(
+        query("experiments", "live-experiments"),
+        {"start": start, "end": end, "window_seconds": days * 86400.0},
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

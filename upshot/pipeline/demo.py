@@ -14,13 +14,13 @@ import json
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from upshot import period
 from upshot.errors import UsageError
 from upshot.pipeline.job import JobResult, WeekResult, outcome, run
-from upshot.reports import weeks as iso
 
 if TYPE_CHECKING:
     from upshot.config import Config
@@ -172,7 +172,7 @@ def demo(
         progress(f"simulating {users:,} users over {weeks} weeks into {out / 'data'} ...")
     simulate(out / "data", users=users, weeks=weeks, seed=seed, start=START)
     config = demo_config(out)
-    listed = tuple(iso.week_of(date.fromordinal(START.toordinal() + 7 * i)) for i in range(weeks))
+    listed = tuple(period.week_of(START + timedelta(weeks=i)) for i in range(weeks))
     results: list[WeekResult] = []
     for week in listed:
         job = run(config, config.warehouse.path, week, fail_on="never", progress=progress)

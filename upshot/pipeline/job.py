@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upshot import store
+from upshot import period, store
 from upshot.errors import EXIT_DATA_QUALITY, EXIT_ERROR, EXIT_OK, UsageError
 from upshot.pipeline.stages import (
     Progress,
@@ -38,7 +38,6 @@ from upshot.pipeline.stages import (
     stage_weights,
     timed,
 )
-from upshot.reports import weeks as iso
 from upshot.results import ResultsMixin, dumps
 from upshot.sql import query
 
@@ -259,10 +258,10 @@ def run_week(
 
 def restatable(config: Config, db_path: str, week: str) -> list[str]:
     """Earlier reported weeks that gained rows after their report, oldest first."""
-    from upshot.reports.health import late
+    from upshot.freshness import late_weeks
 
     with store.reading(config, db_path) as con:
-        return sorted(r["week"] for r in late(con, config, week))
+        return sorted(r["week"] for r in late_weeks(con, config, week))
 
 
 def run(
@@ -284,7 +283,8 @@ def run(
         raise UsageError(f"fail_on == {fail_on!r}, must be one of {', '.join(FAIL_ON)}")
     if db_path == ":memory:":
         raise UsageError("upshot run needs a warehouse file: its stages open it one by one")
-    week = iso.parse_week(week) if week else iso.last_complete(config.report.business_timezone)
+    zone = config.report.business_timezone
+    week = period.parse_week(week) if week else period.last_complete(zone)
     with store.writer_lock(f"{db_path}.run", config.warehouse.lock_timeout, "upshot run"):
         loaded = (
             timed("load", lambda: stage_load(config, db_path), progress)

@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upshot import store
+from upshot import period, store
 from upshot.errors import UpshotError, UsageError
-from upshot.reports import weeks as iso
 
 if TYPE_CHECKING:
     from upshot.config import Config
@@ -121,8 +120,8 @@ def stage_uplift(config: Config, db_path: str, week: str, progress: Progress | N
     while the models fit, then the estimates written in one transaction)."""
     try:
         # both parts are needed; either missing reads as "not installed"
-        from upshot.attribution.estimate import estimate_frame, write_results  # noqa: F401
-        from upshot.attribution.frames import frame_folder
+        from upshot.attribution.uplift.estimate import estimate_frame, write_results  # noqa: F401
+        from upshot.attribution.uplift.frames import frame_folder
     except ImportError:
         return Stage("uplift", "unavailable", detail="upshot.attribution is not installed")
     # the frame goes to a Parquet file, not into this process: fits read one class at a time
@@ -135,10 +134,10 @@ def _uplift_from_file(
 ) -> Stage:
     import polars as pl
 
-    from upshot.attribution.estimate import estimate_frame, write_results
-    from upshot.attribution.frames import covariate_columns, write_decision_frame
+    from upshot.attribution.uplift.estimate import estimate_frame, write_results
+    from upshot.attribution.uplift.frames import covariate_columns, write_decision_frame
 
-    start, end = iso.bounds(week)
+    start, end = period.bounds(week)
     settings = config.uplift
     with store.reading(config, db_path) as con:
         n = write_decision_frame(con, config, path, start=start, end=end)
@@ -183,12 +182,12 @@ def stage_experiments(config: Config, db_path: str, week: str) -> Stage:
         from upshot.experiments import analyze, decide, save
     except ImportError:
         return Stage("experiments", "unavailable", detail="upshot.experiments is not installed")
-    from upshot.reports.experiments_view import live
+    from upshot.experiments.warehouse import live_experiments
 
     ex = config.experiments
     done, failures = [], []
     with store.reading(config, db_path) as con:
-        names = [r["experiment_id"] for r in live(con, config, week)]
+        names = [r["experiment_id"] for r in live_experiments(con, config, week)]
         fingerprint = store.inputs_fingerprint(con)
         for name in names:
             try:
@@ -228,9 +227,9 @@ def stage_weights(
     if not uplift_run_id:
         return Stage("weights", "skipped", detail="no uplift run for the week")
     try:
-        from upshot.attribution.weights import export
+        from upshot.attribution.weights.export import export
     except ImportError:
-        return Stage("weights", "unavailable", detail="upshot.attribution.weights is not installed")
+        return Stage("weights", "unavailable", detail="the weights package is not installed")
     out = export(config, db_path, run_id=uplift_run_id, directory=directory)
     if out.refused or out.published is None:
         # a governance stop, not a breakage: the critical alert asks a person to decide
@@ -251,16 +250,16 @@ def stage_touches(config: Config, db_path: str, week: str) -> Stage:
     """Touch-based credit by channel for the week's conversions, beside the causal column
     of the week's uplift run (as `upshot touches --week`), for the report to show."""
     try:
-        from upshot.attribution.touch_store import store_credits
-        from upshot.attribution.touches import from_warehouse, period
+        from upshot.attribution.touches.attribute import from_warehouse
+        from upshot.attribution.touches.persist import store_credits
     except ImportError:
-        return Stage("touches", "unavailable", detail="upshot.attribution.touches is not installed")
+        return Stage("touches", "unavailable", detail="the touches package is not installed")
     with store.writing(config, db_path, "upshot run: touches") as con:
         run_id = store.start_run(
             con, "touches", config, inputs_fingerprint=store.inputs_fingerprint(con)
         )
         try:
-            result = from_warehouse(con, config, by="channel", span=period(week=week))
+            result = from_warehouse(con, config, by="channel", span=period.Period.of_week(week))
             with store.transaction(con):
                 rows = store_credits(con, replace(result, run_id=run_id), run_id)
         except BaseException as exc:

@@ -2,12 +2,11 @@
 
 A map of the package:
 
-- `weeks`             ISO weeks: parsing, UTC bounds, the last complete week in a time zone
 - `data`              `report_data`: one week's aggregates from the warehouse, k-anonymised
 - `uplift_view`       uplift per class x objective, corrected significance, the headline
 - `experiments_view`  the experiments live in a week, their results and decompositions
 - `weights_view`      the week's weight file beside the previous week's
-- `health`            reachability per channel, rows per day, late data, coverage
+- `health`            reachability per channel, rows per day, coverage
 - `tables`            shared helpers: named queries as dicts, clean and stable numbers
 - `alerts`            alert rules with severities (`evaluate`), the content of alerts.json
 - `charts`            which charts a week has data for (`charts`), as Vega-Lite specs

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from upshot.reports import weeks
+from upshot import period
 from upshot.reports.tables import stable
 from upshot.results import ResultsMixin
 
@@ -102,7 +102,7 @@ def _fmt(value: float, binary: bool) -> str:
 
 
 def uplift_negative(data: ReportData) -> Iterator[Alert]:
-    previous = weeks.shift(data.week, -1)
+    previous = period.shift(data.week, -1)
     before = {
         (r["message_class"], r["objective"]): r["significant"]
         for r in data.history
@@ -173,7 +173,7 @@ def optout_harm(data: ReportData, objective: str, guardrail: float, method: str)
 
 
 def reach_drop(data: ReportData, warning: float, critical: float) -> Iterator[Alert]:
-    previous = weeks.shift(data.week, -1)
+    previous = period.shift(data.week, -1)
     by_key = {(r["channel"], r["week"]): r for r in data.reach}
     for channel in sorted({r["channel"] for r in data.reach}):
         now, before = by_key.get((channel, data.week)), by_key.get((channel, previous))

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upshot.reports import experiments_view, health, weeks
+from upshot import period
+from upshot.freshness import late_weeks
+from upshot.reports import experiments_view, health
 from upshot.reports.tables import Records, fetch
 from upshot.reports.uplift_view import headline, objective_meta, significance, uplift_rows
 from upshot.reports.weights_view import weights_section
@@ -139,14 +141,14 @@ def report_data(
     (the weekly job, before its run becomes current), else those of the week's current
     weekly run, else the newest of each. Earlier weeks use their current runs.
     """
-    week = weeks.parse_week(week)
+    week = period.parse_week(week)
     settings = config.report
     unknown = [o for o in settings.key_objectives if o not in config.objectives]
     if unknown:
         raise _usage(f"report.key_objectives names {unknown[0]!r}, not a configured objective")
     k, alpha = settings.k_anonymity, config.uplift.alpha
-    first = weeks.shift(week, -(settings.history_weeks - 1))
-    start, end = weeks.bounds(week)
+    first = period.shift(week, -(settings.history_weeks - 1))
+    start, end = period.bounds(week)
     objectives = objective_meta(config)
     if pins is None:  # the week's current weekly run, when there is one, pins it exactly
         pins = _pinned(con, week) or None
@@ -158,7 +160,7 @@ def report_data(
         runs[week] = pinned["uplift_run_id"]
     counts = {
         (r["week"], r["message_class"]): r
-        for r in fetch(con, "class-users-by-week", start=weeks.bounds(first)[0], end=end)
+        for r in fetch(con, "class-users-by-week", start=period.bounds(first)[0], end=end)
     }
     estimates = fetch(con, "uplift-of-runs", runs=sorted(set(runs.values())))
     estimates = [e for e in estimates if runs.get(e["week"]) is not None]
@@ -225,7 +227,7 @@ def report_data(
                 gate=config.load.max_reject_rate,
             )
         ),
-        late=health.late(con, config, week),
+        late=late_weeks(con, config, week),
         coverage=health.coverage(con, until),
         stages=tuple(stages if stages is not None else (pinned.get("stages") or ())),
         sources={
@@ -244,8 +246,8 @@ def touches(con: duckdb.DuckDBPyConnection, week: str, k: int) -> tuple[Records,
     import duckdb
 
     try:
-        from upshot.attribution.touch_store import stored_rows
-        from upshot.attribution.touches import chart_data
+        from upshot.attribution.touches.attribute import chart_data
+        from upshot.attribution.touches.persist import stored_rows
     except ImportError:
         return (), 0
     try:

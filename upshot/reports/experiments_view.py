@@ -13,7 +13,7 @@ import json
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from upshot.reports import weeks
+from upshot.experiments.warehouse import live_experiments
 from upshot.reports.tables import Records, fetch, num
 
 if TYPE_CHECKING:
@@ -38,18 +38,6 @@ LABELS = frozenset(
         "suppressed",
     }
 )
-
-
-def live(con: duckdb.DuckDBPyConnection, config: Config, week: str) -> list[dict[str, Any]]:
-    """experiment_id, first/last assignment and users of the experiments live in `week`."""
-    from upshot.config import parse_window
-
-    start, end = weeks.bounds(week)
-    days = max(
-        (parse_window(m.window, "window") for m in config.experiments.metrics.values()),
-        default=0.0,
-    )
-    return fetch(con, "live-experiments", start=start, end=end, window_seconds=days * 86400.0)
 
 
 def results(
@@ -216,7 +204,7 @@ def section(
     fallback: bool = True,
 ) -> tuple[Records, Records, dict[str, str], int]:
     """(result rows, decomposition rows, run per experiment, suppressed cells) of `week`."""
-    found = live(con, config, week)
+    found = live_experiments(con, config, week)
     names = [r["experiment_id"] for r in found]
     if not names:
         return (), (), {}, 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from upshot.reports import weeks
+from upshot import period
 from upshot.reports.tables import Records, fetch
 from upshot.sql import ident
 
@@ -37,11 +37,11 @@ def reach(
     settings = config.report
     k = settings.k_anonymity
     columns = _user_columns(con)
-    _, end = weeks.bounds(last)
+    _, end = period.bounds(last)
     oldest = (fetch(con, "first-outcome") or [{}])[0].get("first_outcome")
     if oldest is None:
         return (), 0
-    first = max(first, min(weeks.week_of(oldest), last))
+    first = max(first, min(period.week_of(oldest), last))
     rows: list[dict[str, Any]] = []
     hidden = 0
     for channel, column in sorted(settings.reach_opt_in.items()):
@@ -56,7 +56,7 @@ def reach(
             for r in fetch(con, "reach-exits", replace={"opt_in": opt_in}, events=events, end=end)
         }
         gone = sum(n for w, n in exits.items() if w < first)
-        for week in weeks.between(first, last):
+        for week in period.weeks_between(first, last):
             gone += exits.get(week, 0)
             users, opted = base["users"], base["opted_in"]
             row = {
@@ -98,21 +98,6 @@ def daily(
                 hidden += 1
         rows.append(row)
     return tuple(rows), hidden
-
-
-def late(con: duckdb.DuckDBPyConnection, config: Config, week: str) -> Records:
-    """Earlier reported weeks that gained rows after their report read the data."""
-    window = timedelta(days=max((o.window_days for o in config.objectives.values()), default=0))
-    out = []
-    for r in fetch(con, "reported-weeks", week=week, weeks=config.report.history_weeks):
-        start, end = weeks.bounds(r["week"])
-        found = fetch(
-            con, "late-rows", start=start, end=end, until=end + window, since=r["data_as_of"]
-        )
-        n = found[0]["late_rows"] if found else 0
-        if n:
-            out.append({"week": r["week"], "late_rows": n})
-    return tuple(out)
 
 
 def coverage(con: duckdb.DuckDBPyConnection, until: datetime) -> dict[str, Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from upshot.reports import fmt, weeks
+from upshot import period
+from upshot.reports import fmt
 from upshot.reports.html_kit import card, chart_div, e, table
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ SECTIONS = (
 
 
 def header(data: ReportData, alerts: Alerts) -> str:
-    label = weeks.label(data.week)
+    label = period.label(data.week)
     week, dates = label.split(" ", 1)
     counts = alerts.counts()
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no alerts"

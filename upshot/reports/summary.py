@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from upshot.reports import fmt, weeks
+from upshot import period
+from upshot.reports import fmt
 
 if TYPE_CHECKING:
     from upshot.reports.alerts import Alerts
@@ -117,7 +118,7 @@ def health_line(data: ReportData) -> str:
 def markdown(data: ReportData, alerts: Alerts) -> str:
     """The whole `summary.md`."""
     lines = [
-        f"# upshot weekly report: {weeks.label(data.week)}",
+        f"# upshot weekly report: {period.label(data.week)}",
         "",
         *alerts_block(alerts),
         "",

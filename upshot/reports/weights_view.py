@@ -1,7 +1,7 @@
 """The value weights of a week beside the previous week's, read from the weight files.
 
 The files under the weights directory are the source of truth (checksums verified by
-`upshot.weights.read`). The week's version is the one the weekly job published for it,
+`upshot.read_weights`). The week's version is the one the weekly job published for it,
 else the newest kept version whose estimates are of that week; the previous one is the
 newest version of an earlier week.
 """
@@ -21,8 +21,8 @@ _NUMBERS = ("weight", "previous_weight", "change", "value", "value_ci_lower", "v
 
 def _documents(directory: Path) -> list[dict[str, Any]]:
     """Every kept version's verified document, newest first; unreadable ones are skipped."""
+    from upshot.attribution.weights.read import read, read_manifest
     from upshot.errors import UpshotError
-    from upshot.weights import read, read_manifest
 
     if not (directory / "manifest.json").exists():
         return []

@@ -107,3 +107,13 @@ INSERT INTO experiment_results (
     $variance_reduction, $covariates, $sequential, $srm_pvalue, $srm_status, $verdict,
     $reason, now(), $details
 );
+
+-- name: live-experiments
+-- Experiments with users assigned before the week ends whose metric windows are still open
+-- when it starts.
+SELECT experiment_id, min(assigned_at) AS first_assigned, max(assigned_at) AS last_assigned,
+       count(DISTINCT user_id) AS users
+FROM assignments
+GROUP BY 1
+HAVING min(assigned_at) < $end AND max(assigned_at) + to_seconds($window_seconds) >= $start
+ORDER BY 1;

@@ -1,5 +1,5 @@
 -- Per-decision frames for uplift estimation and off-policy evaluation.
--- `{...}` markers are filled by upshot.attribution.frames with quoted identifiers and
+-- `{...}` markers are filled by upshot.attribution.uplift.frames with quoted identifiers and
 -- `$name` parameters only; every value is bound.
 
 -- name: user-columns

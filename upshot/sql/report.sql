@@ -105,22 +105,6 @@ WHERE load_id IN (SELECT load_id FROM ids)
 GROUP BY ALL
 ORDER BY 1, 3 DESC, 2;
 
--- name: late-rows
--- Rows of a week (decisions in it; outcomes in it or its windows) loaded after $since.
-SELECT (SELECT count(*) FROM sends s JOIN _loads l USING (load_id)
-        WHERE s.decided_at >= $start AND s.decided_at < $end AND l.loaded_at > $since)
-     + (SELECT count(*) FROM outcomes o JOIN _loads l USING (load_id)
-        WHERE o.occurred_at >= $start AND o.occurred_at < $until AND l.loaded_at > $since)
-       AS late_rows;
-
--- name: reported-weeks
--- The weeks before $week that the weekly job reported, and when their data was read.
-SELECT week, data_as_of
-FROM weekly_runs
-WHERE current AND week < $week AND data_as_of IS NOT NULL
-ORDER BY week DESC
-LIMIT $weeks;
-
 -- name: first-outcome
 -- The oldest outcome event: reachability is not shown for weeks before the data starts.
 SELECT min(occurred_at) AS first_outcome FROM outcomes;
@@ -141,16 +125,6 @@ SELECT strftime(f.at, '%G-W%V') AS week, count(*) AS exits
 FROM first_out f JOIN users u USING (user_id)
 WHERE {opt_in}
 GROUP BY 1
-ORDER BY 1;
-
--- name: live-experiments
--- Experiments with users assigned before the week ends whose metric windows are still open
--- when it starts.
-SELECT experiment_id, min(assigned_at) AS first_assigned, max(assigned_at) AS last_assigned,
-       count(DISTINCT user_id) AS users
-FROM assignments
-GROUP BY 1
-HAVING min(assigned_at) < $end AND max(assigned_at) + to_seconds($window_seconds) >= $start
 ORDER BY 1;
 
 -- name: experiment-runs

@@ -1,0 +1,182 @@
+"""`upshot uplift`: the flat-table path, the warehouse path, exit codes and the JSON document."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import duckdb
+import polars as pl
+import pytest
+
+from tests.attribution.uplift.uplift_world import load_world, make_decisions
+from tests.conftest import run_cli
+from upshot import store
+
+REQUIRED = {
+    "message_class", "objective", "segment", "ate", "ate_ci_lower", "ate_ci_upper",
+    "naive_effect", "n_treated", "n_control", "estimator", "status",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def flat(tmp_path_factory):
+    frame, truth = make_decisions(1200, seed=9)
+    path = tmp_path_factory.mktemp("flat") / "decisions.csv"
+    frame.rename({"treated": "treatment"}).with_columns(
+        pl.col("treatment").cast(pl.Int8)
+    ).write_csv(path)
+    return path, truth
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    from upshot.simulate import make_world
+
+    world = make_world(users=1500, weeks=2, seed=4)
+    path = tmp_path_factory.mktemp("wh") / "upshot.duckdb"
+    con = store.connect(str(path), read_only=False)
+    load_world(con, world)
+    con.close()
+    return str(path), world
+
+
+def test_table_path_prints_one_json_document(flat):
+    path, _ = flat
+    result = run_cli(
+        "uplift", "--table", str(path), "--class-col", "message_class", "--treatment-col",
+        "treatment", "--outcome-col", "conversion", "--outcome-col", "engagement",
+        "--covariates", "activity,tenure_years,product_tier,platform", "--propensity-col",
+        "propensity", "--nuisance", "linear", "--no-refute", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    document = json.loads(result.out)
+    assert set(document) >= {"run_id", "estimates", "covariance", "classes"}
+    rows = document["estimates"]
+    assert set(rows[0]) >= REQUIRED
+    overall = [r for r in rows if r["segment"] == "all"]
+    assert {(r["message_class"], r["objective"]) for r in overall} == {
+        (c, o) for c in ("banner", "digest_email", "promo_push", "quiet_push")
+        for o in ("conversion", "engagement")
+    }  # fmt: skip
+    assert all(r["status"] == "ok" and r["estimator"] == "linear_dml" for r in overall)
+    assert {r["design"] for r in overall} == {"logged_propensity", "estimated_propensity"}
+    assert any(r["segment"].startswith("country=") for r in rows)
+    assert "[4/4]" in result.err  # progress per class on stderr
+
+
+def test_table_path_table_format_and_csv(flat):
+    path, _ = flat
+    base = ("uplift", "--table", str(path), "--outcome-col", "engagement", "--covariates",
+            "activity", "--nuisance", "linear", "--no-refute", "--class", "promo_push")  # fmt: skip
+    table = run_cli(*base)
+    assert table.code == 0, table.err
+    assert "promo_push" in table.out
+    assert "naive_effect" in table.out
+    csv = run_cli(*base, "--format", "csv")
+    assert csv.code == 0
+    parsed = pl.read_csv(csv.out.encode())
+    assert set(parsed["segment"]) >= {"all", "country=US"}
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("--outcome-col", "nope"), 2, "no column 'nope'"),
+        ((), 2, "needs at least one --outcome-col"),
+        (("--outcome-col", "engagement", "--week", "2026-W47"), 2, "not with --table"),
+        (("--outcome-col", "engagement", "--treatment-col", "country"), 1, "must be 0/1"),
+        (("--outcome-col", "engagement", "--estimator", "magic"), 2, "magic"),
+        (("--outcome-col", "engagement", "--objective", "conversion"), 2, "use --outcome-col"),
+        (("--outcome-col", "engagement", "--class", "nope"), 2, "no decisions of class 'nope'"),
+    ],
+)
+def test_table_path_errors(flat, args, code, message):
+    path, _ = flat
+    result = run_cli("uplift", "--table", str(path), "--treatment-col", "treatment", *args)
+    assert result.code == code
+    assert message in result.err
+
+
+def test_table_path_names_the_bad_row(tmp_path):
+    path = tmp_path / "bad.csv"
+    frame, _ = make_decisions(300, seed=1)
+    frame = frame.with_columns(pl.col("treated").cast(pl.Int8)).with_row_index()
+    frame = frame.with_columns(
+        pl.when(pl.col("index") == 6).then(2).otherwise(pl.col("treated")).alias("treated")
+    ).drop("index")
+    frame.write_csv(path)
+    result = run_cli(
+        "uplift", "--table", str(path), "--treatment-col", "treated", "--outcome-col", "engagement"
+    )
+    assert result.code == 1
+    assert f"{path} row 7: treated must be 0/1 or true/false" in result.err
+
+
+def test_warehouse_path_writes_estimates_with_run_id_and_week(warehouse):
+    db, _world = warehouse
+    result = run_cli(
+        "--db", db, "uplift", "--week", "2026-W43", "--class", "promo_blast_push", "--class",
+        "sports_alert_push", "--objective", "engagement", "--objective", "reachability",
+        "--nuisance", "linear", "--no-refute", "--seed", "3", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    document = json.loads(result.out)
+    run_id = document["run_id"]
+    assert document["week"] == "2026-W43"
+    con = duckdb.connect(db, read_only=True)
+    try:
+        stored = con.sql(
+            "SELECT * FROM uplift_estimates WHERE run_id = $r", params={"r": run_id}
+        ).pl()
+        covariance = con.sql(
+            "SELECT * FROM uplift_covariance WHERE run_id = $r", params={"r": run_id}
+        ).pl()
+        run = con.execute(
+            "SELECT status, command, seed FROM runs WHERE run_id = ?", [run_id]
+        ).fetchone()
+    finally:
+        con.close()
+    assert run == ("ok", "uplift", 3)
+    assert stored.height == len(document["estimates"])
+    assert set(stored["week"]) == {"2026-W43"}
+    assert set(stored["message_class"]) == {"promo_blast_push", "sports_alert_push"}
+    assert set(stored["channel"]) == {"push"}
+    overall = stored.filter(pl.col("segment") == "all")
+    assert overall.height == 4
+    assert set(overall["status"]) == {"ok"}
+    promo = overall.filter(
+        (pl.col("message_class") == "promo_blast_push") & (pl.col("objective") == "reachability")
+    ).row(0, named=True)
+    assert promo["ate_ci_lower"] > 0  # the planted harm to reachability shows
+    assert promo["seed"] == 3
+    assert promo["nuisance"] == "linear"
+    assert promo["design"] == "logged_propensity"
+    assert json.loads(promo["details"])["clipped_share"] == 0.0
+    small = stored.filter(pl.col("status") == "insufficient_data")
+    assert all(math.isnan(v) for v in small["ate"])
+    pairs = covariance.filter(
+        (pl.col("message_class") == "promo_blast_push") & (pl.col("segment") == "all")
+    )
+    assert pairs.height == 4  # 2 objectives: the full 2 x 2 matrix
+    variance = pairs.filter(pl.col("objective_a") == pl.col("objective_b"))
+    assert sorted(variance["covariance"]) == pytest.approx(
+        sorted(overall.filter(pl.col("message_class") == "promo_blast_push")["ate_se"] ** 2)
+    )
+
+
+def test_warehouse_path_errors(warehouse, tmp_path):
+    db, _ = warehouse
+    assert run_cli("--db", db, "uplift", "--week", "2026-W43", "--start", "2026-10-19").code == 2
+    empty = run_cli("--db", db, "uplift", "--week", "2030-W01", "--no-refute")
+    assert empty.code == 2
+    assert "no send decisions" in empty.err
+    missing = run_cli("--db", str(tmp_path / "none.duckdb"), "uplift")
+    assert missing.code == 2
+    assert "no warehouse here yet" in missing.err
+    bad = run_cli("--db", db, "uplift", "--objective", "clicks")
+    assert bad.code == 2
+    assert "'clicks' is not configured" in bad.err
+    unknown = run_cli("--db", db, "uplift", "--class", "promo_blast_push", "--class", "nope")
+    assert unknown.code == 2
+    assert "no send decisions of class 'nope'" in unknown.err

@@ -1,0 +1,288 @@
+"""The EconML adapter: one class's propensity design, folds, and one objective's fit.
+
+Per class, `upshot.attribution.uplift.classfit.fit_class` calls, in order:
+
+1. `propensity_design`: the propensity `p_i` of each decision, shared by every objective.
+   Randomized holdouts use the known (logged) propensity; targeted decisions the logged
+   one; without a logged propensity it is cross-fitted once from the covariates. The
+   share of decisions beyond [clip, 1 − clip] is the overlap diagnostic; `p` is clipped.
+2. `stratified_folds`: cross-fitting folds stratified on `T` (every fold holds both
+   arms), shared by every objective.
+3. `fit_objective` per objective: LinearDML / LinearDRLearner / CausalForestDML with the
+   propensity passed through `W` to a fixed treatment model (`KnownPropensity`), so only
+   the outcome nuisance is fitted per objective. Binary objectives are discrete outcomes
+   (a classifier nuisance) when the caller says every training fold holds both values.
+   It returns our `ObjectiveFit`: the ATE and segment GATEs with CIs, doubly robust
+   scores `φ_i` (E[φ_i | x_i] = τ(x_i) when `p` is right) for the joint covariance across
+   objectives, the held-out CATE evaluation, and the sensitivity bounds when asked. The
+   ATE and GATEs of DML and of the causal forest are means of the `φ_i` (for the forest,
+   its own out-of-bag version), so they estimate the ATE even where the CATE model is
+   misspecified; the DR learner's linear final stage averages to the same mean.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from upshot.attribution.uplift.evaluate import CateEvaluation, evaluate_cate, out_of_fold_linear
+from upshot.attribution.uplift.nuisances import KnownPropensity, nuisance_model
+from upshot.attribution.uplift.sensitivity import Sensitivity, sensitivity
+
+if TYPE_CHECKING:
+    from upshot.config import Uplift
+
+ESTIMATORS = ("linear_dml", "dr_learner", "causal_forest")
+NUISANCES = ("lightgbm", "linear")
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """An average effect with its standard error, CI and two-sided p-value."""
+
+    ate: float
+    se: float
+    ci_lower: float
+    ci_upper: float
+    pvalue: float
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveFit:
+    """What `fit_objective` returns: our record, never the EconML object.
+
+    `scores` (n,) are doubly robust scores built from the fit's cross-fitted nuisances;
+    `evaluation` scores out-of-fold CATE predictions against them; `gates` holds one
+    `Effect` per segment mask given; `sensitivity` is None when not asked for.
+    """
+
+    overall: Effect
+    scores: np.ndarray
+    evaluation: CateEvaluation
+    gates: tuple[Effect, ...]
+    sensitivity: Sensitivity | None
+    discrete_outcome: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PropensityDesign:
+    """The propensity used for a class: `p` (n,) clipped, and how it was obtained."""
+
+    p: np.ndarray
+    design: str  # randomized | logged_propensity | estimated_propensity
+    clipped_share: float
+    ess_treated: float
+    ess_control: float
+
+
+def stratified_folds(T: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-fitting folds stratified on the treatment, so every fold holds both arms."""
+    from sklearn.model_selection import StratifiedKFold
+
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros((len(T), 1)), T))
+
+
+def propensity_design(
+    T: np.ndarray,
+    X: np.ndarray,
+    logged: np.ndarray | None,
+    randomized: np.ndarray | None,
+    *,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    settings: Uplift,
+    threads: int,
+) -> PropensityDesign:
+    """The propensity of each decision, by design; see the module docstring. An estimated
+    propensity is cross-fitted on `folds` (their training parts may be capped)."""
+    all_randomized = randomized is not None and bool(randomized.all())
+    if logged is not None and np.all(np.isfinite(logged)):
+        raw = logged.astype(np.float64)
+        design = "randomized" if all_randomized else "logged_propensity"
+    elif all_randomized:
+        raw = np.full(len(T), T.mean())  # a holdout without logged propensity: its share
+        design = "randomized"
+    else:
+        from sklearn.model_selection import cross_val_predict
+
+        model = nuisance_model(settings.nuisance, binary=True, seed=settings.seed, threads=threads)
+        raw = cross_val_predict(model, X, T, cv=list(folds), method="predict_proba")[:, 1]
+        design = "estimated_propensity"
+    clip = settings.propensity_clip
+    outside = (raw < clip) | (raw > 1 - clip)
+    p = np.clip(raw, clip, 1 - clip)
+    return PropensityDesign(
+        p=p,
+        design=design,
+        clipped_share=float(outside.mean()),
+        ess_treated=_ess(1 / p[T == 1]),
+        ess_control=_ess(1 / (1 - p[T == 0])),
+    )
+
+
+def _ess(weights: np.ndarray) -> float:
+    """Kish's effective sample size of importance weights."""
+    return float(weights.sum() ** 2 / np.sum(weights**2)) if len(weights) else 0.0
+
+
+def make_estimator(
+    estimator: str,
+    *,
+    nuisance: str,
+    discrete_outcome: bool,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    seed: int,
+    threads: int,
+    use_ray: bool = False,
+) -> Any:
+    """The unfitted EconML estimator, cross-fitting on `folds`; its treatment model reads
+    the propensity from `W`. With `use_ray` EconML fits the folds' nuisances as Ray tasks
+    of `threads` CPUs each (the same fits, so the same numbers)."""
+    model_y = nuisance_model(nuisance, binary=discrete_outcome, seed=seed, threads=threads)
+    common: dict[str, Any] = {
+        "discrete_outcome": discrete_outcome,
+        "cv": list(folds),
+        "random_state": seed,
+    }
+    if use_ray:
+        common.update(use_ray=True, ray_remote_func_options={"num_cpus": threads})
+    if estimator == "linear_dml":
+        from econml.dml import LinearDML
+
+        return LinearDML(
+            model_y=model_y, model_t=KnownPropensity(), discrete_treatment=True, **common
+        )
+    if estimator == "dr_learner":
+        from econml.dr import LinearDRLearner
+
+        # the propensity is already clipped; EconML's own floor must not move it again
+        return LinearDRLearner(
+            model_propensity=KnownPropensity(), model_regression=model_y, min_propensity=0, **common
+        )
+    if estimator == "causal_forest":
+        from econml.dml import CausalForestDML
+
+        return CausalForestDML(
+            model_y=model_y,
+            model_t=KnownPropensity(),
+            discrete_treatment=True,
+            n_jobs=threads,
+            **common,
+        )
+    raise ValueError(f"estimator == {estimator!r}, must be one of {', '.join(ESTIMATORS)}")
+
+
+def _effect(point: float, se: float, alpha: float) -> Effect:
+    from scipy.stats import norm
+
+    if not (math.isfinite(point) and math.isfinite(se)) or se <= 0:
+        return Effect(point, se, math.nan, math.nan, math.nan)
+    z = float(norm.ppf(1 - alpha / 2))
+    return Effect(point, se, point - z * se, point + z * se, float(2 * norm.sf(abs(point / se))))
+
+
+def fit_objective(
+    y: np.ndarray,
+    T: np.ndarray,
+    X: np.ndarray,
+    p: np.ndarray,
+    *,
+    estimator: str,
+    nuisance: str,
+    discrete_outcome: bool,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    seed: int,
+    threads: int,
+    alpha: float,
+    crossfit: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    use_ray: bool = False,
+    masks: Sequence[np.ndarray] = (),
+    sensitivity_strength: float | None = None,
+    calibration_groups: int = 4,
+) -> ObjectiveFit:
+    """Fit one objective with EconML and return our record (see `ObjectiveFit`).
+
+    `y` (n,) outcome; `T` (n,) 0/1; `X` (n, k) covariates (also the CATE features);
+    `p` (n,) the clipped propensity; `masks` boolean (n,) rows of each segment cell.
+    The nuisances are cross-fitted on `crossfit` (default `folds`): the same test parts,
+    training parts possibly capped (`sampling.capped_folds`); the held-out evaluation
+    uses the whole `folds`.
+    """
+    est = make_estimator(
+        estimator,
+        nuisance=nuisance,
+        discrete_outcome=discrete_outcome,
+        folds=folds if crossfit is None else crossfit,
+        seed=seed,
+        threads=threads,
+        use_ray=use_ray,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(y, T, X=X, W=p[:, None], cache_values=True)
+    features = np.column_stack([np.ones(len(y)), X])
+    if estimator == "dr_learner":
+        # DR pseudo-outcomes per arm, (n, 2) or (n, 1, 2) for a discrete outcome
+        y_pred = est._cached_values.nuisances[0].reshape(len(y), 2)
+        scores = y_pred[:, 1] - y_pred[:, 0]
+        cate_oof = out_of_fold_linear(features, scores, np.ones(len(y)), folds)
+        eval_scores = scores
+    else:
+        y_res, t_res, _, _ = est.residuals_
+        y_res, t_res = np.ravel(y_res), np.ravel(t_res)
+        variance = p * (1 - p)
+        if estimator == "linear_dml":
+            theta = np.ravel(est.effect(X))
+            cate_oof = out_of_fold_linear(features, y_res, t_res, folds)
+        else:
+            # the forest's own out-of-bag predictions, as in its doubly robust ATE; NaN for
+            # the rare row that every tree saw
+            theta = cate_oof = np.ravel(est.model_cate.oob_predict(X))
+        scores = theta + t_res * (y_res - t_res * theta) / variance
+        eval_scores = cate_oof + t_res * (y_res - t_res * cate_oof) / variance
+    if estimator == "causal_forest":
+        inference = est.ate__inference()
+        overall = _effect(
+            float(np.ravel(inference.point_estimate)[0]),
+            float(np.ravel(inference.stderr)[0]),
+            alpha,
+        )
+        gates = tuple(_mean_effect(scores[m], alpha) for m in masks)
+    elif estimator == "linear_dml":
+        # The mean of the doubly robust scores, not EconML's mean of θ(x): the R-learner
+        # fits θ with weights (T − p)², so when the effect is not linear in x and varies
+        # with the propensity, the mean of θ(x) is an overlap-weighted average, not the
+        # ATE (off by 4–6 SE at 1M decisions in benchmarks/bench_uplift.py). The score mean
+        # is the ATE whenever `p` is right, whatever θ's form (test_uplift.py simulates it).
+        overall = _mean_effect(scores, alpha)
+        gates = tuple(_mean_effect(scores[m], alpha) for m in masks)
+    else:
+        overall = _linear_ate(est, X, alpha)
+        gates = tuple(_linear_ate(est, X[m], alpha) for m in masks)
+    sens = None
+    if sensitivity_strength is not None:
+        sens = sensitivity(
+            est, dr=estimator == "dr_learner", alpha=alpha, strength=sensitivity_strength
+        )
+    evaluation = evaluate_cate(cate_oof, eval_scores, groups=calibration_groups)
+    return ObjectiveFit(overall, scores, evaluation, gates, sens, discrete_outcome)
+
+
+def _mean_effect(scores: np.ndarray, alpha: float) -> Effect:
+    """The mean of doubly robust scores and its standard error (a GATE, as GRF's)."""
+    kept = scores[np.isfinite(scores)]
+    if len(kept) < 2:
+        return Effect(math.nan, math.nan, math.nan, math.nan, math.nan)
+    return _effect(float(kept.mean()), float(kept.std(ddof=1) / math.sqrt(len(kept))), alpha)
+
+
+def _linear_ate(est: Any, X: np.ndarray, alpha: float) -> Effect:
+    inference = est.ate_inference(X=X)
+    # a discrete outcome is fitted as one column: every result has a trailing axis
+    point = np.ravel(inference.mean_point)[0]
+    return _effect(float(point), float(np.ravel(inference.stderr_mean)[0]), alpha)

@@ -1,0 +1,237 @@
+"""Per-decision frames: one row per send decision, built in DuckDB, handed over as polars.
+
+`decision_frame` joins the decisions of the classes and period asked to their users'
+covariates and to every objective's outcome in one pass: a single join of decisions to
+outcome events (same user, strictly after `decided_at`, inside the longest window) with
+one conditional aggregate per objective (`any` → 0/1, `sum` of values, `count` of events,
+`distinct_days`: distinct UTC dates). Columns, in order:
+
+    send_id, user_id, message_class, channel, decided_at, treated, propensity, randomized,
+    <every non-id column of users>, <one Float64 column per objective, named after it>
+
+`encode_covariates` turns the raw covariates of a frame into the numeric design matrix the
+estimators need (categoricals one-hot, missing values imputed with an indicator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from upshot.errors import UsageError
+from upshot.period import as_instant
+from upshot.sql import ident, query
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+    from upshot.config import Config, Objective
+
+FRAME_KEYS = (
+    "send_id",
+    "user_id",
+    "message_class",
+    "channel",
+    "decided_at",
+    "treated",
+    "propensity",
+    "randomized",
+)
+# a categorical with more levels keeps the most frequent ones and pools the rest
+MAX_LEVELS = 20
+
+
+def covariate_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every column of `users` except identifiers (`user_id`, `load_id`, `*_id`)."""
+    rows = con.execute(query("frames", "user-columns")).fetchall()
+    return [
+        name for name, _ in rows if name not in ("user_id", "load_id") and not name.endswith("_id")
+    ]
+
+
+def _objective_sql(index: int, objective: Objective) -> str:
+    inside = (
+        query("frames", "objective-inside")
+        .replace("{events}", f"$events_{index}")
+        .replace("{window}", f"$window_{index}")
+    )
+    return query("frames", f"objective-{objective.aggregation}").replace("{inside}", inside)
+
+
+def decision_frame(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    *,
+    classes: Sequence[str] | None = None,
+    start: datetime | date | str | None = None,
+    end: datetime | date | str | None = None,
+    objectives: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """One row per decision of `classes` (default all) decided in [start, end) (default all).
+
+    Objective columns hold each objective of `config.objectives` (or the `objectives`
+    named) measured after the decision: only events strictly after `decided_at` and no
+    later than `decided_at + window` count. Rows are ordered by class, time and send_id.
+    """
+    return _frame_relation(con, config, classes, start, end, objectives).pl()
+
+
+def write_decision_frame(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    path: str | Path,
+    *,
+    classes: Sequence[str] | None = None,
+    start: datetime | date | str | None = None,
+    end: datetime | date | str | None = None,
+    objectives: Sequence[str] | None = None,
+) -> int:
+    """`decision_frame` written by DuckDB to the Parquet file `path`; its number of rows.
+
+    DuckDB builds it within `memory_limit`, spilling past it, and never hands it to Python
+    whole: a reader takes one class at a time (`pl.scan_parquet(path)` filtered on the
+    class reads only that class's row groups, as the rows are ordered by class), so the
+    fitting process holds the largest class, not every decision.
+    """
+    relation = _frame_relation(con, config, classes, start, end, objectives)
+    relation.write_parquet(str(path))
+    row = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
+    return int(row[0]) if row else 0
+
+
+@contextlib.contextmanager
+def frame_folder(config: Config) -> Iterator[Path]:
+    """A private folder for one run's `write_decision_frame` file, under
+    `warehouse.temp_directory` (where DuckDB spills too: the disk meant for large temporary
+    data); removed with everything in it when the block ends."""
+    base = Path(config.warehouse.temp_directory)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        context = tempfile.TemporaryDirectory(dir=base, prefix="frame-")
+    except OSError as exc:
+        raise UsageError(
+            f"warehouse.temp_directory == {str(base)!r}: cannot write there ({exc.strerror})"
+        ) from None
+    with context as folder:
+        yield Path(folder)
+
+
+def _frame_relation(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    classes: Sequence[str] | None,
+    start: datetime | date | str | None,
+    end: datetime | date | str | None,
+    objectives: Sequence[str] | None,
+) -> duckdb.DuckDBPyRelation:
+    names = list(objectives) if objectives is not None else list(config.objectives)
+    unknown = [n for n in names if n not in config.objectives]
+    if unknown:
+        known = ", ".join(config.objectives)
+        raise UsageError(f"objective {unknown[0]!r} is not configured (known: {known})")
+    if not names:
+        raise UsageError("no objectives to measure: configure [objectives] in upshot.toml")
+    covariates = covariate_columns(con)
+    clash = sorted(set(covariates) & (set(FRAME_KEYS) | set(names)))
+    if clash:
+        raise UsageError(f"users.{clash[0]} clashes with a decision column or objective name")
+    chosen = [config.objectives[n] for n in names]
+    params: dict[str, Any] = {
+        "classes": list(classes) if classes else None,
+        "start": as_instant(start, "--start"),
+        "end": as_instant(end, "--end"),
+        "events": sorted({e for o in chosen for e in o.events}),
+        "max_window": max(o.window_days for o in chosen) * 86400.0,
+    }
+    aggregates = []
+    for i, (name, objective) in enumerate(zip(names, chosen, strict=True)):
+        params[f"events_{i}"] = list(objective.events)
+        params[f"window_{i}"] = objective.window_days * 86400.0
+        aggregates.append(f"{_objective_sql(i, objective)} AS {ident(name)}")
+    rest = "".join(f", u.{ident(c)}" for c in covariates)
+    rest += "".join(f", p.{ident(n)}" for n in names)
+    sql = (
+        query("frames", "decision-frame")
+        .replace("{objectives}", ",\n        ".join(aggregates))
+        .replace("{rest}", rest)
+    )
+    return con.sql(sql, params=params)
+
+
+@dataclass(frozen=True, slots=True)
+class Design:
+    """A numeric design matrix: `X` is (n, k) float64 and `names` its k column names.
+
+    Numeric and boolean covariates keep their values (a missing value becomes the column
+    mean plus a `<name>:missing` indicator); temporal ones become days since 1970;
+    categorical ones become `<name>=<level>` indicators without their most frequent level
+    (the reference). Columns constant over the rows are dropped: they carry no
+    information and make the final-stage regression singular.
+    """
+
+    X: np.ndarray
+    names: tuple[str, ...]
+
+
+def encode_covariates(frame: pl.DataFrame, columns: Sequence[str]) -> Design:
+    """The design matrix of `columns` of `frame` (which is not modified)."""
+    import polars as pl
+
+    blocks: list[np.ndarray] = []
+    names: list[str] = []
+    for name in columns:
+        series = frame.get_column(name)
+        dtype = series.dtype
+        if dtype.is_temporal():
+            if dtype == pl.Duration:
+                series = series.dt.total_seconds() / 86400.0
+            else:
+                series = series.cast(pl.Datetime("us")).dt.epoch("s") / 86400.0
+            dtype = series.dtype
+        if dtype.is_numeric() or dtype == pl.Boolean:
+            _numeric(series.cast(pl.Float64), name, blocks, names)
+        else:
+            _categorical(series.cast(pl.String), name, blocks, names)
+    if not blocks:
+        return Design(np.empty((frame.height, 0)), ())
+    return Design(np.ascontiguousarray(np.column_stack(blocks)), tuple(names))
+
+
+def _numeric(series: pl.Series, name: str, blocks: list[np.ndarray], names: list[str]) -> None:
+    values = series.to_numpy().astype(np.float64, copy=True)
+    missing = ~np.isfinite(values)
+    if missing.all():
+        return
+    if missing.any():
+        values[missing] = values[~missing].mean()
+        blocks.append(missing.astype(np.float64))
+        names.append(f"{name}:missing")
+    if np.ptp(values) > 0:
+        blocks.append(values)
+        names.append(name)
+
+
+def _categorical(series: pl.Series, name: str, blocks: list[np.ndarray], names: list[str]) -> None:
+    import polars as pl
+
+    values = series.fill_null("(null)")
+    counts = values.value_counts(name="n").rows()
+    # most frequent first, ties by name, so the reference level is stable across runs
+    levels = [level for level, _ in sorted(counts, key=lambda r: (-r[1], r[0]))]
+    kept = levels[: MAX_LEVELS - 1]
+    if len(levels) > MAX_LEVELS - 1:
+        values = values.set(~values.is_in(kept), "(other)")
+        kept.append("(other)")
+    for level in kept[1:]:
+        column = (values == level).cast(pl.Float64).to_numpy()
+        if column.any():
+            blocks.append(column)
+            names.append(f"{name}={level}")
