@@ -31,9 +31,10 @@ WHERE treated
 -- rows of `kind` 'path' (ChannelAttribution's path table: path, total_conversions,
 -- total_null, total_conversion_value), 'time_decay' (credit per touch name) and
 -- 'untouched' (the period's conversions that no touch reached within the lookback).
--- The bounds are bound values, not a joined one-row table: that keeps DuckDB's row
--- estimates honest, so the ASOF join is planned as a sort-merge, not as a nested loop
--- (which took minutes at a million touches).
+-- The bounds are bound values, not a joined one-row table, which keeps DuckDB's row
+-- estimates closer; but since DuckDB 2.0 even these can fall under its ASOF loop-join
+-- threshold, so `touches.attribute.merge_asof` runs this with the threshold at 0 (the
+-- nested loop took 431 s at 10M journeys, the sort-merge 17.6 s).
 WITH conversions AS (
     SELECT
         user_id,
