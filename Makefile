@@ -4,16 +4,25 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck docs pytest bench clean
+.PHONY: demo test lint typecheck docs pytest bench clean lock
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-# Reinstall only when the project metadata changes.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
+# Reinstall only when the project metadata or the lock changes. Every dependency comes from
+# requirements.lock, pinned and hashed; upshot itself is installed on top without resolving.
+$(STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve the newest versions that pyproject.toml allows into requirements.lock (needs
+# the package index); then run `make test` and raise pyproject's floors to what it pins.
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra ray --generate-hashes \
+		--python-version 3.11.7 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 demo: $(STAMP)
 	$(BIN)/upshot demo
