@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from upshot.errors import UsageError
 from upshot.experiments import analyze
 from upshot.results import dumps
 
@@ -102,11 +103,11 @@ def test_unknown_variant_label_is_excluded_and_flagged(tmp_path):
     assert [r.arm for r in a.results] == ["treatment"]
 
 
-def test_control_label_missing_from_the_data(tmp_path):
+def test_control_label_missing_from_the_data_is_a_usage_error(tmp_path):
+    """Before: an empty 'baseline' arm, insufficient_data rows and an SRM alarm."""
     cols = base()
-    a = analyze(table=write(tmp_path, **cols), metrics=["y"], control="baseline")
-    assert {r.status for r in a.results} == {"insufficient_data"}
-    assert a.arms["baseline"] == 0
+    with pytest.raises(UsageError, match=r"--control baseline: no such arm \(arms found: "):
+        analyze(table=write(tmp_path, **cols), metrics=["y"], control="baseline")
 
 
 def test_users_in_several_arms_are_excluded_and_counted(tmp_path):

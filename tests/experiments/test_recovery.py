@@ -64,5 +64,5 @@ def test_list_and_decompose_on_the_warehouse(sim_warehouse):
     seg = decompose("frequency_test", db=db, segment="country", metric="minutes")
     (s,) = seg.items
     raw = analyze("frequency_test", db=db, metrics=["minutes"]).result("minutes")
-    assert s.effect == pytest.approx(raw.treatment - raw.control, rel=1e-9)
+    assert s.effect == pytest.approx(raw.treatment_raw - raw.control_raw, rel=1e-9)
     assert {p.part for p in s.parts} <= {"US", "GB", "DE", "BR", "IN"}

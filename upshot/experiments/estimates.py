@@ -16,7 +16,7 @@ import numpy as np
 
 from upshot.experiments import cuped
 from upshot.experiments.ratio import value_and_gradient
-from upshot.experiments.stats import Moments
+from upshot.experiments.stats import Moments, missing_name
 
 Adjust = Literal["none", "cuped", "lin"]
 
@@ -29,11 +29,26 @@ class Target:
     denominator: str | None = None
     covariates: tuple[str, ...] = ()
     binary: bool = False  # a 0/1 mean without covariates is tested as a proportion
+    indicators: bool = False  # adjust for each covariate's missing indicator too
+
+    @property
+    def adjusters(self) -> tuple[str, ...]:
+        """The regressors of the adjustment: covariates, then their missing indicators."""
+        if not self.indicators:
+            return self.covariates
+        return self.covariates + tuple(missing_name(c) for c in self.covariates)
+
+    @property
+    def case(self) -> tuple[str, tuple[str, ...]]:
+        """(column prefix, required variables) of the complete case the metric is analysed
+        on: the users whose numerator and denominator are both known."""
+        required = tuple(v for v in (self.numerator, self.denominator) if v is not None)
+        return f"cc({','.join(required)})::", required
 
     @property
     def variables(self) -> tuple[str, ...]:
         found: list[str] = []
-        for v in (self.numerator, self.denominator, *self.covariates):
+        for v in (self.numerator, self.denominator, *self.adjusters):
             if v is not None and v not in found:
                 found.append(v)
         return tuple(found)
@@ -65,7 +80,7 @@ def arm_estimates(arms: Sequence[Moments], target: Target, adjust: Adjust) -> li
     """Every arm's estimate of `target`; covariate slopes pooled over all the arms given."""
     names = target.variables
     moments = [m.select(names) for m in arms]
-    cov_idx = [names.index(c) for c in target.covariates]
+    cov_idx = [names.index(c) for c in target.adjusters]
     parts = []
     for m in moments:
         mu = m.mean()

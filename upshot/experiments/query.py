@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upshot.errors import InputError, UsageError
-from upshot.experiments.stats import column_names, product_name, squares_name, sum_name
+from upshot.experiments.stats import (
+    column_names,
+    missing_name,
+    product_name,
+    squares_name,
+    sum_name,
+)
 from upshot.sql import ident, query
 
 if TYPE_CHECKING:
@@ -30,15 +36,29 @@ _US_PER_DAY = 86_400_000_000
 
 
 @dataclass(frozen=True, slots=True)
+class Case:
+    """The complete-case aggregates of the metrics whose `required` variables (numerator,
+    denominator) are all non-NULL: columns `{prefix}n` and `{prefix}` + the naming rule
+    for `variables`. A covariate enters as coalesce(c, 0) beside its missing indicator
+    (`missing_name(c)`), which together equal mean imputation plus an indicator."""
+
+    prefix: str
+    required: tuple[str, ...]
+    variables: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Aggregates:
     """Which aggregates one query computes. `variables` in query order; `pairs` (a, b)
     with a before b; `binary` variables get their range `{v}_min`, `{v}_max` (which tells
-    0/1 metrics apart)."""
+    0/1 metrics apart). With `cases` (NULL is missing), the per-metric complete-case
+    aggregates replace the all-rows sums and products (`n` counts every user)."""
 
     variables: tuple[str, ...]
     pairs: tuple[tuple[str, str], ...]
     winsorize: dict[str, float] = field(default_factory=dict)
     binary: tuple[str, ...] = ()
+    cases: tuple[Case, ...] = ()
 
 
 def plan(
@@ -46,11 +66,19 @@ def plan(
     *,
     winsorize: Mapping[str, float] | None = None,
     binary: Iterable[str] = (),
+    missing: bool = False,
 ) -> Aggregates:
-    """The aggregates for `targets`: each target's variables and their pairwise products."""
+    """The aggregates for `targets`: each target's variables and their pairwise products;
+    with `missing`, per metric over its complete case instead (see `Case`)."""
+    targets = list(targets)
     order: list[str] = []
     wanted: set[frozenset[str]] = set()
+    by_case: dict[str, tuple[tuple[str, ...], list[str]]] = {}
     for t in targets:
+        prefix, required = t.case
+        _, case_vars = by_case.setdefault(prefix, (required, list(required)))
+        for c in t.covariates:
+            case_vars += [v for v in (c, missing_name(c)) if v not in case_vars]
         vs = t.variables
         order += [v for v in vs if v not in order]
         wanted |= {frozenset((a, b)) for i, a in enumerate(vs) for b in vs[i + 1 :]}
@@ -58,19 +86,53 @@ def plan(
         (a, b) for i, a in enumerate(order) for b in order[i + 1 :] if frozenset((a, b)) in wanted
     )
     bins = tuple(v for v in dict.fromkeys(binary) if v in order)
-    agg = Aggregates(tuple(order), pairs, dict(winsorize or {}), bins)
+    cases = tuple(Case(p, req, tuple(vs)) for p, (req, vs) in by_case.items()) if missing else ()
+    agg = Aggregates(tuple(order), pairs, dict(winsorize or {}), bins, cases)
     column_names(agg.variables)  # refuses variable names whose aggregate names clash
+    for case in cases:
+        column_names(case.variables)
     return agg
+
+
+def _case_columns(case: Case) -> list[str]:
+    """count, sums and products over the users whose required variables are all known."""
+    cond = " AND ".join(f"{ident(v)} IS NOT NULL" for v in case.required)
+    flt = f" FILTER (WHERE {cond})"
+    names = set(case.variables)
+    indicators = {missing_name(c): c for c in case.variables if missing_name(c) in names}
+
+    def expr(v: str) -> str:
+        if v in case.required:
+            return ident(v)
+        if v in indicators:
+            return f"CASE WHEN {ident(indicators[v])} IS NULL THEN 1.0 ELSE 0.0 END"
+        return f"coalesce({ident(v)}, 0.0)"  # a covariate: NULL imputed, see its indicator
+
+    p = case.prefix
+    cols = [f"count(*){flt} AS {ident(p + 'n')}"]
+    for i, a in enumerate(case.variables):
+        ea = expr(a)
+        cols.append(f"sum({ea}){flt} AS {ident(p + sum_name(a))}")
+        cols.append(f"sum({ea} * {ea}){flt} AS {ident(p + squares_name(a))}")
+        cols += [
+            f"sum({ea} * {expr(b)}){flt} AS {ident(p + product_name(a, b))}"
+            for b in case.variables[i + 1 :]
+        ]
+    return cols
 
 
 def _select_list(agg: Aggregates) -> list[str]:
     cols = ["count(*) AS n"]
-    for v in agg.variables:
-        q = ident(v)
-        cols.append(f"sum({q}) AS {ident(sum_name(v))}")
-        cols.append(f"sum({q} * {q}) AS {ident(squares_name(v))}")
-    for a, b in agg.pairs:
-        cols.append(f"sum({ident(a)} * {ident(b)}) AS {ident(product_name(a, b))}")
+    if agg.cases:
+        for case in agg.cases:
+            cols += _case_columns(case)
+    else:
+        for v in agg.variables:
+            q = ident(v)
+            cols.append(f"sum({q}) AS {ident(sum_name(v))}")
+            cols.append(f"sum({q} * {q}) AS {ident(squares_name(v))}")
+        for a, b in agg.pairs:
+            cols.append(f"sum({ident(a)} * {ident(b)}) AS {ident(product_name(a, b))}")
     for v in agg.binary:
         cols += [
             f"min({ident(v)}) AS {ident(v + '_min')}",
@@ -147,10 +209,12 @@ def table_source(
     *,
     user_col: str | None = None,
     second_key: str | None = None,
+    nulls: str = "missing",
 ) -> tuple[str, dict[str, Any]]:
     """One row per user of the file: variant, exclusion, variant_b/segment, variables.
 
-    Metric columns become DOUBLE (booleans 0/1). With `user_col`, users that
+    Metric columns become DOUBLE (booleans 0/1), NaN becomes NULL (both are missing), and
+    with `nulls="zero"` a missing value becomes 0. With `user_col`, users that
     appear under more than one variant are excluded (`multi_arm`); rows without a
     variant are excluded (`null_variant`). Without `variant_col` every row is in one
     group named `all` (for baselines).
@@ -166,7 +230,7 @@ def table_source(
             raise InputError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
     relation, params = read_relation(path)
     if not variant_col:
-        cols = [_as_double(c, columns) for c in variables]
+        cols = [_as_double(c, columns, nulls) for c in variables]
         sql = (
             "SELECT 'all' AS variant, NULL::VARCHAR AS variant_b, '' AS exclusion, "
             f"{', '.join(cols)} FROM {relation} t"
@@ -174,7 +238,7 @@ def table_source(
         return sql, params
     v = ident(variant_col)
     second = f"CAST(t.{ident(second_key)} AS VARCHAR)" if second_key else "NULL::VARCHAR"
-    cols = [_as_double(c, columns) for c in variables]
+    cols = [_as_double(c, columns, nulls) for c in variables]
     if user_col:
         u = ident(user_col)
         multi = (
@@ -197,17 +261,22 @@ def table_source(
     return sql, params
 
 
-def _as_double(col: str, columns: Mapping[str, str]) -> str:
-    """The column as DOUBLE (booleans become 0/1); a no-op cast costs time at 10M rows."""
+def _as_double(col: str, columns: Mapping[str, str], nulls: str = "missing") -> str:
+    """The column as DOUBLE (booleans become 0/1, NaN NULL; with `nulls="zero"` NULL 0)."""
     kind = columns.get(col.lower(), "").upper()
     q = ident(col)
-    if kind == "DOUBLE":
-        return f"t.{q} AS {q}"
     if kind == "BOOLEAN":
         # not CAST: DuckDB pushes casts into its CSV reader, which then parses 'false' as a
         # number and fails
-        return f"CASE WHEN t.{q} THEN 1.0 WHEN NOT t.{q} THEN 0.0 END AS {q}"
-    return f"CAST(t.{q} AS DOUBLE) AS {q}"
+        value = f"CASE WHEN t.{q} THEN 1.0 WHEN NOT t.{q} THEN 0.0 END"
+    elif kind in ("DOUBLE", "FLOAT", "REAL"):
+        # DuckDB's NaN = NaN is true: nullif turns NaN into NULL, so NaN and NULL agree
+        value = f"nullif(CAST(t.{q} AS DOUBLE), 'NaN'::DOUBLE)"
+    else:
+        value = f"CAST(t.{q} AS DOUBLE)"  # integers and decimals have no NaN
+    if nulls == "zero":
+        value = f"coalesce({value}, 0.0)"
+    return f"{value} AS {q}"
 
 
 def _metric_expr(var: EventVariable, i: int, params: dict[str, Any]) -> str:

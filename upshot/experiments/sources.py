@@ -29,12 +29,18 @@ def table_rows(
     user_col: str | None = None,
     winsorize: Mapping[str, float] | None = None,
     second_key: str | None = None,
+    nulls: str = "missing",
+    per_metric: bool = True,
 ) -> list[dict[str, Any]]:
     """Per-group sufficient statistics of a Parquet/CSV file with one row per user.
 
     Groups are (variant, exclusion), plus `variant_b` holding `second_key`'s value when
-    given (a second experiment's arm, or a segment).
+    given (a second experiment's arm, or a segment). A NULL or NaN value is missing: each
+    metric's aggregates are over its complete case (`query.Case`, read with the prefix
+    `Target.case`) when `per_metric`; `nulls="zero"` reads it as 0 instead.
     """
+    if nulls not in ("missing", "zero"):
+        raise UsageError(f"nulls == {nulls!r}, must be missing or zero")
     if not specs:
         raise UsageError("no metrics: give at least one --metric or --ratio")
     columns = query.table_columns(con, path)
@@ -43,13 +49,19 @@ def table_rows(
     ranges = {} if winsorize else query.parquet_ranges(con, path)  # capping changes ranges
     known = {v: r for v, r in ranges.items() if v in map(str.lower, candidates)}
     binary = [v for v in candidates if v.lower() not in known]
-    agg = query.plan((s.target() for s in specs), winsorize=winsorize, binary=binary)
+    agg = query.plan(
+        (s.target() for s in specs),
+        winsorize=winsorize,
+        binary=binary,
+        missing=per_metric and nulls == "missing",
+    )
     for v in agg.winsorize:
         if v not in agg.variables:
             raise UsageError(f"--winsorize {v}: not a variable of any metric")
     source, params = query.table_source(
-        path, columns, variant_col, agg.variables, user_col=user_col, second_key=second_key
-    )
+        path, columns, variant_col, agg.variables, user_col=user_col, second_key=second_key,
+        nulls=nulls,
+    )  # fmt: skip
     # without a user column nothing is excluded by rule, and grouping by a constant key
     # costs a fifth of the pass: the engine reads a missing `exclusion` as none
     keys: tuple[str, ...] = ("variant", "variant_b") if second_key else ("variant",)

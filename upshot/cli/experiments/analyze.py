@@ -21,6 +21,7 @@ from upshot.cli.experiments.options import (
     InteractionOpt,
     LowerOpt,
     MetricOpt,
+    NullsOpt,
     OtherControlOpt,
     RatioOpt,
     SaveOpt,
@@ -58,13 +59,16 @@ def _roles(
     }
 
 
-def _table_only(ratio: Any, covariate: Any, winsorize: Any, user_col: Any) -> dict[str, Any]:
+def _table_only(
+    ratio: Any, covariate: Any, winsorize: Any, user_col: Any, nulls: Any
+) -> dict[str, Any]:
     """The options that only `--table` takes, by flag, for the check that names them."""
     return {
         "--ratio": ratio,
         "--covariate": covariate,
         "--winsorize": winsorize,
         "--user-col": user_col,
+        "--nulls": nulls,
     }
 
 
@@ -107,6 +111,7 @@ def _run_analysis(
         covariates=table_only["--covariate"] or [],
         winsorize=winsorize_map(table_only["--winsorize"] or [], variables),
         user_col=table_only["--user-col"],
+        nulls=str(table_only["--nulls"] or "missing"),
         variant_col=warehouse_only["variant_col"],
         **common,
     )
@@ -163,6 +168,7 @@ def analyze(
     split: SplitOpt = None,
     winsorize: WinsorizeOpt = None,
     user_col: UserColOpt = None,
+    nulls: NullsOpt = None,
     adjust: AdjustOpt = None,
     test: TestOpt = None,
     alpha: AlphaOpt = None,
@@ -206,7 +212,7 @@ def analyze(
         experiment,
         table,
         warehouse_only={"variant_col": variant_col},
-        table_only=_table_only(ratio, covariate, winsorize, user_col),
+        table_only=_table_only(ratio, covariate, winsorize, user_col, nulls),
         common={
             "metrics": metric,
             "control": control,
@@ -236,6 +242,7 @@ def decide(
     split: SplitOpt = None,
     winsorize: WinsorizeOpt = None,
     user_col: UserColOpt = None,
+    nulls: NullsOpt = None,
     guardrail: GuardrailOpt = None,
     deterioration: DeteriorationOpt = None,
     lower_is_better: LowerOpt = None,
@@ -294,7 +301,7 @@ def decide(
         experiment,
         table,
         warehouse_only={"variant_col": variant_col},
-        table_only=_table_only(ratio, covariate, winsorize, user_col),
+        table_only=_table_only(ratio, covariate, winsorize, user_col, nulls),
         common={
             "metrics": metric,
             "control": control,
