@@ -270,8 +270,8 @@ def _as_double(col: str, columns: Mapping[str, str], nulls: str = "missing") -> 
         # number and fails
         value = f"CASE WHEN t.{q} THEN 1.0 WHEN NOT t.{q} THEN 0.0 END"
     elif kind in ("DOUBLE", "FLOAT", "REAL"):
-        # DuckDB's NaN = NaN is true: nullif turns NaN into NULL, so NaN and NULL agree
-        value = f"nullif(CAST(t.{q} AS DOUBLE), 'NaN'::DOUBLE)"
+        # NaN is missing like NULL (not nullif: a NaN's sign bit defeats NaN = NaN)
+        value = f"CASE WHEN isnan(t.{q}) THEN NULL ELSE CAST(t.{q} AS DOUBLE) END"
     else:
         value = f"CAST(t.{q} AS DOUBLE)"  # integers and decimals have no NaN
     if nulls == "zero":
@@ -358,13 +358,21 @@ def fetch(
     """Run a statement and return its rows as dicts; DuckDB errors name `where`.
 
     DuckDB draws a progress bar on stdout for queries over two seconds, even when stdout
-    is a pipe; it would corrupt `--json`, so it is off while the query runs.
+    is a pipe; it would corrupt `--json`, so it is off while the query runs (and so is
+    statistics propagation, which would hide NaN in Parquet files).
     """
     import duckdb
 
-    row = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    row = con.execute(
+        "SELECT current_setting('enable_progress_bar'), current_setting('disabled_optimizers')"
+    ).fetchone()
     before = bool(row[0]) if row else False
+    disabled = str(row[1] or "") if row else ""
     con.execute("SET enable_progress_bar = false")
+    # Parquet min/max statistics leave NaN out, and DuckDB 2.0 folds isnan(x) to false
+    # from them: a NaN would pass as a value. Statistics propagation is off for this query.
+    extra = ",".join(x for x in (disabled, "statistics_propagation") if x)
+    con.execute("SET disabled_optimizers = $d", {"d": extra})
     try:
         cursor = con.execute(sql, dict(params) or None)
         names = [d[0] for d in cursor.description]
@@ -377,6 +385,7 @@ def fetch(
         raise InputError(f"{where}: {str(exc).splitlines()[0]}") from None
     finally:
         con.execute(f"SET enable_progress_bar = {'true' if before else 'false'}")
+        con.execute("SET disabled_optimizers = $d", {"d": disabled})
 
 
 def parquet_ranges(con: duckdb.DuckDBPyConnection, path: str | Path) -> dict[str, tuple[Any, Any]]:
