@@ -174,7 +174,8 @@ def test_cli_shows_missing_counts_and_takes_nulls(tmp_path):
     (row,) = json.loads(r.out)["results"]
     assert row["n_missing_control"] == int(np.isnan(y[variant == "control"]).sum())
     table = run_cli("experiments", "analyze", "--table", str(path), "--metric", "y")
-    assert "n_missing_control" in table.out and "n_missing_treatment" in table.out
+    assert "n_missing_control" in table.out
+    assert "n_missing_treatment" in table.out
     assert str(row["n_missing_treatment"]) in table.out
     z = run_cli("experiments", "analyze", "--table", str(path), "--metric", "y",
                 "--nulls", "zero", "--json")  # fmt: skip
@@ -196,7 +197,8 @@ def test_success_metric_with_a_zero_control_can_ship(tmp_path):
     a = analyze(table=path, metrics=["y"])
     r = a.result("y")
     assert r.status == "zero_denominator"
-    assert np.isnan(r.rel_effect) and r.pvalue < 1e-10
+    assert np.isnan(r.rel_effect)
+    assert r.pvalue < 1e-10
     v = decide(a)
     assert v.verdict == "ship", v.arms[0].metrics[0].reason
 

@@ -79,7 +79,9 @@ def test_proportions_match_statsmodels(data):
     counts = [data["b_t"].sum(), data["b_c"].sum()]
     nobs = [data["b_t"].size, data["b_c"].size]
     # one statistic for both: the unpooled Wald z (statsmodels' method="wald" for each)
-    wald = sm_proportion.test_proportions_2indep(counts[0], nobs[0], counts[1], nobs[1], method="wald")
+    wald = sm_proportion.test_proportions_2indep(
+        counts[0], nobs[0], counts[1], nobs[1], method="wald"
+    )
     z, p = wald.statistic, wald.pvalue
     lo, hi = confint_proportions_2indep(counts[0], nobs[0], counts[1], nobs[1], method="wald")
     assert r.statistic == pytest.approx(z, rel=REL)
