@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,13 @@ from upshot.experiments.decompose import funnel as funnel_split
 from upshot.experiments.engine import Options, analyze_rows, sort_rows
 from upshot.experiments.interaction import interactions
 from upshot.experiments.results import ExperimentAnalysis
-from upshot.experiments.sources import experiment_exists, table_rows, warehouse_rows
+from upshot.experiments.sources import (
+    experiment_exists,
+    prepare_table,
+    prepare_warehouse,
+    table_rows,
+    warehouse_rows,
+)
 from upshot.experiments.spec import MetricSpec
 from upshot.experiments.stats import Moments
 from upshot.results import ResultsMixin
@@ -124,11 +131,15 @@ def analyze(
     if table is not None:
         specs = table_specs(metrics, ratios, covariates, roles)
         with connection(con, None, config) as c:
-            rows = table_rows(
+            prepared = prepare_table(
                 c, table, specs, variant_col=variant_col, user_col=user_col,
                 winsorize=winsorize, nulls=nulls,
             )  # fmt: skip
             name = experiment or Path(str(table)).stem
+            result = analyze_rows(
+                prepared.rows(c), specs, experiment=name, control=control, split=split,
+                options=options, source="table", hc2=partial(prepared.hc2, c),
+            )  # fmt: skip
             pairs = []
             if interaction:
                 pair_rows = table_rows(
@@ -136,7 +147,6 @@ def analyze(
                     winsorize=winsorize, second_key=interaction, nulls=nulls,
                 )  # fmt: skip
                 pairs.append((interaction, pair_rows))
-        source = "table"
     else:
         if not experiment:
             raise UsageError("name an experiment, or give a table with --table")
@@ -149,15 +159,16 @@ def analyze(
         with connection(con, db, config) as c:
             if not experiment_exists(c, experiment):
                 raise UsageError(f"experiment {experiment!r} has no assignments in the warehouse")
-            rows = warehouse_rows(c, experiment, specs, variables)
+            prepared = prepare_warehouse(experiment, specs, variables)
+            result = analyze_rows(
+                prepared.rows(c), specs, experiment=experiment, control=control, split=split,
+                options=options, source="warehouse", hc2=partial(prepared.hc2, c),
+            )  # fmt: skip
             pairs = [
                 (other, warehouse_rows(c, experiment, specs, variables, other=other))
                 for other in _others(c, experiment, interaction)
             ]
-        name, source = experiment, "warehouse"
-    result = analyze_rows(
-        rows, specs, experiment=name, control=control, split=split, options=options, source=source
-    )
+        name = experiment
     if not pairs:
         return result
     found = tuple(

@@ -8,7 +8,7 @@ multiple-testing correction, and assigns a status to every row.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,7 +17,7 @@ import numpy as np
 from upshot.errors import UsageError
 from upshot.experiments import corrections, sequential
 from upshot.experiments.effects import Comparison, compare, proportions
-from upshot.experiments.estimates import Adjust, ArmEstimate, Target, arm_estimates
+from upshot.experiments.estimates import Adjust, ArmEstimate, Target, arm_estimates, lin_arms
 from upshot.experiments.results import EffectResult, ExperimentAnalysis
 from upshot.experiments.spec import MetricSpec
 from upshot.experiments.srm import srm_test
@@ -25,6 +25,9 @@ from upshot.experiments.stats import Moments
 
 if TYPE_CHECKING:
     from upshot.config import Experiments
+    from upshot.experiments.cuped import LinArm
+
+Hc2Pass = Callable[[Target, dict[str, "LinArm"]], Mapping[str, float]]
 
 NAN = float("nan")
 _NUMBERS = (
@@ -168,8 +171,14 @@ def analyze_rows(
     split: Mapping[str, float] | None,
     options: Options,
     source: str,
+    hc2: Hc2Pass | None = None,
 ) -> ExperimentAnalysis:
-    """The whole analysis of one experiment from its sufficient-statistics rows."""
+    """The whole analysis of one experiment from its sufficient-statistics rows.
+
+    `hc2` runs the second pass of Lin's HC2 variance (see `cuped`): given a metric and
+    each arm's constants it returns each arm's HC2 sum. Without it (rows alone) a Lin
+    variance is the residual variance / n.
+    """
     groups = sort_rows(rows, control, split)
     control = groups.arms[0]
     counts = {a: int(groups.rows[a]["n"]) if a in groups.rows else 0 for a in groups.arms}
@@ -198,7 +207,11 @@ def analyze_rows(
             int(groups.rows[a]["n"]) - int(np.asarray(m.n)) if a in groups.rows else 0
             for a, m in zip(groups.arms, moments, strict=True)
         ]
-        estimates = arm_estimates(moments, target, options.adjust)
+        sums = None
+        if hc2 is not None and options.adjust == "lin" and target.covariates:
+            found = hc2(target, dict(zip(groups.arms, lin_arms(moments, target), strict=True)))
+            sums = [np.asarray(found.get(a, NAN)) for a in groups.arms]
+        estimates = arm_estimates(moments, target, options.adjust, hc2=sums)
         finite = all(np.isfinite(m.sums).all() and np.isfinite(m.products).all() for m in moments)
         for arm, est, miss in zip(groups.arms[1:], estimates[1:], missing[1:], strict=True):
             row = effect_result(spec, target, arm, estimates[0], est, options)
@@ -244,7 +257,7 @@ def method_name(target: Target, options: Options) -> str:
     return name + ("_sequential" if options.sequential else "")
 
 
-def _comparison(target: Target, c: ArmEstimate, t: ArmEstimate, options: Options) -> Comparison:
+def comparison(target: Target, c: ArmEstimate, t: ArmEstimate, options: Options) -> Comparison:
     if target.kind == "proportion":
         return proportions(c, t, alpha=options.alpha)
     method = method_name(target, options)
@@ -261,7 +274,7 @@ def effect_result(
     options: Options,
 ) -> EffectResult:
     """One row: the comparison's numbers, NaN where they cannot be estimated, a status."""
-    comp = _comparison(target, c, t, options)
+    comp = comparison(target, c, t, options)
     x = {f: float(np.asarray(getattr(comp, f))) for f in Comparison.__dataclass_fields__}
     n_c, n_t = int(np.asarray(c.n)), int(np.asarray(t.n))
     raw_c, raw_t = float(np.asarray(c.raw)), float(np.asarray(t.raw))

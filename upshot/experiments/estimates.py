@@ -76,8 +76,18 @@ class ArmEstimate:
     n: np.ndarray
 
 
-def arm_estimates(arms: Sequence[Moments], target: Target, adjust: Adjust) -> list[ArmEstimate]:
-    """Every arm's estimate of `target`; covariate slopes pooled over all the arms given."""
+def arm_estimates(
+    arms: Sequence[Moments],
+    target: Target,
+    adjust: Adjust,
+    hc2: Sequence[np.ndarray] | None = None,
+) -> list[ArmEstimate]:
+    """Every arm's estimate of `target`; covariate slopes pooled over all the arms given.
+
+    With `adjust="lin"`, `hc2` holds each arm's HC2 sum (`cuped.hc2_sum` over the units
+    with the constants of `lin_arms`), which is then the variance of the arm's value;
+    without it the variance is the residual variance / n (HC0-like, for planning).
+    """
     names = target.variables
     moments = [m.select(names) for m in arms]
     cov_idx = [names.index(c) for c in target.adjusters]
@@ -106,10 +116,30 @@ def arm_estimates(arms: Sequence[Moments], target: Target, adjust: Adjust) -> li
         else None
     )
     out = []
-    for (_m, mu, value, s_gg, s_hg, s_hh), rv, nn in zip(parts, raw_var, n, strict=True):
+    for i, ((_m, mu, value, s_gg, s_hg, s_hh), rv, nn) in enumerate(
+        zip(parts, raw_var, n, strict=True)
+    ):
         theta = pooled if pooled is not None else cuped.lin_theta(s_hh, s_hg)
         shift = np.einsum("...h,...h->...", theta, mu[..., cov_idx] - centre)
         with np.errstate(invalid="ignore", divide="ignore"):
             var = cuped.adjusted_variance(s_gg, s_hg, s_hh, theta) / nn
+        if hc2 is not None and adjust == "lin":
+            var = np.asarray(hc2[i], dtype=float)
         out.append(ArmEstimate(value - shift, var, value, rv, nn))
+    return out
+
+
+def lin_arms(arms: Sequence[Moments], target: Target) -> list[cuped.LinArm]:
+    """Each arm's constants for its HC2 sum under Lin's adjustment of `target`."""
+    names = target.variables
+    moments = [m.select(names) for m in arms]
+    cov_idx = [names.index(c) for c in target.adjusters]
+    centre = sum(moments[1:], moments[0]).mean()[..., cov_idx]
+    out = []
+    for m in moments:
+        mu = m.mean()
+        _, grad = value_and_gradient(mu, names, target.numerator, target.denominator)
+        _, s_hg, s_hh = cuped.quadratic_terms(m.cov(), grad, cov_idx)
+        theta = cuped.lin_theta(s_hh, s_hg)
+        out.append(cuped.lin_arm(mu, grad, cov_idx, s_hh, theta, centre, m.n))
     return out

@@ -94,28 +94,42 @@ def plan(
     return agg
 
 
+def case_expressions(
+    required: Sequence[str], variables: Sequence[str], table: str = ""
+) -> dict[str, str]:
+    """The SQL of each variable of a complete case: a required one as is, a covariate with
+    NULL as 0 (coalesce), its missing indicator (`missing_name`) as 0/1; columns of
+    `table` ("b." qualifies them) when given."""
+    names = set(variables)
+    indicators = {missing_name(c): c for c in variables if missing_name(c) in names}
+    out = {}
+    for v in variables:
+        if v in required:
+            out[v] = table + ident(v)
+        elif v in indicators:
+            out[v] = f"CASE WHEN {table}{ident(indicators[v])} IS NULL THEN 1.0 ELSE 0.0 END"
+        else:
+            # a covariate: NULL imputed, see its indicator
+            out[v] = f"coalesce({table}{ident(v)}, 0.0)"
+    return out
+
+
+def case_filter(required: Sequence[str], table: str = "") -> str:
+    return " AND ".join(f"{table}{ident(v)} IS NOT NULL" for v in required) or "true"
+
+
 def _case_columns(case: Case) -> list[str]:
     """count, sums and products over the users whose required variables are all known."""
-    cond = " AND ".join(f"{ident(v)} IS NOT NULL" for v in case.required)
-    flt = f" FILTER (WHERE {cond})"
-    names = set(case.variables)
-    indicators = {missing_name(c): c for c in case.variables if missing_name(c) in names}
-
-    def expr(v: str) -> str:
-        if v in case.required:
-            return ident(v)
-        if v in indicators:
-            return f"CASE WHEN {ident(indicators[v])} IS NULL THEN 1.0 ELSE 0.0 END"
-        return f"coalesce({ident(v)}, 0.0)"  # a covariate: NULL imputed, see its indicator
-
+    flt = f" FILTER (WHERE {case_filter(case.required)})"
+    expr = case_expressions(case.required, case.variables)
     p = case.prefix
     cols = [f"count(*){flt} AS {ident(p + 'n')}"]
     for i, a in enumerate(case.variables):
-        ea = expr(a)
+        ea = expr[a]
         cols.append(f"sum({ea}){flt} AS {ident(p + sum_name(a))}")
         cols.append(f"sum({ea} * {ea}){flt} AS {ident(p + squares_name(a))}")
         cols += [
-            f"sum({ea} * {expr(b)}){flt} AS {ident(p + product_name(a, b))}"
+            f"sum({ea} * {expr[b]}){flt} AS {ident(p + product_name(a, b))}"
             for b in case.variables[i + 1 :]
         ]
     return cols
@@ -141,10 +155,12 @@ def _select_list(agg: Aggregates) -> list[str]:
     return cols
 
 
-def suffstats_sql(source: str, keys: Sequence[str], agg: Aggregates) -> tuple[str, dict[str, Any]]:
-    """The aggregate query over `source` grouped by `keys`, and its quantile parameters."""
+def with_ctes(
+    source: str, keys: Sequence[str], agg: Aggregates
+) -> tuple[list[str], str, dict[str, Any]]:
+    """The CTEs over `source` (winsorized when asked), the relation to read and its
+    quantile parameters: what every pass over the users reads."""
     params: dict[str, Any] = {}
-    key_cols = ", ".join(ident(k) for k in keys)
     body = "src"
     ctes = [f"src AS ({source})"]
     if agg.winsorize:
@@ -166,6 +182,13 @@ def suffstats_sql(source: str, keys: Sequence[str], agg: Aggregates) -> tuple[st
         keys_src = ", ".join(f"src.{ident(k)}" for k in keys)
         ctes.append(f"w AS (SELECT {keys_src}, {', '.join(capped)} FROM src CROSS JOIN caps)")
         body = "w"
+    return ctes, body, params
+
+
+def suffstats_sql(source: str, keys: Sequence[str], agg: Aggregates) -> tuple[str, dict[str, Any]]:
+    """The aggregate query over `source` grouped by `keys`, and its quantile parameters."""
+    key_cols = ", ".join(ident(k) for k in keys)
+    ctes, body, params = with_ctes(source, keys, agg)
     select = ",\n       ".join(_select_list(agg))
     sql = (
         f"WITH {', '.join(ctes)}\n"
