@@ -129,14 +129,23 @@ def test_no_rows_at_all(tmp_path):
     assert a.results[0].status == "insufficient_data"
 
 
-def test_nan_values_in_the_data_fail_the_metric_not_the_run(tmp_path):
+def test_infinite_values_fail_the_metric_not_the_run(tmp_path):
     cols = base()
-    cols["y"][3] = float("nan")
+    cols["y"][3] = float("inf")
     a = analyze(table=write(tmp_path, **cols), metrics=["y", "num"])
     assert a.result("y").status == "failed:non_finite_values"
     assert math.isnan(a.result("y").effect)
     assert math.isnan(a.result("y").control)
     assert a.result("num").status == "ok"
+
+
+def test_a_nan_value_is_missing(tmp_path):
+    cols = base()
+    cols["y"][3] = float("nan")  # row 3 is a treatment user
+    r = analyze(table=write(tmp_path, **cols), metrics=["y"]).result("y")
+    assert r.status == "ok"
+    assert (r.n_missing_control, r.n_missing_treatment) == (0, 1)
+    assert (r.n_control, r.n_treatment) == (100, 99)
 
 
 def test_a_metric_cannot_be_its_own_covariate(tmp_path):
