@@ -186,8 +186,11 @@ def analyze(
     Per metric: the arm means, the difference and the relative lift with CIs, the p-value
     and the Holm-adjusted one, and the test used (method): welch_t / z for means,
     proportion_z for 0/1 metrics, cuped_* / lin_* with covariates (variance_reduction says
-    how much CUPED saved), delta_* for ratios. Numbers that cannot be estimated are null
-    with a status (insufficient_data, zero_variance, zero_denominator).
+    how much CUPED saved; control and treatment are then the adjusted means), delta_* for
+    ratios. With --table a NULL or NaN value is missing: n_missing_control /
+    n_missing_treatment count the users left out (--nulls zero reads it as 0). Numbers
+    that cannot be estimated are null with a status (insufficient_data, zero_variance,
+    zero_denominator).
 
     Examples:
 
