@@ -118,18 +118,28 @@ def case_filter(required: Sequence[str], table: str = "") -> str:
     return " AND ".join(f"{table}{ident(v)} IS NOT NULL" for v in required) or "true"
 
 
+def _case_projection(case: Case) -> list[str]:
+    """Each variable of a complete case as a column `{prefix}{v}`, NULL outside the case:
+    plain sums over them are the case's aggregates (faster than FILTER clauses)."""
+    expr = case_expressions(case.required, case.variables)
+    cond = case_filter(case.required)
+    cols = []
+    for v in case.variables:
+        masked = expr[v] if case.required == (v,) else f"CASE WHEN {cond} THEN {expr[v]} END"
+        cols.append(f"{masked} AS {ident(case.prefix + v)}")
+    return cols
+
+
 def _case_columns(case: Case) -> list[str]:
     """count, sums and products over the users whose required variables are all known."""
-    flt = f" FILTER (WHERE {case_filter(case.required)})"
-    expr = case_expressions(case.required, case.variables)
     p = case.prefix
-    cols = [f"count(*){flt} AS {ident(p + 'n')}"]
+    col = {v: ident(p + v) for v in case.variables}
+    cols = [f"count({col[case.required[0]]}) AS {ident(p + 'n')}"]
     for i, a in enumerate(case.variables):
-        ea = expr[a]
-        cols.append(f"sum({ea}){flt} AS {ident(p + sum_name(a))}")
-        cols.append(f"sum({ea} * {ea}){flt} AS {ident(p + squares_name(a))}")
+        cols.append(f"sum({col[a]}) AS {ident(p + sum_name(a))}")
+        cols.append(f"sum({col[a]} * {col[a]}) AS {ident(p + squares_name(a))}")
         cols += [
-            f"sum({ea} * {expr[b]}){flt} AS {ident(p + product_name(a, b))}"
+            f"sum({col[a]} * {col[b]}) AS {ident(p + product_name(a, b))}"
             for b in case.variables[i + 1 :]
         ]
     return cols
@@ -189,6 +199,11 @@ def suffstats_sql(source: str, keys: Sequence[str], agg: Aggregates) -> tuple[st
     """The aggregate query over `source` grouped by `keys`, and its quantile parameters."""
     key_cols = ", ".join(ident(k) for k in keys)
     ctes, body, params = with_ctes(source, keys, agg)
+    if agg.cases:
+        projected = [c for case in agg.cases for c in _case_projection(case)]
+        binary = [ident(v) for v in agg.binary]
+        ctes.append(f"cc AS (SELECT {', '.join([key_cols, *binary, *projected])} FROM {body})")
+        body = "cc"
     select = ",\n       ".join(_select_list(agg))
     sql = (
         f"WITH {', '.join(ctes)}\n"
