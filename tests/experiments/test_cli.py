@@ -70,7 +70,7 @@ def test_analyze_table_json_has_the_issue_shape(users_file):
     assert methods == {
         "converted": "proportion_z",
         "minutes_streamed": "cuped_welch_t",
-        "clicks/sends": "delta_z",
+        "clicks/sends": "delta_welch_t",
     }
     assert doc["results"][1]["variance_reduction"] > 0.3
 

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from upshot.errors import UsageError
 from upshot.experiments import analyze
 from upshot.results import dumps
 
@@ -102,11 +103,11 @@ def test_unknown_variant_label_is_excluded_and_flagged(tmp_path):
     assert [r.arm for r in a.results] == ["treatment"]
 
 
-def test_control_label_missing_from_the_data(tmp_path):
+def test_control_label_missing_from_the_data_is_a_usage_error(tmp_path):
+    """Before: an empty 'baseline' arm, insufficient_data rows and an SRM alarm."""
     cols = base()
-    a = analyze(table=write(tmp_path, **cols), metrics=["y"], control="baseline")
-    assert {r.status for r in a.results} == {"insufficient_data"}
-    assert a.arms["baseline"] == 0
+    with pytest.raises(UsageError, match=r"--control baseline: no such arm \(arms found: "):
+        analyze(table=write(tmp_path, **cols), metrics=["y"], control="baseline")
 
 
 def test_users_in_several_arms_are_excluded_and_counted(tmp_path):
@@ -128,14 +129,23 @@ def test_no_rows_at_all(tmp_path):
     assert a.results[0].status == "insufficient_data"
 
 
-def test_nan_values_in_the_data_fail_the_metric_not_the_run(tmp_path):
+def test_infinite_values_fail_the_metric_not_the_run(tmp_path):
     cols = base()
-    cols["y"][3] = float("nan")
+    cols["y"][3] = float("inf")
     a = analyze(table=write(tmp_path, **cols), metrics=["y", "num"])
     assert a.result("y").status == "failed:non_finite_values"
     assert math.isnan(a.result("y").effect)
     assert math.isnan(a.result("y").control)
     assert a.result("num").status == "ok"
+
+
+def test_a_nan_value_is_missing(tmp_path):
+    cols = base()
+    cols["y"][3] = float("nan")  # row 3 is a treatment user
+    r = analyze(table=write(tmp_path, **cols), metrics=["y"]).result("y")
+    assert r.status == "ok"
+    assert (r.n_missing_control, r.n_missing_treatment) == (0, 1)
+    assert (r.n_control, r.n_treatment) == (100, 99)
 
 
 def test_a_metric_cannot_be_its_own_covariate(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
@@ -43,10 +45,21 @@ SPECS = [
 ]
 
 
-def numpy_moments(df: pl.DataFrame, arm: str, names: list[str]) -> Moments:
+def numpy_case(df: pl.DataFrame, arm: str, target: Target) -> Moments:
+    """The metric's complete case, computed independently: users whose numerator and
+    denominator are known; a covariate's NULL is 0 beside its 0/1 missing indicator."""
     sub = df.filter(pl.col("variant") == arm)
-    data = np.column_stack([sub[c].cast(pl.Float64).to_numpy() for c in names])
-    return Moments.from_data(data, names)  # NaN counts as 0, as SQL SUM skips NULL
+    _, required = target.case
+    cols = {c: sub[c].cast(pl.Float64).to_numpy() for c in {*required, *target.covariates}}
+    keep = np.logical_and.reduce([~np.isnan(cols[c]) for c in required])
+    data = []
+    for v in target.variables:
+        if v in cols:
+            x = cols[v] if v in required else np.nan_to_num(cols[v], nan=0.0)
+        else:  # v is missing_name(c)
+            x = np.isnan(cols[v.removesuffix("__missing")]).astype(float)
+        data.append(x[keep])
+    return Moments.from_data(np.column_stack(data), target.variables)
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
@@ -59,17 +72,21 @@ def test_sql_suffstats_equal_numpy_with_nulls(tmp_path, fmt):
     assert rows[None]["n"] == df["variant"].null_count()
     assert "exclusion" not in rows[None]  # a NULL variant is its own group, excluded later
     for arm in ("control", "treatment", "variant_b"):
+        n_arm = (df["variant"] == arm).sum()
+        assert rows[arm]["n"] == n_arm
         for spec in SPECS:
-            names = list(spec.target().variables)
-            got = Moments.from_row(rows[arm], names)
-            want = numpy_moments(df, arm, names)
+            target = replace(spec.target(), indicators=True)
+            got = Moments.from_row(rows[arm], target.variables, target.case[0])
+            want = numpy_case(df, arm, target)
             assert got.n == want.n
+            if spec.name == "minutes streamed":  # NULLs in the metric: fewer users
+                assert got.n < n_arm
             # DuckDB sums in parallel in another order; 1e-12 relative is float64 rounding
             np.testing.assert_allclose(got.sums, want.sums, rtol=1e-12)
             np.testing.assert_allclose(got.products, want.products, rtol=1e-12)
     arms = {a: r for a, r in rows.items() if a is not None}
-    assert is_binary(arms, "converted")
-    assert not is_binary(arms, "minutes streamed")
+    assert is_binary(arms, "converted", "cc(converted)::")
+    assert not is_binary(arms, "minutes streamed", "cc(minutes streamed)::")
 
 
 def test_winsorization_caps_at_the_pooled_quantile(tmp_path):
@@ -87,9 +104,14 @@ def test_winsorization_caps_at_the_pooled_quantile(tmp_path):
         if row["variant"] is None:
             continue
         sub = df.filter(pl.col("variant") == row["variant"])["minutes streamed"].to_numpy()
-        capped = np.minimum(np.nan_to_num(sub.astype(float)), cap)
-        assert row["minutes streamed_sum"] == pytest.approx(capped.sum(), rel=1e-12)
-        assert row["minutes streamed_sum_squares"] == pytest.approx((capped**2).sum(), rel=1e-12)
+        sub = sub.astype(float)
+        capped = np.minimum(sub[~np.isnan(sub)], cap)
+        pre = "cc(minutes streamed)::"
+        assert row[pre + "n"] == capped.size
+        assert row[pre + "minutes streamed_sum"] == pytest.approx(capped.sum(), rel=1e-12)
+        assert row[pre + "minutes streamed_sum_squares"] == pytest.approx(
+            (capped**2).sum(), rel=1e-12
+        )
 
 
 def test_user_col_excludes_users_in_several_arms(tmp_path):
@@ -107,8 +129,8 @@ def test_user_col_excludes_users_in_several_arms(tmp_path):
     by = {(r["variant"], r["exclusion"]): r for r in rows}
     assert by[("control", "multi_arm")]["n"] == 1
     assert by[("treatment", "multi_arm")]["n"] == 1
-    assert by[("control", "")]["y_sum"] == 6.0
-    assert by[("treatment", "")]["y_sum"] == 8.0
+    assert by[("control", "")]["cc(y)::y_sum"] == 6.0
+    assert by[("treatment", "")]["cc(y)::y_sum"] == 8.0
 
 
 def test_clashing_aggregate_names_are_refused():
@@ -147,10 +169,11 @@ def test_a_pair_is_found_whatever_order_a_metric_lists_it(tmp_path):
         sub = df.filter(pl.col("variant") == arm)
         want = float((sub["x"] * sub["y"]).sum())
         for names in (["x", "y"], ["y", "x"]):
-            got = Moments.from_row(row, names)
-            assert got.products[0, 1] == pytest.approx(want, rel=1e-12)
+            for prefix in ("cc(x)::", "cc(y)::"):
+                got = Moments.from_row(row, names, prefix)
+                assert got.products[0, 1] == pytest.approx(want, rel=1e-12)
     with pytest.raises(KeyError):
-        Moments.from_row(rows["control"], ["x", "z"])
+        Moments.from_row(rows["control"], ["x", "z"], "cc(x)::")
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
@@ -170,7 +193,7 @@ def test_binary_detection_from_footers_or_aggregates(tmp_path, fmt):
     con = connect(":memory:", read_only=False)
     specs = [MetricSpec(c, c, binary=None) for c in ("ints", "flags", "halves", "twos")]
     rows = {r["variant"]: r for r in table_rows(con, path, specs, variant_col="variant")}
-    assert [is_binary(rows, c) for c in ("ints", "flags", "halves", "twos")] == [
+    assert [is_binary(rows, c, f"cc({c})::") for c in ("ints", "flags", "halves", "twos")] == [
         True,
         True,
         False,

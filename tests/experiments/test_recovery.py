@@ -64,5 +64,13 @@ def test_list_and_decompose_on_the_warehouse(sim_warehouse):
     seg = decompose("frequency_test", db=db, segment="country", metric="minutes")
     (s,) = seg.items
     raw = analyze("frequency_test", db=db, metrics=["minutes"]).result("minutes")
-    assert s.effect == pytest.approx(raw.treatment - raw.control, rel=1e-9)
+    assert s.effect == pytest.approx(raw.treatment_raw - raw.control_raw, rel=1e-9)
+    # analyze adjusts minutes (CUPED): the decomposition says it is not, and why they differ
+    assert raw.covariates
+    assert not s.adjusted
+    assert s.note.startswith("unadjusted: analyze reports minutes adjusted (cuped on ")
+    assert raw.effect != pytest.approx(s.effect, rel=1e-3)
+    assert (raw.n_missing_control, raw.n_missing_treatment) == (0, 0)  # no event is a 0
+    conv = analyze("send_time_test", db=db, metrics=["conversions"]).result("conversions")
+    assert (item.note != "") == bool(conv.covariates)  # the funnel's total: conversions
     assert {p.part for p in s.parts} <= {"US", "GB", "DE", "BR", "IN"}

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 from scipy import stats
-from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+from statsmodels.stats import proportion as sm_proportion
+from statsmodels.stats.proportion import confint_proportions_2indep
 
 from tests.experiments.conftest import moments
 from upshot.experiments.effects import compare, proportions
-from upshot.experiments.estimates import Target, arm_estimates
+from upshot.experiments.estimates import ArmEstimate, Target, arm_estimates
 from upshot.experiments.ratio import linearized
 
 REL = 1e-9  # float64 sums of ~1e3 values of magnitude ~1e2 keep ~12 significant digits
@@ -77,7 +78,11 @@ def test_proportions_match_statsmodels(data):
     r = proportions(c, t, alpha=0.05)
     counts = [data["b_t"].sum(), data["b_c"].sum()]
     nobs = [data["b_t"].size, data["b_c"].size]
-    z, p = proportions_ztest(counts, nobs)
+    # one statistic for both: the unpooled Wald z (statsmodels' method="wald" for each)
+    wald = sm_proportion.test_proportions_2indep(
+        counts[0], nobs[0], counts[1], nobs[1], method="wald"
+    )
+    z, p = wald.statistic, wald.pvalue
     lo, hi = confint_proportions_2indep(counts[0], nobs[0], counts[1], nobs[1], method="wald")
     assert r.statistic == pytest.approx(z, rel=REL)
     assert r.pvalue == pytest.approx(p, rel=REL)
@@ -166,3 +171,25 @@ def test_relative_lift_delta_method_by_complex_step(data):
     grad = np.array([((lambda m: m[0] / m[1] - 1)(mu + h * 1j * e)).imag / h for e in np.eye(2)])
     assert r.rel == pytest.approx(float(t.value / c.value - 1), rel=REL)
     assert r.rel_se == pytest.approx(np.sqrt(grad @ cov @ grad), rel=REL)
+
+
+def test_proportion_pvalue_and_ci_never_disagree():
+    """Before, the pooled-z p-value and the Wald CI disagreed on 14 cells of this grid near
+    the boundary. Now p < alpha exactly when the CI excludes 0."""
+    n_c, n_t = 300, 250
+    disagreements = 0
+    for k_c in range(5, 80, 3):
+        for k_t in range(5, 80):
+            c = ArmEstimate(*_prop(k_c, n_c))
+            t = ArmEstimate(*_prop(k_t, n_t))
+            r = proportions(c, t, alpha=0.05)
+            significant = float(r.pvalue) < 0.05
+            excludes = float(r.ci_lower) > 0 or float(r.ci_upper) < 0
+            disagreements += significant != excludes
+    assert disagreements == 0
+
+
+def _prop(k: int, n: int) -> tuple[np.ndarray, ...]:
+    p = k / n
+    v = np.asarray(p * (1 - p) / n)
+    return np.asarray(p), v, np.asarray(p), v, np.asarray(float(n))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,13 @@ from upshot.experiments.decompose import funnel as funnel_split
 from upshot.experiments.engine import Options, analyze_rows, sort_rows
 from upshot.experiments.interaction import interactions
 from upshot.experiments.results import ExperimentAnalysis
-from upshot.experiments.sources import experiment_exists, table_rows, warehouse_rows
+from upshot.experiments.sources import (
+    experiment_exists,
+    prepare_table,
+    prepare_warehouse,
+    table_rows,
+    warehouse_rows,
+)
 from upshot.experiments.spec import MetricSpec
 from upshot.experiments.stats import Moments
 from upshot.results import ResultsMixin
@@ -96,6 +103,7 @@ def analyze(
     options: Options | None = None,
     interaction: str | None = None,
     other_control: str | None = None,
+    nulls: str = "missing",
 ) -> ExperimentAnalysis:
     """Analyse one experiment: every metric and treatment arm against control.
 
@@ -108,7 +116,10 @@ def analyze(
     "lower_is_better": [...]}) overrides metric roles. `interaction` tests the 2x2
     interaction with another experiment (warehouse: its id, or "all" for every experiment
     sharing users; table: the column holding the other experiment's arm), whose control
-    arm is `other_control` (default: the same label). Returns an `ExperimentAnalysis`.
+    arm is `other_control` (default: the same label). In a file a NULL or NaN value is
+    missing: each metric is analysed on the users whose value (a ratio: numerator and
+    denominator) is known, and a missing covariate is imputed beside a missing indicator;
+    `nulls="zero"` reads it as 0 instead. Returns an `ExperimentAnalysis`.
     """
     from upshot.config import Config
 
@@ -120,18 +131,22 @@ def analyze(
     if table is not None:
         specs = table_specs(metrics, ratios, covariates, roles)
         with connection(con, None, config) as c:
-            rows = table_rows(
-                c, table, specs, variant_col=variant_col, user_col=user_col, winsorize=winsorize
-            )
+            prepared = prepare_table(
+                c, table, specs, variant_col=variant_col, user_col=user_col,
+                winsorize=winsorize, nulls=nulls,
+            )  # fmt: skip
             name = experiment or Path(str(table)).stem
+            result = analyze_rows(
+                prepared.rows(c), specs, experiment=name, control=control, split=split,
+                options=options, source="table", hc2=partial(prepared.hc2, c),
+            )  # fmt: skip
             pairs = []
             if interaction:
                 pair_rows = table_rows(
                     c, table, specs, variant_col=variant_col, user_col=user_col,
-                    winsorize=winsorize, second_key=interaction,
+                    winsorize=winsorize, second_key=interaction, nulls=nulls,
                 )  # fmt: skip
                 pairs.append((interaction, pair_rows))
-        source = "table"
     else:
         if not experiment:
             raise UsageError("name an experiment, or give a table with --table")
@@ -144,15 +159,16 @@ def analyze(
         with connection(con, db, config) as c:
             if not experiment_exists(c, experiment):
                 raise UsageError(f"experiment {experiment!r} has no assignments in the warehouse")
-            rows = warehouse_rows(c, experiment, specs, variables)
+            prepared = prepare_warehouse(experiment, specs, variables)
+            result = analyze_rows(
+                prepared.rows(c), specs, experiment=experiment, control=control, split=split,
+                options=options, source="warehouse", hc2=partial(prepared.hc2, c),
+            )  # fmt: skip
             pairs = [
                 (other, warehouse_rows(c, experiment, specs, variables, other=other))
                 for other in _others(c, experiment, interaction)
             ]
-        name, source = experiment, "warehouse"
-    result = analyze_rows(
-        rows, specs, experiment=name, control=control, split=split, options=options, source=source
-    )
+        name = experiment
     if not pairs:
         return result
     found = tuple(
@@ -255,9 +271,11 @@ def decompose(
     spec = MetricSpec("decompose", names[0], covariates=tuple(names[1:]))
     with connection(con, None if table is not None else db, config) as c:
         if table is not None:
+            # decompositions sum their parts over the same users: the all-rows aggregates
             rows = table_rows(
-                c, table, [spec], variant_col=variant_col, user_col=user_col, second_key=segment
-            )
+                c, table, [spec], variant_col=variant_col, user_col=user_col,
+                second_key=segment, per_metric=False,
+            )  # fmt: skip
             rows = [{**r, "segment": r.get("variant_b")} for r in rows]
             name = experiment or Path(str(table)).stem
         else:
@@ -271,8 +289,10 @@ def decompose(
             spec = replace(spec, numerator=specs[0].numerator)
             rows = warehouse_rows(c, experiment, [spec], variables, segment=segment)
             name = experiment
+    note = _adjusted_note(config, names[-1] if funnel else str(metric), table is None)
     if segment:
-        return _by_segment(rows, name, str(metric), control, alpha)
+        found = _by_segment(rows, name, str(metric), control, alpha)
+        return replace(found, items=tuple(replace(i, note=note) for i in found.items))
     labels = [f"{w}->{v}" for w, v in pairs]
     groups = sort_rows(rows, control, None)
     base = Moments.from_row(groups.rows.get(control, {}), names)
@@ -293,7 +313,25 @@ def decompose(
                     alpha=alpha,
                 )
             )
+    items = [replace(i, note=note) for i in items]
     return Decomposition(name, "funnel" if funnel else "shift_share", tuple(items))
+
+
+def _adjusted_note(config: Config, metric: str, warehouse: bool) -> str:
+    """Why `analyze`'s effect of `metric` differs from its decomposition's, if it does: a
+    configured covariate makes it adjusted there, never here ('' when it is not)."""
+    if not warehouse or config.experiments.adjust == "none":
+        return ""
+    try:
+        (spec,), _ = specs_mod.from_config(config.experiments, [metric])
+    except (UsageError, ValueError):
+        return ""
+    if not spec.covariates:
+        return ""
+    return (
+        f"unadjusted: analyze reports {metric} adjusted ({config.experiments.adjust} on "
+        f"{', '.join(spec.covariates)}), so its effect differs from this total by the adjustment"
+    )
 
 
 def _by_segment(

@@ -12,11 +12,19 @@ arm's value, which removes the part of the metric the pre-period already predict
 
 For a ratio metric the same algebra runs on its linearization (the gradient of the
 ratio), which is CUPED on ratios. Arrays carry a leading batch shape.
+
+Lin's variance is HC2, as Lin (2013) recommends: the interacted regression is one
+regression per arm, so the treatment coefficient's HC2 variance is the sum over the arms
+of sum_i w_i^2 e_i^2 / (1 - h_ii), with e_i the arm's residual, h_ii its leverage and
+w_i the unit's weight in the arm's fitted mean at the overall covariate mean. Leverages
+are per unit, so this needs one more pass over the units with the arm's constants
+(`LinArm`): `hc2_sum` here (numpy), `query.hc2_sql` in SQL, the same formula.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,3 +79,56 @@ def adjusted_variance(
         - 2.0 * np.einsum("...h,...h->...", theta, s_hg)
         + np.einsum("...h,...hk,...k->...", theta, s_hh, theta)
     )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LinArm:
+    """One arm's constants for its HC2 sum; arrays of the batch shape.
+
+    `mean` (k,) the arm's variable means; `grad` (k,) the metric's gradient (a mean: a unit
+    vector; a ratio: its linearization); `cov_idx` the covariates' positions; `theta` (p,)
+    the arm's slope; `s_inv` (p, p) the inverse scatter matrix of its covariates;
+    `toward` (p,) = s_inv (overall covariate mean - arm's); `n` its users.
+    """
+
+    mean: np.ndarray
+    grad: np.ndarray
+    cov_idx: tuple[int, ...]
+    theta: np.ndarray
+    s_inv: np.ndarray
+    toward: np.ndarray
+    n: np.ndarray
+
+
+def lin_arm(
+    mu: np.ndarray,
+    grad: np.ndarray,
+    cov_idx: Sequence[int],
+    s_hh: np.ndarray,
+    theta: np.ndarray,
+    centre: np.ndarray,
+    n: np.ndarray,
+) -> LinArm:
+    idx = tuple(cov_idx)
+    nn = np.asarray(n, dtype=float)[..., None, None]
+    with np.errstate(invalid="ignore"):
+        s_inv = np.linalg.pinv(np.nan_to_num(s_hh) * (nn - 1.0))  # scatter = (n - 1) cov
+    toward = np.einsum("...hk,...k->...h", s_inv, centre - mu[..., list(idx)])
+    return LinArm(mu, grad, idx, theta, s_inv, toward, np.asarray(n, dtype=float))
+
+
+def hc2_sum(units: np.ndarray, arm: LinArm) -> np.ndarray:
+    """sum_i w_i^2 e_i^2 / (1 - h_ii) over one arm's units, shape `batch + (units, k)`:
+    the HC2 variance of the arm's Lin-adjusted value (for tests, simulations and as the
+    reference of the SQL pass; the product runs the same formula in SQL)."""
+    x = np.asarray(units, dtype=float)
+    centred = x - arm.mean[..., None, :]
+    d = centred[..., list(arm.cov_idx)]
+    e = np.einsum("...uk,...k->...u", centred, arm.grad) - np.einsum(
+        "...uh,...h->...u", d, arm.theta
+    )
+    n = arm.n[..., None]
+    h = 1.0 / n + np.einsum("...uh,...hk,...uk->...u", d, arm.s_inv, d)
+    w = 1.0 / n + np.einsum("...uh,...h->...u", d, arm.toward)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(w**2 * e**2 / (1.0 - h), axis=-1)

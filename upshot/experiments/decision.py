@@ -186,7 +186,13 @@ def decide_metric(
     """Apply `r.role`'s test and the deterioration test to one result row."""
     lift = f"{r.rel_effect:+.2%}" if math.isfinite(r.rel_effect) else f"{r.effect:+.4g}"
     passed: bool | None
-    if r.status != "ok":
+    # a control mean of 0 leaves only the relative lift undefined: the absolute test of a
+    # success or deterioration metric stands; a guardrail's margin is relative, so it cannot
+    absolute_only = (
+        r.status == "zero_denominator" and r.kind != "ratio" and r.role != "guardrail"
+        and math.isfinite(r.statistic)
+    )  # fmt: skip
+    if r.status != "ok" and not absolute_only:
         reason = f"{r.role}: no estimate ({r.status})"
         passed = None if r.role == "deterioration" else False
         return MetricDecision(

@@ -12,7 +12,9 @@ user in a channel) and r_s its rate (mean per user of the segment, or outcome pe
 The effect splits exactly into, per part, a mix term (w_t - w_c)(r_t + r_c)/2 and a rate
 term (w_t + w_c)/2 (r_t - r_c).
 
-Parts are checked to add up to the total when a result is built. Derivatives come from
+Both split *unadjusted* means (`adjusted` is false): a metric that `analyze` adjusts with
+CUPED or Lin has a different, adjusted effect there, and the decomposition's `note` says
+so. Parts are checked to add up to the total when a result is built. Derivatives come from
 complex-step differentiation, exact to rounding for these smooth functions.
 """
 
@@ -129,6 +131,9 @@ class FunnelDecomposition(ResultsMixin):
     status: str
     n_control: int
     n_treatment: int
+    # decompositions split unadjusted means; `note` says when `analyze` adjusts the metric
+    adjusted: bool = False
+    note: str = ""
 
     @property
     def shares_identified(self) -> bool:
@@ -288,6 +293,9 @@ class ShiftShare(ResultsMixin):
     status: str
     n_control: int
     n_treatment: int
+    # decompositions split unadjusted means; `note` says when `analyze` adjusts the metric
+    adjusted: bool = False
+    note: str = ""
 
     def __post_init__(self) -> None:
         if self.status != "ok":

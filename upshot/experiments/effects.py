@@ -1,8 +1,8 @@
 """One treatment arm against control: difference, relative lift, SE, CI, p-value.
 
 - Welch's t (Satterthwaite degrees of freedom), or its large-sample normal version;
-- two proportions: the p-value of the pooled-variance z test (the classic test, exact
-  under the null), the CI from the unpooled (Wald) variance;
+- two proportions: the unpooled (Wald) z statistic gives both the p-value and the CI, so
+  they agree about significance (p < alpha exactly when the CI excludes 0);
 - the relative lift treatment/control - 1 with its delta-method variance
   var_t / c**2 + t**2 var_c / c**4 (independent arms).
 
@@ -121,23 +121,10 @@ def compare(
 
 
 def proportions(control: ArmEstimate, treatment: ArmEstimate, *, alpha: float) -> Comparison:
-    """Two proportions: pooled-variance z test for the p-value, Wald (unpooled) CI."""
-    base = compare(control, treatment, alpha=alpha, dist="normal")
-    n_t, n_c = treatment.n, control.n
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pooled = (treatment.value * n_t + control.value * n_c) / (n_t + n_c)
-        se0 = np.sqrt(pooled * (1.0 - pooled) * (1.0 / n_t + 1.0 / n_c))
-        z = np.where(se0 > 0, base.effect / se0, np.nan)
-    return Comparison(
-        effect=base.effect,
-        se=base.se,
-        statistic=z,
-        df=base.df,
-        pvalue=two_sided_p(z, base.df),
-        ci_lower=base.ci_lower,
-        ci_upper=base.ci_upper,
-        rel=base.rel,
-        rel_se=base.rel_se,
-        rel_ci_lower=base.rel_ci_lower,
-        rel_ci_upper=base.rel_ci_upper,
-    )
+    """Two proportions: one z statistic, effect / unpooled SE, for the p-value and the CI.
+
+    The pooled-variance z test and a Wald CI can disagree near the boundary (p < alpha
+    with a CI that covers 0); one statistic for both cannot. The arms' variances are
+    p(1 - p)/n (see `estimates.arm_estimates`).
+    """
+    return compare(control, treatment, alpha=alpha, dist="normal")

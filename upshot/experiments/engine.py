@@ -8,7 +8,7 @@ multiple-testing correction, and assigns a status to every row.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,7 +17,7 @@ import numpy as np
 from upshot.errors import UsageError
 from upshot.experiments import corrections, sequential
 from upshot.experiments.effects import Comparison, compare, proportions
-from upshot.experiments.estimates import Adjust, ArmEstimate, Target, arm_estimates
+from upshot.experiments.estimates import Adjust, ArmEstimate, Target, arm_estimates, lin_arms
 from upshot.experiments.results import EffectResult, ExperimentAnalysis
 from upshot.experiments.spec import MetricSpec
 from upshot.experiments.srm import srm_test
@@ -25,6 +25,9 @@ from upshot.experiments.stats import Moments
 
 if TYPE_CHECKING:
     from upshot.config import Experiments
+    from upshot.experiments.cuped import LinArm
+
+Hc2Pass = Callable[[Target, dict[str, "LinArm"]], Mapping[str, float]]
 
 NAN = float("nan")
 _NUMBERS = (
@@ -101,6 +104,7 @@ def sort_rows(
             excluded[reason] = excluded.get(reason, 0) + int(row["n"])
         else:
             arm_rows[str(row["variant"])] = dict(row)
+    control = resolve_control(control, arm_rows, split)
     if split:
         if control not in split:
             raise UsageError(f"--split names no arm {control!r}, the control")
@@ -113,8 +117,32 @@ def sort_rows(
     return Groups(tuple(arms), {a: arm_rows[a] for a in arms if a in arm_rows}, excluded, unknown)
 
 
-def is_binary(rows: Mapping[str, Mapping[str, Any]], variable: str) -> bool:
-    """True when `variable` only takes the values 0 and 1 (NULL counts as 0).
+def resolve_control(
+    control: str, arm_rows: Mapping[str, Any], split: Mapping[str, float] | None
+) -> str:
+    """The arm label `control` names: itself, or the one numeric label equal to it (a
+    numeric variant column reads as '0.0', which `--control 0` means). A control that
+    names no arm found is a usage error listing the arms, never an empty arm."""
+    if control in arm_rows or not arm_rows or (split and control in split):
+        return control
+    matches = [a for a in arm_rows if _same_number(a, control)]
+    if len(matches) == 1:
+        return matches[0]
+    found = ", ".join(sorted(arm_rows))
+    raise UsageError(f"--control {control}: no such arm (arms found: {found})")
+
+
+def _same_number(a: str, b: str) -> bool:
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return False
+    return math.isfinite(x) and x == y
+
+
+def is_binary(rows: Mapping[str, Mapping[str, Any]], variable: str, prefix: str = "") -> bool:
+    """True when `variable` only takes the values 0 and 1 (NULL is missing, not a value);
+    `prefix` names the metric's complete-case aggregates.
 
     Its range must lie in [0, 1], and then sum(x*x) == sum(x) holds only if every value is
     0 or 1 (x*x < x strictly inside the interval); both sums are exact for 0/1 data.
@@ -124,11 +152,12 @@ def is_binary(rows: Mapping[str, Mapping[str, Any]], variable: str) -> bool:
         return False
     for r in arms:
         lo, hi = r.get(f"{variable}_min"), r.get(f"{variable}_max")
-        if lo is None and hi is None and (r.get(f"{variable}_sum") or 0) == 0:
+        total = r.get(f"{prefix}{variable}_sum")
+        if lo is None and hi is None and (total or 0) == 0:
             continue  # only NULLs in this arm
         if lo is None or hi is None or lo < 0 or hi > 1:
             return False
-        if r.get(f"{variable}_sum") != r.get(f"{variable}_sum_squares"):
+        if total != r.get(f"{prefix}{variable}_sum_squares"):
             return False
     return True
 
@@ -142,9 +171,16 @@ def analyze_rows(
     split: Mapping[str, float] | None,
     options: Options,
     source: str,
+    hc2: Hc2Pass | None = None,
 ) -> ExperimentAnalysis:
-    """The whole analysis of one experiment from its sufficient-statistics rows."""
+    """The whole analysis of one experiment from its sufficient-statistics rows.
+
+    `hc2` runs the second pass of Lin's HC2 variance (see `cuped`): given a metric and
+    each arm's constants it returns each arm's HC2 sum. Without it (rows alone) a Lin
+    variance is the residual variance / n.
+    """
     groups = sort_rows(rows, control, split)
+    control = groups.arms[0]
     counts = {a: int(groups.rows[a]["n"]) if a in groups.rows else 0 for a in groups.arms}
     if len(groups.arms) >= 2:
         weights = dict(split) if split else dict.fromkeys(groups.arms, 1.0)
@@ -153,13 +189,35 @@ def analyze_rows(
         srm = srm_test({}, {control: 1.0, "(none)": 1.0}, alpha=options.srm_alpha)
     results: list[EffectResult] = []
     for spec in specs:
-        binary = spec.binary if spec.binary is not None else is_binary(groups.rows, spec.numerator)
-        target = spec.target(binary and spec.denominator is None)
-        moments = [Moments.from_row(groups.rows.get(a, {}), target.variables) for a in groups.arms]
-        estimates = arm_estimates(moments, target, options.adjust)
+        # a file's rows carry each metric's complete-case aggregates (NULL is missing);
+        # the warehouse's do not: there no event is a real 0
+        prefix = spec.target().case[0]
+        cased = any(prefix + "n" in r for r in groups.rows.values())
+        prefix = prefix if cased else ""
+        binary = (
+            spec.binary
+            if spec.binary is not None
+            else is_binary(groups.rows, spec.numerator, prefix)
+        )
+        target = replace(spec.target(binary and spec.denominator is None), indicators=cased)
+        moments = [
+            Moments.from_row(groups.rows.get(a, {}), target.variables, prefix) for a in groups.arms
+        ]
+        missing = [
+            int(groups.rows[a]["n"]) - int(np.asarray(m.n)) if a in groups.rows else 0
+            for a, m in zip(groups.arms, moments, strict=True)
+        ]
+        sums = None
+        if hc2 is not None and target.covariates and needs_hc2(target, options.adjust):
+            pooled = options.adjust == "cuped"
+            arms_k = lin_arms(moments, target, pooled=pooled)
+            found = hc2(target, dict(zip(groups.arms, arms_k, strict=True)))
+            sums = [np.asarray(found.get(a, NAN)) for a in groups.arms]
+        estimates = arm_estimates(moments, target, options.adjust, hc2=sums)
         finite = all(np.isfinite(m.sums).all() and np.isfinite(m.products).all() for m in moments)
-        for arm, est in zip(groups.arms[1:], estimates[1:], strict=True):
+        for arm, est, miss in zip(groups.arms[1:], estimates[1:], missing[1:], strict=True):
             row = effect_result(spec, target, arm, estimates[0], est, options)
+            row = replace(row, n_missing_control=missing[0], n_missing_treatment=miss)
             if not finite and row.status != "insufficient_data":
                 # NaN or infinite values in the data poison every sum: nothing is estimable
                 nan: dict[str, Any] = dict.fromkeys(_NUMBERS, NAN)
@@ -187,10 +245,20 @@ def analyze_rows(
     )
 
 
+def needs_hc2(target: Target, adjust: str) -> bool:
+    """Lin's adjustment, and CUPED on a ratio, need the HC2 pass: Lin's variance is HC2;
+    with heavy tails the slope-as-known variance of a ratio's CUPED is too small at a few
+    hundred users per arm (A/A false positives near 7%), and so is HC2 alone, the larger
+    of the two is not (see docs/experiments.md)."""
+    return adjust == "lin" or (adjust == "cuped" and target.kind == "ratio")
+
+
 def method_name(target: Target, options: Options) -> str:
     adjusted = bool(target.covariates) and options.adjust != "none"
     if target.kind == "ratio":
-        name = f"delta_{options.adjust}_z" if adjusted else "delta_z"
+        # a t reference, Welch df on the linearized values (see effects.compare)
+        test = "z" if options.test == "z" else "welch_t"
+        name = f"delta_{options.adjust}_{test}" if adjusted else f"delta_{test}"
     elif target.kind == "proportion":
         name = "proportion_z"
     else:
@@ -199,7 +267,7 @@ def method_name(target: Target, options: Options) -> str:
     return name + ("_sequential" if options.sequential else "")
 
 
-def _comparison(target: Target, c: ArmEstimate, t: ArmEstimate, options: Options) -> Comparison:
+def comparison(target: Target, c: ArmEstimate, t: ArmEstimate, options: Options) -> Comparison:
     if target.kind == "proportion":
         return proportions(c, t, alpha=options.alpha)
     method = method_name(target, options)
@@ -216,10 +284,12 @@ def effect_result(
     options: Options,
 ) -> EffectResult:
     """One row: the comparison's numbers, NaN where they cannot be estimated, a status."""
-    comp = _comparison(target, c, t, options)
+    comp = comparison(target, c, t, options)
     x = {f: float(np.asarray(getattr(comp, f))) for f in Comparison.__dataclass_fields__}
     n_c, n_t = int(np.asarray(c.n)), int(np.asarray(t.n))
     raw_c, raw_t = float(np.asarray(c.raw)), float(np.asarray(t.raw))
+    # the values the effect is the difference of (adjusted when adjusted): the row reconciles
+    val_c, val_t = float(np.asarray(c.value)), float(np.asarray(t.value))
     adjusted = bool(target.covariates) and options.adjust != "none"
     var = float(np.asarray(c.variance + t.variance))
     raw_var = float(np.asarray(c.raw_variance + t.raw_variance))
@@ -249,8 +319,8 @@ def effect_result(
     return EffectResult(
         metric=spec.name,
         arm=arm,
-        control=raw_c if n_c >= 1 else NAN,
-        treatment=raw_t if n_t >= 1 else NAN,
+        control=(val_c if math.isfinite(val_c) else raw_c) if n_c >= 1 else NAN,
+        treatment=(val_t if math.isfinite(val_t) else raw_t) if n_t >= 1 else NAN,
         effect=x["effect"],
         effect_se=x["se"],
         effect_ci_lower=x["ci_lower"],
@@ -273,6 +343,8 @@ def effect_result(
         role=spec.role,
         margin=spec.margin,
         higher_is_better=spec.higher_is_better,
+        control_raw=raw_c if n_c >= 1 else NAN,
+        treatment_raw=raw_t if n_t >= 1 else NAN,
     )
 
 

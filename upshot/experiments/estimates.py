@@ -16,7 +16,7 @@ import numpy as np
 
 from upshot.experiments import cuped
 from upshot.experiments.ratio import value_and_gradient
-from upshot.experiments.stats import Moments
+from upshot.experiments.stats import Moments, missing_name
 
 Adjust = Literal["none", "cuped", "lin"]
 
@@ -29,11 +29,26 @@ class Target:
     denominator: str | None = None
     covariates: tuple[str, ...] = ()
     binary: bool = False  # a 0/1 mean without covariates is tested as a proportion
+    indicators: bool = False  # adjust for each covariate's missing indicator too
+
+    @property
+    def adjusters(self) -> tuple[str, ...]:
+        """The regressors of the adjustment: covariates, then their missing indicators."""
+        if not self.indicators:
+            return self.covariates
+        return self.covariates + tuple(missing_name(c) for c in self.covariates)
+
+    @property
+    def case(self) -> tuple[str, tuple[str, ...]]:
+        """(column prefix, required variables) of the complete case the metric is analysed
+        on: the users whose numerator and denominator are both known."""
+        required = tuple(v for v in (self.numerator, self.denominator) if v is not None)
+        return f"cc({','.join(required)})::", required
 
     @property
     def variables(self) -> tuple[str, ...]:
         found: list[str] = []
-        for v in (self.numerator, self.denominator, *self.covariates):
+        for v in (self.numerator, self.denominator, *self.adjusters):
             if v is not None and v not in found:
                 found.append(v)
         return tuple(found)
@@ -61,11 +76,23 @@ class ArmEstimate:
     n: np.ndarray
 
 
-def arm_estimates(arms: Sequence[Moments], target: Target, adjust: Adjust) -> list[ArmEstimate]:
-    """Every arm's estimate of `target`; covariate slopes pooled over all the arms given."""
+def arm_estimates(
+    arms: Sequence[Moments],
+    target: Target,
+    adjust: Adjust,
+    hc2: Sequence[np.ndarray] | None = None,
+) -> list[ArmEstimate]:
+    """Every arm's estimate of `target`; covariate slopes pooled over all the arms given.
+
+    With `adjust="lin"`, `hc2` holds each arm's HC2 sum (`cuped.hc2_sum` over the units
+    with the constants of `lin_arms`), which is then the variance of the arm's value. For
+    a ratio with CUPED the variance is the larger of that sum (pooled slope) and the
+    residual variance / n (the slope taken as known, as for CUPED on a mean, and what
+    every adjusted variance is without `hc2`).
+    """
     names = target.variables
     moments = [m.select(names) for m in arms]
-    cov_idx = [names.index(c) for c in target.covariates]
+    cov_idx = [names.index(c) for c in target.adjusters]
     parts = []
     for m in moments:
         mu = m.mean()
@@ -91,10 +118,58 @@ def arm_estimates(arms: Sequence[Moments], target: Target, adjust: Adjust) -> li
         else None
     )
     out = []
-    for (_m, mu, value, s_gg, s_hg, s_hh), rv, nn in zip(parts, raw_var, n, strict=True):
+    for i, ((_m, mu, value, s_gg, s_hg, s_hh), rv, nn) in enumerate(
+        zip(parts, raw_var, n, strict=True)
+    ):
         theta = pooled if pooled is not None else cuped.lin_theta(s_hh, s_hg)
         shift = np.einsum("...h,...h->...", theta, mu[..., cov_idx] - centre)
         with np.errstate(invalid="ignore", divide="ignore"):
             var = cuped.adjusted_variance(s_gg, s_hg, s_hh, theta) / nn
+        if hc2 is not None and adjust == "lin":
+            var = np.asarray(hc2[i], dtype=float)
+        elif hc2 is not None and target.kind == "ratio":
+            # CUPED on a ratio: the larger of the slope-as-known and the HC2 variance; with
+            # heavy tails either alone is too small at a few hundred users per arm
+            var = np.fmax(var, np.asarray(hc2[i], dtype=float))
         out.append(ArmEstimate(value - shift, var, value, rv, nn))
+    return out
+
+
+def lin_arms(arms: Sequence[Moments], target: Target, pooled: bool = False) -> list[cuped.LinArm]:
+    """Each arm's constants for its HC2 sum (`cuped.hc2_sum`) when `target` is adjusted.
+
+    Lin (`pooled=False`): the arm's own slope and scatter, weights toward the overall
+    covariate mean; this is the interacted regression's HC2 exactly. Pooled slope
+    (`pooled=True`, CUPED on a ratio): the pooled slope and the pooled within-arm scatter
+    (the ANCOVA regression's leverages), weights toward the other arm's covariate mean,
+    which is the ANCOVA treatment coefficient's HC2 exactly with two arms (with more, a
+    third arm's pull on the pooled slope is left out, as for the slope-as-known variance).
+    """
+    names = target.variables
+    moments = [m.select(names) for m in arms]
+    cov_idx = [names.index(c) for c in target.adjusters]
+    centre = sum(moments[1:], moments[0]).mean()[..., cov_idx]
+    parts = []
+    for m in moments:
+        mu = m.mean()
+        _, grad = value_and_gradient(mu, names, target.numerator, target.denominator)
+        _, s_hg, s_hh = cuped.quadratic_terms(m.cov(), grad, cov_idx)
+        parts.append((mu, grad, s_hg, s_hh, np.asarray(m.n, dtype=float)))
+    if not pooled:
+        return [
+            cuped.lin_arm(mu, g, cov_idx, hh, cuped.lin_theta(hh, hg), centre, nn)
+            for mu, g, hg, hh, nn in parts
+        ]
+    theta = cuped.pooled_theta([p[3] for p in parts], [p[2] for p in parts], [p[4] for p in parts])
+    scatter = sum(
+        np.nan_to_num(hh) * np.where(nn >= 2, nn - 1.0, 0.0)[..., None, None]
+        for _, _, _, hh, nn in parts
+    )
+    s_inv = np.linalg.pinv(np.asarray(scatter))
+    means = [p[0][..., cov_idx] for p in parts]
+    out = []
+    for i, (mu, g, _, _, nn) in enumerate(parts):
+        ref = means[1 - i] if len(parts) == 2 else (means[0] if i else centre)
+        toward = np.einsum("...hk,...k->...h", s_inv, ref - means[i])
+        out.append(cuped.LinArm(mu, g, tuple(cov_idx), theta, s_inv, toward, nn))
     return out

@@ -84,6 +84,8 @@ def interactions(
     out = []
     for spec in specs:
         target = spec.target(False)  # unadjusted: the cells are small, keep the test simple
+        prefix = target.case[0]  # a file's complete-case aggregates, when the rows have them
+        prefix = prefix if any(prefix + "n" in r for r in cells.values()) else ""
         for arm in arms_a:
             for arm_b in arms_b:
                 keys = [
@@ -92,7 +94,7 @@ def interactions(
                     (arm, other_control),
                     (arm, arm_b),
                 ]
-                ms = [Moments.from_row(cells.get(k, {}), target.variables) for k in keys]
+                ms = [Moments.from_row(cells.get(k, {}), target.variables, prefix) for k in keys]
                 est = arm_estimates(ms, target, "none")
                 out.append(_one(spec.name, experiment, arm, other, arm_b, est, alpha))
     adjusted = corrections.adjust([r.pvalue for r in out], correction)

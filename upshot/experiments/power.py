@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from upshot.errors import UsageError
@@ -293,9 +293,13 @@ def plan_experiment(
     targets = {}
     moments = {}
     for s in specs:
-        binary = s.binary if s.binary is not None else is_binary({group: row}, s.numerator)
-        targets[s.name] = s.target(bool(binary) and s.denominator is None)
-        moments[s.name] = Moments.from_row(row, targets[s.name].variables)
+        prefix = s.target().case[0]  # a file's complete case (NULL is missing), if given
+        prefix = prefix if prefix + "n" in row else ""
+        binary = s.binary if s.binary is not None else is_binary({group: row}, s.numerator, prefix)
+        targets[s.name] = replace(
+            s.target(bool(binary) and s.denominator is None), indicators=bool(prefix)
+        )
+        moments[s.name] = Moments.from_row(row, targets[s.name].variables, prefix)
     baselines = baselines_from(moments, targets, adjust or ex.adjust)
     return plan(
         baselines,

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upshot.errors import InputError, UsageError
-from upshot.experiments.stats import column_names, product_name, squares_name, sum_name
+from upshot.experiments.stats import (
+    column_names,
+    missing_name,
+    product_name,
+    squares_name,
+    sum_name,
+)
 from upshot.sql import ident, query
 
 if TYPE_CHECKING:
@@ -30,15 +36,29 @@ _US_PER_DAY = 86_400_000_000
 
 
 @dataclass(frozen=True, slots=True)
+class Case:
+    """The complete-case aggregates of the metrics whose `required` variables (numerator,
+    denominator) are all non-NULL: columns `{prefix}n` and `{prefix}` + the naming rule
+    for `variables`. A covariate enters as coalesce(c, 0) beside its missing indicator
+    (`missing_name(c)`), which together equal mean imputation plus an indicator."""
+
+    prefix: str
+    required: tuple[str, ...]
+    variables: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Aggregates:
     """Which aggregates one query computes. `variables` in query order; `pairs` (a, b)
     with a before b; `binary` variables get their range `{v}_min`, `{v}_max` (which tells
-    0/1 metrics apart)."""
+    0/1 metrics apart). With `cases` (NULL is missing), the per-metric complete-case
+    aggregates replace the all-rows sums and products (`n` counts every user)."""
 
     variables: tuple[str, ...]
     pairs: tuple[tuple[str, str], ...]
     winsorize: dict[str, float] = field(default_factory=dict)
     binary: tuple[str, ...] = ()
+    cases: tuple[Case, ...] = ()
 
 
 def plan(
@@ -46,11 +66,19 @@ def plan(
     *,
     winsorize: Mapping[str, float] | None = None,
     binary: Iterable[str] = (),
+    missing: bool = False,
 ) -> Aggregates:
-    """The aggregates for `targets`: each target's variables and their pairwise products."""
+    """The aggregates for `targets`: each target's variables and their pairwise products;
+    with `missing`, per metric over its complete case instead (see `Case`)."""
+    targets = list(targets)
     order: list[str] = []
     wanted: set[frozenset[str]] = set()
+    by_case: dict[str, tuple[tuple[str, ...], list[str]]] = {}
     for t in targets:
+        prefix, required = t.case
+        _, case_vars = by_case.setdefault(prefix, (required, list(required)))
+        for c in t.covariates:
+            case_vars += [v for v in (c, missing_name(c)) if v not in case_vars]
         vs = t.variables
         order += [v for v in vs if v not in order]
         wanted |= {frozenset((a, b)) for i, a in enumerate(vs) for b in vs[i + 1 :]}
@@ -58,19 +86,77 @@ def plan(
         (a, b) for i, a in enumerate(order) for b in order[i + 1 :] if frozenset((a, b)) in wanted
     )
     bins = tuple(v for v in dict.fromkeys(binary) if v in order)
-    agg = Aggregates(tuple(order), pairs, dict(winsorize or {}), bins)
+    cases = tuple(Case(p, req, tuple(vs)) for p, (req, vs) in by_case.items()) if missing else ()
+    agg = Aggregates(tuple(order), pairs, dict(winsorize or {}), bins, cases)
     column_names(agg.variables)  # refuses variable names whose aggregate names clash
+    for case in cases:
+        column_names(case.variables)
     return agg
+
+
+def case_expressions(
+    required: Sequence[str], variables: Sequence[str], table: str = ""
+) -> dict[str, str]:
+    """The SQL of each variable of a complete case: a required one as is, a covariate with
+    NULL as 0 (coalesce), its missing indicator (`missing_name`) as 0/1; columns of
+    `table` ("b." qualifies them) when given."""
+    names = set(variables)
+    indicators = {missing_name(c): c for c in variables if missing_name(c) in names}
+    out = {}
+    for v in variables:
+        if v in required:
+            out[v] = table + ident(v)
+        elif v in indicators:
+            out[v] = f"CASE WHEN {table}{ident(indicators[v])} IS NULL THEN 1.0 ELSE 0.0 END"
+        else:
+            # a covariate: NULL imputed, see its indicator
+            out[v] = f"coalesce({table}{ident(v)}, 0.0)"
+    return out
+
+
+def case_filter(required: Sequence[str], table: str = "") -> str:
+    return " AND ".join(f"{table}{ident(v)} IS NOT NULL" for v in required) or "true"
+
+
+def _case_projection(case: Case) -> list[str]:
+    """Each variable of a complete case as a column `{prefix}{v}`, NULL outside the case:
+    plain sums over them are the case's aggregates (faster than FILTER clauses)."""
+    expr = case_expressions(case.required, case.variables)
+    cond = case_filter(case.required)
+    cols = []
+    for v in case.variables:
+        masked = expr[v] if case.required == (v,) else f"CASE WHEN {cond} THEN {expr[v]} END"
+        cols.append(f"{masked} AS {ident(case.prefix + v)}")
+    return cols
+
+
+def _case_columns(case: Case) -> list[str]:
+    """count, sums and products over the users whose required variables are all known."""
+    p = case.prefix
+    col = {v: ident(p + v) for v in case.variables}
+    cols = [f"count({col[case.required[0]]}) AS {ident(p + 'n')}"]
+    for i, a in enumerate(case.variables):
+        cols.append(f"sum({col[a]}) AS {ident(p + sum_name(a))}")
+        cols.append(f"sum({col[a]} * {col[a]}) AS {ident(p + squares_name(a))}")
+        cols += [
+            f"sum({col[a]} * {col[b]}) AS {ident(p + product_name(a, b))}"
+            for b in case.variables[i + 1 :]
+        ]
+    return cols
 
 
 def _select_list(agg: Aggregates) -> list[str]:
     cols = ["count(*) AS n"]
-    for v in agg.variables:
-        q = ident(v)
-        cols.append(f"sum({q}) AS {ident(sum_name(v))}")
-        cols.append(f"sum({q} * {q}) AS {ident(squares_name(v))}")
-    for a, b in agg.pairs:
-        cols.append(f"sum({ident(a)} * {ident(b)}) AS {ident(product_name(a, b))}")
+    if agg.cases:
+        for case in agg.cases:
+            cols += _case_columns(case)
+    else:
+        for v in agg.variables:
+            q = ident(v)
+            cols.append(f"sum({q}) AS {ident(sum_name(v))}")
+            cols.append(f"sum({q} * {q}) AS {ident(squares_name(v))}")
+        for a, b in agg.pairs:
+            cols.append(f"sum({ident(a)} * {ident(b)}) AS {ident(product_name(a, b))}")
     for v in agg.binary:
         cols += [
             f"min({ident(v)}) AS {ident(v + '_min')}",
@@ -79,10 +165,12 @@ def _select_list(agg: Aggregates) -> list[str]:
     return cols
 
 
-def suffstats_sql(source: str, keys: Sequence[str], agg: Aggregates) -> tuple[str, dict[str, Any]]:
-    """The aggregate query over `source` grouped by `keys`, and its quantile parameters."""
+def with_ctes(
+    source: str, keys: Sequence[str], agg: Aggregates
+) -> tuple[list[str], str, dict[str, Any]]:
+    """The CTEs over `source` (winsorized when asked), the relation to read and its
+    quantile parameters: what every pass over the users reads."""
     params: dict[str, Any] = {}
-    key_cols = ", ".join(ident(k) for k in keys)
     body = "src"
     ctes = [f"src AS ({source})"]
     if agg.winsorize:
@@ -104,6 +192,18 @@ def suffstats_sql(source: str, keys: Sequence[str], agg: Aggregates) -> tuple[st
         keys_src = ", ".join(f"src.{ident(k)}" for k in keys)
         ctes.append(f"w AS (SELECT {keys_src}, {', '.join(capped)} FROM src CROSS JOIN caps)")
         body = "w"
+    return ctes, body, params
+
+
+def suffstats_sql(source: str, keys: Sequence[str], agg: Aggregates) -> tuple[str, dict[str, Any]]:
+    """The aggregate query over `source` grouped by `keys`, and its quantile parameters."""
+    key_cols = ", ".join(ident(k) for k in keys)
+    ctes, body, params = with_ctes(source, keys, agg)
+    if agg.cases:
+        projected = [c for case in agg.cases for c in _case_projection(case)]
+        binary = [ident(v) for v in agg.binary]
+        ctes.append(f"cc AS (SELECT {', '.join([key_cols, *binary, *projected])} FROM {body})")
+        body = "cc"
     select = ",\n       ".join(_select_list(agg))
     sql = (
         f"WITH {', '.join(ctes)}\n"
@@ -147,10 +247,12 @@ def table_source(
     *,
     user_col: str | None = None,
     second_key: str | None = None,
+    nulls: str = "missing",
 ) -> tuple[str, dict[str, Any]]:
     """One row per user of the file: variant, exclusion, variant_b/segment, variables.
 
-    Metric columns become DOUBLE (booleans 0/1). With `user_col`, users that
+    Metric columns become DOUBLE (booleans 0/1), NaN becomes NULL (both are missing), and
+    with `nulls="zero"` a missing value becomes 0. With `user_col`, users that
     appear under more than one variant are excluded (`multi_arm`); rows without a
     variant are excluded (`null_variant`). Without `variant_col` every row is in one
     group named `all` (for baselines).
@@ -166,7 +268,7 @@ def table_source(
             raise InputError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
     relation, params = read_relation(path)
     if not variant_col:
-        cols = [_as_double(c, columns) for c in variables]
+        cols = [_as_double(c, columns, nulls) for c in variables]
         sql = (
             "SELECT 'all' AS variant, NULL::VARCHAR AS variant_b, '' AS exclusion, "
             f"{', '.join(cols)} FROM {relation} t"
@@ -174,7 +276,7 @@ def table_source(
         return sql, params
     v = ident(variant_col)
     second = f"CAST(t.{ident(second_key)} AS VARCHAR)" if second_key else "NULL::VARCHAR"
-    cols = [_as_double(c, columns) for c in variables]
+    cols = [_as_double(c, columns, nulls) for c in variables]
     if user_col:
         u = ident(user_col)
         multi = (
@@ -197,17 +299,22 @@ def table_source(
     return sql, params
 
 
-def _as_double(col: str, columns: Mapping[str, str]) -> str:
-    """The column as DOUBLE (booleans become 0/1); a no-op cast costs time at 10M rows."""
+def _as_double(col: str, columns: Mapping[str, str], nulls: str = "missing") -> str:
+    """The column as DOUBLE (booleans become 0/1, NaN NULL; with `nulls="zero"` NULL 0)."""
     kind = columns.get(col.lower(), "").upper()
     q = ident(col)
-    if kind == "DOUBLE":
-        return f"t.{q} AS {q}"
     if kind == "BOOLEAN":
         # not CAST: DuckDB pushes casts into its CSV reader, which then parses 'false' as a
         # number and fails
-        return f"CASE WHEN t.{q} THEN 1.0 WHEN NOT t.{q} THEN 0.0 END AS {q}"
-    return f"CAST(t.{q} AS DOUBLE) AS {q}"
+        value = f"CASE WHEN t.{q} THEN 1.0 WHEN NOT t.{q} THEN 0.0 END"
+    elif kind in ("DOUBLE", "FLOAT", "REAL"):
+        # NaN is missing like NULL (not nullif: a NaN's sign bit defeats NaN = NaN)
+        value = f"CASE WHEN isnan(t.{q}) THEN NULL ELSE CAST(t.{q} AS DOUBLE) END"
+    else:
+        value = f"CAST(t.{q} AS DOUBLE)"  # integers and decimals have no NaN
+    if nulls == "zero":
+        value = f"coalesce({value}, 0.0)"
+    return f"{value} AS {q}"
 
 
 def _metric_expr(var: EventVariable, i: int, params: dict[str, Any]) -> str:
@@ -289,13 +396,21 @@ def fetch(
     """Run a statement and return its rows as dicts; DuckDB errors name `where`.
 
     DuckDB draws a progress bar on stdout for queries over two seconds, even when stdout
-    is a pipe; it would corrupt `--json`, so it is off while the query runs.
+    is a pipe; it would corrupt `--json`, so it is off while the query runs (and so is
+    statistics propagation, which would hide NaN in Parquet files).
     """
     import duckdb
 
-    row = con.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    row = con.execute(
+        "SELECT current_setting('enable_progress_bar'), current_setting('disabled_optimizers')"
+    ).fetchone()
     before = bool(row[0]) if row else False
+    disabled = str(row[1] or "") if row else ""
     con.execute("SET enable_progress_bar = false")
+    # Parquet min/max statistics leave NaN out, and DuckDB 2.0 folds isnan(x) to false
+    # from them: a NaN would pass as a value. Statistics propagation is off for this query.
+    extra = ",".join(x for x in (disabled, "statistics_propagation") if x)
+    con.execute("SET disabled_optimizers = $d", {"d": extra})
     try:
         cursor = con.execute(sql, dict(params) or None)
         names = [d[0] for d in cursor.description]
@@ -308,6 +423,7 @@ def fetch(
         raise InputError(f"{where}: {str(exc).splitlines()[0]}") from None
     finally:
         con.execute(f"SET enable_progress_bar = {'true' if before else 'false'}")
+        con.execute("SET disabled_optimizers = $d", {"d": disabled})
 
 
 def parquet_ranges(con: duckdb.DuckDBPyConnection, path: str | Path) -> dict[str, tuple[Any, Any]]:

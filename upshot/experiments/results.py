@@ -7,8 +7,9 @@ percentage), `effect_ci_lower`/`_upper`, `pvalue`, `pvalue_adj`, `n_control`,
 - `ok`
 - `insufficient_data`: an arm has fewer than two users (empty arm, a single user)
 - `zero_variance`: no variation in either arm, so no standard error
-- `zero_denominator`: a ratio's mean denominator is 0 in an arm, or the control mean is
-  0 so the relative lift is undefined
+- `zero_denominator`: a ratio's mean denominator is 0 in an arm (nothing is estimable), or
+  the control mean is 0 so the relative lift alone is undefined (the absolute effect, its
+  CI and p-value stand, and a success metric can pass on them)
 - `failed:non_finite_values`: the data hold NaN or infinite values for this metric
 """
 
@@ -28,12 +29,17 @@ STATUSES = ("ok", "insufficient_data", "zero_variance", "zero_denominator")
 class EffectResult:
     """One metric, one treatment arm against control.
 
-    `control`/`treatment` are the arms' unadjusted means (a ratio: sum num / sum den, per
-    denominator unit); `effect` is treatment - control in the metric's units, adjusted
-    when `covariates` were used; `rel_effect` = treatment / control - 1 on the same
-    (adjusted) scale; CIs are two-sided at 1 - alpha (confidence sequences when the
+    `control`/`treatment` are the arms' values on the scale of the effect: the means (a
+    ratio: sum num / sum den, per denominator unit), regression-adjusted when `covariates`
+    were used (the arm's mean - theta'(arm's covariate means - all users' covariate means)),
+    so that on every row `effect` = treatment - control and `rel_effect` = treatment /
+    control - 1; `control_raw`/`treatment_raw` are the unadjusted means (equal to them when
+    nothing is adjusted). CIs are two-sided at 1 - alpha (confidence sequences when the
     method ends in `_sequential`); `pvalue` is two-sided; `statistic` t or z; `df` is inf
     for normal tests; `variance_reduction` = 1 - var(adjusted) / var(unadjusted effect).
+    `n_control`/`n_treatment` are the users analysed for this metric and
+    `n_missing_control`/`n_missing_treatment` the users left out because its value (a
+    ratio: numerator or denominator) is missing (NULL or NaN in a `--table` file).
     """
 
     metric: str
@@ -62,6 +68,10 @@ class EffectResult:
     role: str = "success"
     margin: float = 0.0
     higher_is_better: bool = True
+    n_missing_control: int = 0
+    n_missing_treatment: int = 0
+    control_raw: float = float("nan")
+    treatment_raw: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -71,7 +81,8 @@ class EffectResult:
 
 TABLE_FIELDS = (
     "metric", "arm", "control", "treatment", "effect", "effect_ci_lower", "effect_ci_upper",
-    "rel_effect", "pvalue", "pvalue_adj", "method", "status",
+    "rel_effect", "pvalue", "pvalue_adj", "method", "status", "n_missing_control",
+    "n_missing_treatment",
 )  # fmt: skip
 
 

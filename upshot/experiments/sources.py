@@ -7,6 +7,7 @@ downstream is one engine whatever the data came from.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +18,64 @@ from upshot.experiments.spec import EventVariable, MetricSpec
 if TYPE_CHECKING:
     import duckdb
 
+    from upshot.experiments.cuped import LinArm
+    from upshot.experiments.estimates import Target
+
 KEYS = ("variant", "exclusion")
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A pass over one source's users: the per-user `source` SQL and how to aggregate it.
+
+    `rows` runs the sufficient-statistics query; `hc2` the second pass of Lin's HC2
+    variance for one metric (`hc2.hc2_sql`). `cased`: the aggregates are per metric over
+    its complete case; `ranges` fills 0/1 detection columns known from Parquet footers.
+    """
+
+    source: str
+    params: dict[str, Any]
+    keys: tuple[str, ...]
+    agg: query.Aggregates
+    where: str
+    cased: bool = False
+    ranges: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def rows(self, con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+        sql, qparams = query.suffstats_sql(self.source, self.keys, self.agg)
+        rows = query.fetch(con, sql, {**self.params, **qparams}, self.where)
+        for v, (lo, hi) in self.ranges.items():
+            for row in rows:
+                row[f"{v}_min"], row[f"{v}_max"] = lo, hi
+        return rows
+
+    def hc2(
+        self, con: duckdb.DuckDBPyConnection, target: Target, arms: Mapping[str, LinArm]
+    ) -> dict[str, float]:
+        """Each arm's HC2 sum of `target` under Lin's adjustment (NaN: not computable)."""
+        from upshot.experiments.hc2 import hc2_sql
+
+        sql, qparams = hc2_sql(self.source, self.keys, self.agg, target, arms, cased=self.cased)
+        rows = query.fetch(con, sql, {**self.params, **qparams}, self.where)
+        return {str(r["variant"]): _float(r["hc2"]) for r in rows}
+
+
+def _float(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
 def table_rows(
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    specs: Sequence[MetricSpec],
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Per-group sufficient statistics of a Parquet/CSV file with one row per user (see
+    `prepare_table` for the arguments)."""
+    return prepare_table(con, path, specs, **kwargs).rows(con)
+
+
+def prepare_table(
     con: duckdb.DuckDBPyConnection,
     path: str | Path,
     specs: Sequence[MetricSpec],
@@ -29,12 +84,18 @@ def table_rows(
     user_col: str | None = None,
     winsorize: Mapping[str, float] | None = None,
     second_key: str | None = None,
-) -> list[dict[str, Any]]:
-    """Per-group sufficient statistics of a Parquet/CSV file with one row per user.
+    nulls: str = "missing",
+    per_metric: bool = True,
+) -> Prepared:
+    """The pass over a Parquet/CSV file with one row per user.
 
     Groups are (variant, exclusion), plus `variant_b` holding `second_key`'s value when
-    given (a second experiment's arm, or a segment).
+    given (a second experiment's arm, or a segment). A NULL or NaN value is missing: each
+    metric's aggregates are over its complete case (`query.Case`, read with the prefix
+    `Target.case`) when `per_metric`; `nulls="zero"` reads it as 0 instead.
     """
+    if nulls not in ("missing", "zero"):
+        raise UsageError(f"nulls == {nulls!r}, must be missing or zero")
     if not specs:
         raise UsageError("no metrics: give at least one --metric or --ratio")
     columns = query.table_columns(con, path)
@@ -43,26 +104,26 @@ def table_rows(
     ranges = {} if winsorize else query.parquet_ranges(con, path)  # capping changes ranges
     known = {v: r for v, r in ranges.items() if v in map(str.lower, candidates)}
     binary = [v for v in candidates if v.lower() not in known]
-    agg = query.plan((s.target() for s in specs), winsorize=winsorize, binary=binary)
+    agg = query.plan(
+        (s.target() for s in specs),
+        winsorize=winsorize,
+        binary=binary,
+        missing=per_metric and nulls == "missing",
+    )
     for v in agg.winsorize:
         if v not in agg.variables:
             raise UsageError(f"--winsorize {v}: not a variable of any metric")
     source, params = query.table_source(
-        path, columns, variant_col, agg.variables, user_col=user_col, second_key=second_key
-    )
+        path, columns, variant_col, agg.variables, user_col=user_col, second_key=second_key,
+        nulls=nulls,
+    )  # fmt: skip
     # without a user column nothing is excluded by rule, and grouping by a constant key
     # costs a fifth of the pass: the engine reads a missing `exclusion` as none
     keys: tuple[str, ...] = ("variant", "variant_b") if second_key else ("variant",)
     if user_col:
         keys += ("exclusion",)
-    sql, qparams = query.suffstats_sql(source, keys, agg)
-    rows = query.fetch(con, sql, {**params, **qparams}, str(path))
-    for v in candidates:
-        if v.lower() in known:
-            lo, hi = known[v.lower()]
-            for row in rows:
-                row[f"{v}_min"], row[f"{v}_max"] = lo, hi
-    return rows
+    fill = {v: known[v.lower()] for v in candidates if v.lower() in known}
+    return Prepared(source, params, keys, agg, str(path), bool(agg.cases), fill)
 
 
 def warehouse_rows(
@@ -70,11 +131,21 @@ def warehouse_rows(
     experiment: str,
     specs: Sequence[MetricSpec],
     variables: Sequence[EventVariable],
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Per-group sufficient statistics of one experiment from assignments x outcomes."""
+    return prepare_warehouse(experiment, specs, variables, **kwargs).rows(con)
+
+
+def prepare_warehouse(
+    experiment: str,
+    specs: Sequence[MetricSpec],
+    variables: Sequence[EventVariable],
     *,
     other: str | None = None,
     segment: str | None = None,
-) -> list[dict[str, Any]]:
-    """Per-group sufficient statistics of one experiment from assignments x outcomes."""
+) -> Prepared:
+    """The pass over one experiment's users, from assignments x outcomes."""
     if not specs:
         raise UsageError("no metrics to analyse")
     needed = {v for s in specs for v in s.variables}
@@ -88,8 +159,7 @@ def warehouse_rows(
         keys = ("variant", "segment", "exclusion")
     else:
         keys = KEYS
-    sql, qparams = query.suffstats_sql(source, keys, agg)
-    return query.fetch(con, sql, {**params, **qparams}, f"experiment {experiment}")
+    return Prepared(source, params, keys, agg, f"experiment {experiment}")
 
 
 def experiment_exists(con: duckdb.DuckDBPyConnection, experiment: str) -> bool:

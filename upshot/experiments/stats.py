@@ -35,6 +35,11 @@ def product_name(a: str, b: str) -> str:
     return f"{a}_{b}_sum_product"
 
 
+def missing_name(v: str) -> str:
+    """The 0/1 indicator that covariate v is missing (NULL or NaN), beside v filled with 0."""
+    return f"{v}__missing"
+
+
 def column_names(variables: Sequence[str]) -> list[str]:
     """The aggregate columns a query must return for `variables`, in a stable order."""
     names = ["n"]
@@ -96,8 +101,9 @@ class Moments:
         )
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], names: Sequence[str]) -> Moments:
-        """Read the aggregate columns of one result row by the naming rule (NULL sums are 0).
+    def from_row(cls, row: Mapping[str, Any], names: Sequence[str], prefix: str = "") -> Moments:
+        """Read the aggregate columns of one result row by the naming rule (NULL sums are 0),
+        each name preceded by `prefix` (a metric's complete case, see `query.Case`).
 
         An empty `row` is an empty arm; a row lacking a needed column is a bug (KeyError).
         """
@@ -109,8 +115,8 @@ class Moments:
             if not row:
                 return 0.0
             for key in keys:
-                if key in row:
-                    return _num(row[key])
+                if prefix + key in row:
+                    return _num(row[prefix + key])
             raise KeyError(f"the query returned no column {keys[0]!r}")
 
         for i, a in enumerate(names):
@@ -124,9 +130,15 @@ class Moments:
 
     @classmethod
     def from_data(cls, data: np.ndarray, names: Sequence[str]) -> Moments:
-        """Moments of unit-level data, shape `batch + (units, k)`; NaN counts as 0 like SQL SUM."""
-        x = np.nan_to_num(np.asarray(data, dtype=float), nan=0.0)
-        n = np.full(x.shape[:-2], float(x.shape[-2]))
+        """Moments of unit-level data, shape `batch + (units, k)`.
+
+        NaN is missing, as NULL is in SQL: a unit with NaN in any variable is left out
+        (complete case over the variables given), so `n` counts complete units.
+        """
+        x = np.asarray(data, dtype=float)
+        complete = ~np.isnan(x).any(axis=-1)
+        x = np.where(complete[..., None], x, 0.0)
+        n = complete.sum(axis=-1).astype(float)
         return cls(
             tuple(names), n, x.sum(axis=-2), np.einsum("...ui,...uj->...ij", x, x, optimize=True)
         )

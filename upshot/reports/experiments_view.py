@@ -96,6 +96,7 @@ def _funnel_rows(item: Any) -> list[dict[str, Any]]:
             "ci_upper": num(doc["total_rel_effect_ci_upper"]),
             "share": 1.0 if doc["status"] == "ok" else None,
             "relative": True,
+            "note": doc.get("note") or "",  # unadjusted while the results row is adjusted
         }
     ]
     rows += [
@@ -124,6 +125,7 @@ def _mix_rows(item: Any, k: int) -> list[dict[str, Any]]:
             "effect": effect,
             "ci_lower": num(doc["effect_ci_lower"]),
             "ci_upper": num(doc["effect_ci_upper"]),
+            "note": doc.get("note") or "",
             "mix": num(doc["mix"]),
             "rate": num(doc["rate"]),
             "share": 1.0 if effect else None,

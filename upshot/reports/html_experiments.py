@@ -102,9 +102,11 @@ def _decomposition(parts: list[dict[str, Any]]) -> str:
                 reason = broken[0]["status"]
                 out.append(f'<p class="meta">{e(titles[kind])} ({e(arm)}): {e(reason)}</p>')
                 continue
+            note = next((str(r["note"]) for r in rows if r.get("note")), "")
             out.append(
                 f"<details open><summary>{e(titles[kind])}: {e(arm)} vs control</summary>"
-                f"{_parts_table(kind, rows)}</details>"
+                + (f'<p class="meta">{e(note)}</p>' if note else "")
+                + f"{_parts_table(kind, rows)}</details>"
             )
     return "".join(out)
 

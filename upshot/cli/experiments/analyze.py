@@ -21,6 +21,7 @@ from upshot.cli.experiments.options import (
     InteractionOpt,
     LowerOpt,
     MetricOpt,
+    NullsOpt,
     OtherControlOpt,
     RatioOpt,
     SaveOpt,
@@ -58,13 +59,16 @@ def _roles(
     }
 
 
-def _table_only(ratio: Any, covariate: Any, winsorize: Any, user_col: Any) -> dict[str, Any]:
+def _table_only(
+    ratio: Any, covariate: Any, winsorize: Any, user_col: Any, nulls: Any
+) -> dict[str, Any]:
     """The options that only `--table` takes, by flag, for the check that names them."""
     return {
         "--ratio": ratio,
         "--covariate": covariate,
         "--winsorize": winsorize,
         "--user-col": user_col,
+        "--nulls": nulls,
     }
 
 
@@ -107,6 +111,7 @@ def _run_analysis(
         covariates=table_only["--covariate"] or [],
         winsorize=winsorize_map(table_only["--winsorize"] or [], variables),
         user_col=table_only["--user-col"],
+        nulls=str(table_only["--nulls"] or "missing"),
         variant_col=warehouse_only["variant_col"],
         **common,
     )
@@ -163,6 +168,7 @@ def analyze(
     split: SplitOpt = None,
     winsorize: WinsorizeOpt = None,
     user_col: UserColOpt = None,
+    nulls: NullsOpt = None,
     adjust: AdjustOpt = None,
     test: TestOpt = None,
     alpha: AlphaOpt = None,
@@ -180,8 +186,11 @@ def analyze(
     Per metric: the arm means, the difference and the relative lift with CIs, the p-value
     and the Holm-adjusted one, and the test used (method): welch_t / z for means,
     proportion_z for 0/1 metrics, cuped_* / lin_* with covariates (variance_reduction says
-    how much CUPED saved), delta_* for ratios. Numbers that cannot be estimated are null
-    with a status (insufficient_data, zero_variance, zero_denominator).
+    how much CUPED saved; control and treatment are then the adjusted means), delta_* for
+    ratios. With --table a NULL or NaN value is missing: n_missing_control /
+    n_missing_treatment count the users left out (--nulls zero reads it as 0). Numbers
+    that cannot be estimated are null with a status (insufficient_data, zero_variance,
+    zero_denominator).
 
     Examples:
 
@@ -206,7 +215,7 @@ def analyze(
         experiment,
         table,
         warehouse_only={"variant_col": variant_col},
-        table_only=_table_only(ratio, covariate, winsorize, user_col),
+        table_only=_table_only(ratio, covariate, winsorize, user_col, nulls),
         common={
             "metrics": metric,
             "control": control,
@@ -236,6 +245,7 @@ def decide(
     split: SplitOpt = None,
     winsorize: WinsorizeOpt = None,
     user_col: UserColOpt = None,
+    nulls: NullsOpt = None,
     guardrail: GuardrailOpt = None,
     deterioration: DeteriorationOpt = None,
     lower_is_better: LowerOpt = None,
@@ -294,7 +304,7 @@ def decide(
         experiment,
         table,
         warehouse_only={"variant_col": variant_col},
-        table_only=_table_only(ratio, covariate, winsorize, user_col),
+        table_only=_table_only(ratio, covariate, winsorize, user_col, nulls),
         common={
             "metrics": metric,
             "control": control,

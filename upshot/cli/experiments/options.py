@@ -20,6 +20,11 @@ class Test(StrEnum):
     z = "z"
 
 
+class Nulls(StrEnum):
+    missing = "missing"
+    zero = "zero"
+
+
 class Correction(StrEnum):
     holm = "holm"
     bonferroni = "bonferroni"
@@ -40,6 +45,16 @@ TableOpt = Annotated[
     typer.Option(
         "--table",
         help="A user-level .parquet or .csv file, one row per user, instead of the warehouse.",
+        show_default=False,
+    ),
+]
+NullsOpt = Annotated[
+    Nulls | None,
+    typer.Option(
+        "--nulls",
+        help="What a NULL (or NaN) value of --table means: missing (default: the user is "
+        "left out of that metric, counted in n_missing_control / n_missing_treatment) or "
+        "zero (counted as 0).",
         show_default=False,
     ),
 ]
