@@ -102,7 +102,10 @@ def typed(column: Column, source: str | None, source_type: str, naive_tz: str) -
     else:
         expr = f"TRY_CAST({raw} AS {column.type})"
     if column.default is not None:
-        expr = f"coalesce({expr}, {column.default})"
+        # the default fills an empty cell only: a value that does not parse stays NULL, so
+        # the row is quarantined (`bad_number`), never silently given the default
+        empty = f"NULLIF(trim(CAST({raw} AS VARCHAR)), '') IS NULL"
+        expr = f"CASE WHEN {empty} THEN {column.default} ELSE {expr} END"
     return expr
 
 

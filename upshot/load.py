@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from upshot import contract, partitions
 from upshot.contract import Column, TableSpec
-from upshot.errors import DataQualityError, InputError, UsageError
+from upshot.errors import DataQualityError, InputError, LoadIncompleteError, UsageError
 from upshot.readers import (
     csv_rejects,
     describe,
     discover,
+    duplicate_header,
     file_format,
     fingerprint,
     fix_csv_rows,
@@ -45,7 +46,7 @@ class FileReport:
 
     source: str
     table: str
-    status: str  # loaded | already_loaded
+    status: str  # loaded | already_loaded | failed
     rows_read: int = 0
     rows_accepted: int = 0
     duplicates_skipped: int = 0
@@ -53,6 +54,7 @@ class FileReport:
     reasons: dict[str, int] = field(default_factory=dict)
     ignored_columns: tuple[str, ...] = ()
     fingerprint: str = ""
+    error: str = ""  # why a failed file loaded nothing
 
     @property
     def reject_rate(self) -> float:
@@ -69,6 +71,7 @@ class LoadReport(ResultsMixin):
     pruned: int = 0  # files left out by --since / --until / --partition, never opened
 
     def to_dicts(self) -> list[dict[str, Any]]:
+        failed = bool(self.failed)  # the error column shows only when there is one
         return [
             {
                 "source": f.source,
@@ -78,9 +81,14 @@ class LoadReport(ResultsMixin):
                 "duplicates_skipped": f.duplicates_skipped,
                 "rows_quarantined": f.rows_quarantined,
                 "rel_rejected": f.reject_rate,
+                **({"error": f.error or None} if failed else {}),
             }
             for f in self.files
         ]
+
+    @property
+    def failed(self) -> tuple[FileReport, ...]:
+        return tuple(f for f in self.files if f.status == "failed")
 
     @property
     def reasons(self) -> dict[str, int]:
@@ -98,12 +106,18 @@ class LoadReport(ResultsMixin):
         return {
             "table": self.table,
             "files": [
-                {**d, "reasons": f.reasons, "ignored_columns": list(f.ignored_columns)}
+                {
+                    **d,
+                    "reasons": f.reasons,
+                    "ignored_columns": list(f.ignored_columns),
+                    "error": f.error or None,
+                }
                 for d, f in zip(self.to_dicts(), self.files, strict=True)
             ],
             "totals": {
                 "files": len(self.files),
                 "files_pruned": self.pruned,
+                "files_failed": len(self.failed),
                 "rows_accepted": sum(f.rows_accepted for f in self.files),
                 "duplicates_skipped": sum(f.duplicates_skipped for f in self.files),
                 "rows_quarantined": sum(f.rows_quarantined for f in self.files),
@@ -295,6 +309,11 @@ def load_file(
     fmt = file_format(path)
     try:
         open_source(con, path, fmt, spec)
+        if fmt == "csv" and (twice := duplicate_header(con, path)):
+            raise InputError(
+                f"{path}: column {twice!r} appears twice in the header; nothing of this file "
+                "was loaded"
+            )
         _add_folders(con, folders)
         mapping, ignored = _columns(con, path, spec, folders)
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
@@ -337,6 +356,33 @@ def load_file(
     )
 
 
+def _load_or_fail(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    path: str,
+    config: Config,
+    seen_stats: set[tuple[str, int, int]],
+) -> FileReport:
+    """`load_file`, or a `failed` report naming why: each file is its own transaction, so
+    one bad file must not stop the next."""
+    import duckdb
+
+    try:
+        return load_file(con, table, path, config, seen_stats)
+    except duckdb.InterruptException:
+        raise
+    except InputError as exc:
+        error = str(exc)
+    except duckdb.Error as exc:  # e.g. a covariate whose type conflicts with the warehouse
+        error = f"{path}: {str(exc).splitlines()[0]}"
+    except OSError as exc:
+        error = (
+            f"{path}: cannot read it ({exc.strerror or exc}); check that it exists and is readable"
+        )
+    con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _known")
+    return FileReport(path, table, "failed", error=error)
+
+
 def table_spec(table: str) -> TableSpec:
     if table not in contract.TABLES:
         raise UsageError(f"table == {table!r}, must be one of {', '.join(contract.TABLES)}")
@@ -371,8 +417,20 @@ def load(
         for i, path in enumerate(files):
             if on_file:
                 on_file(i, len(files), path)
-            reports.append(load_file(con, table, path, config, seen_stats))
+            reports.append(_load_or_fail(con, table, path, config, seen_stats))
     report = LoadReport(table, tuple(reports), gate, pruned)
+    if report.failed:
+        first = report.failed[0]
+        others = len(report.files) - len(report.failed)
+        raise LoadIncompleteError(
+            (
+                first.error
+                if len(report.failed) == 1
+                else f"{len(report.failed)} files failed, the first: {first.error}"
+            )
+            + f"; {others} other file(s) were processed",
+            report=report,
+        )
     if report.over_gate:
         worst = max(report.over_gate, key=lambda f: f.reject_rate)
         raise DataQualityError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ _FORMATS = {
     ".jsonl": "ndjson",
     ".json": "ndjson",
 }
+_SUFFIXED = re.compile(r"^(.+)_[0-9]+$")
 _REMOTE = ("s3://", "gs://", "gcs://", "r2://", "https://", "http://")
 
 
@@ -128,16 +130,39 @@ def open_source(con: duckdb.DuckDBPyConnection, path: str, fmt: str, spec: Table
             f"* EXCLUDE (file_row_number) FROM {body}"
         )
     elif fmt == "csv":
-        typed = "false" if spec.open_columns else "true"
+        # users' covariates keep the types DuckDB finds, so it must look at every row, not
+        # a sample: a column of numbers with one word at row 40,000 is text, not a bad row
+        typed = "false, sample_size = -1" if spec.open_columns else "true"
         con.execute("DROP TABLE IF EXISTS _rej_errors; DROP TABLE IF EXISTS _rej_scans")
-        # `_row` counts accepted rows only; `_fix_csv_rows` maps it around rejected lines
+        # `_row` counts accepted rows only; `_fix_csv_rows` maps it around rejected lines.
+        # Quoting is RFC 4180, stated rather than sniffed: the sniffer samples the first
+        # ~20,000 rows, and a file whose first quoted field comes later would be read
+        # without quoting, splitting valid records at their commas and newlines.
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW _src AS SELECT row_number() OVER () AS _row, * FROM "
-            f"read_csv({p}, all_varchar = {typed}, header = true, store_rejects = true, "
-            f"rejects_table = '_rej_errors', rejects_scan = '_rej_scans')"
+            f"read_csv({p}, all_varchar = {typed}, header = true, quote = '\"', escape = '\"', "
+            "store_rejects = true, rejects_table = '_rej_errors', rejects_scan = '_rej_scans')"
         )
     else:
         _ndjson_source(con, p, spec)
+
+
+def duplicate_header(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
+    """The first column a CSV header names twice (DuckDB would read the second as `x_1`)."""
+    names = [n for n, _ in describe(con, "_src")]
+    renamed = [n for n in names if (m := _SUFFIXED.match(n)) and m.group(1) in names]
+    if not renamed:  # the header row is read again only when DuckDB had to rename a column
+        return None
+    row = con.execute(
+        f"SELECT * FROM read_csv({literal(path)}, all_varchar = true, header = false, "
+        "quote = '\"', escape = '\"') LIMIT 1"
+    ).fetchone()
+    seen: set[str] = set()
+    for name in row or ():
+        if name in seen:
+            return str(name)
+        seen.add(name)
+    return None
 
 
 def csv_rejects(con: duckdb.DuckDBPyConnection, fmt: str) -> list[tuple[int, str]]:
