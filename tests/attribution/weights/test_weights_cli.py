@@ -137,6 +137,46 @@ def test_show_validate_and_tampering(db, tmp_path):
     assert "sha256 does not match" in refused.err
 
 
+def test_validate_and_show_refuse_a_broken_directory(db, tmp_path):
+    version = _json(cli(tmp_path, "weights", "export", "--no-evaluate", "--json"))[
+        "weights_version"
+    ]
+    folder = tmp_path / "weights"
+    latest = json.loads((folder / "latest.json").read_text())
+    (folder / "latest.json").write_text(json.dumps({**latest, "file": "../upshot.duckdb"}))
+    pointed = cli(tmp_path, "weights", "validate", "--json")
+    assert pointed.code == 5
+    assert "not a file of version" in _json(pointed)["versions"][-1]["error"]
+    assert cli(tmp_path, "weights", "show").code == 5
+    (folder / "latest.json").write_text(json.dumps(latest))
+    # the latest version without its segments file: show refuses it, as validate does
+    segments = folder / f"{version}.parquet"
+    data = segments.read_bytes()
+    segments.unlink()
+    incomplete = cli(tmp_path, "weights", "show")
+    assert incomplete.code == 5
+    assert f"{version}.parquet: missing" in incomplete.err
+    segments.write_bytes(data)
+    assert cli(tmp_path, "weights", "show").code == 0
+    (folder / "latest.json").unlink()
+    no_latest = cli(tmp_path, "weights", "validate")
+    assert no_latest.code == 5
+    assert "latest.json: missing" in no_latest.out
+    (folder / "latest.json").write_text(json.dumps(latest))
+    (folder / "manifest.json").unlink()
+    no_manifest = cli(tmp_path, "weights", "validate")
+    assert no_manifest.code == 5
+    assert "manifest.json is missing" in no_manifest.err
+
+
+def test_export_refuses_a_directory_of_other_files(db, tmp_path):
+    (tmp_path / "upshot.toml").write_text("")
+    refused = cli(tmp_path, "weights", "export", "--no-evaluate", "--dir", ".")
+    assert refused.code == 2
+    assert "not empty and not a weights directory" in refused.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["upshot.duckdb", "upshot.toml"]
+
+
 def test_evaluate_candidate_and_published(world):
     candidate = cli(world, "weights", "evaluate", "--json")
     assert candidate.code == 0, candidate.err
