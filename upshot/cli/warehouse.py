@@ -143,7 +143,7 @@ def _progress(table: str) -> tuple[Any, Any]:
         TextColumn(f"loading {table}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a file name is not markup
         console=Console(stderr=True),
         transient=True,
     )
