@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.test_load import GOOD, HEADER, checksum, quarantine, write
-from upshot.config import Config
+from upshot.config import Config, Load
 from upshot.errors import EXIT_ERROR, DataQualityError, InputError
 from upshot.load import load
 
@@ -129,3 +129,77 @@ def test_one_bad_file_in_a_batch_does_not_stop_the_others(tmp_path):
     assert table.code == EXIT_ERROR
     assert "failed" in table.out
     assert "b.csv" in table.out
+
+
+def test_symlinked_folders_are_followed_once_and_loops_end(tmp_path):
+    data = tmp_path / "data"
+    (data / "day1").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write(data / "day1" / "a.csv", HEADER + "\n" + GOOD.format(i=1) + "\n")
+    write(elsewhere / "b.csv", HEADER + "\n" + GOOD.format(i=2) + "\n")
+    (data / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (data / "day1" / "loop").symlink_to(data, target_is_directory=True)  # a cycle
+    db = tmp_path / "w.duckdb"
+    report = load(str(db), "sends", [str(data)], config=Config())
+    assert sorted(Path(f.source).name for f in report.files) == ["a.csv", "b.csv"]
+    assert checksum(db, "sends")[0] == 2
+
+
+def test_a_glob_matching_only_unknown_file_types_is_a_usage_error(tmp_path):
+    write(tmp_path / "notes.txt", "hello")
+    write(tmp_path / "data.xlsx", "binary")
+    result = run_cli("--db", str(tmp_path / "w.duckdb"), "load", "sends", str(tmp_path / "*"))
+    assert result.code == 2
+    assert "no .parquet, .csv or .ndjson file" in result.err
+
+
+def test_a_huge_field_is_quarantined_and_the_rest_of_the_file_loads(tmp_path):
+    huge = "x" * 10_000_000  # 10 MB: DuckDB's own line limit (2 MB) failed the whole file
+    rows = [GOOD.format(i=i) for i in range(1, 8)]
+    rows[0] = rows[0].replace("promo", huge)
+    rows[4] = rows[4].replace("u5", huge)
+    src = write(tmp_path / "sends.csv", "\n".join([HEADER, *rows]) + "\n")
+    db = tmp_path / "w.duckdb"
+    with pytest.raises(DataQualityError) as caught:
+        load(str(db), "sends", [str(src)], config=Config())
+    assert caught.value.report.files[0].rows_accepted == 5
+    got = quarantine(db)
+    assert [(r[0], r[1], r[2]) for r in got] == [
+        (1, "message_class", "field_too_large"),
+        (5, "user_id", "field_too_large"),
+    ]
+    assert all(len(r[3]) < 2000 for r in got)  # the quarantine keeps a prefix, not 10 MB
+    # the limit is configurable
+    row = GOOD.format(i=9).replace("promo", "p" * 1500)
+    small = write(tmp_path / "small.csv", HEADER + "\n" + row + "\n")
+    loose = load(str(tmp_path / "w2.duckdb"), "sends", [str(small)], config=Config())
+    assert loose.files[0].rows_accepted == 1
+    strict = Config(load=Load(max_field_size="1KB"))
+    with pytest.raises(DataQualityError) as tight:
+        load(str(tmp_path / "w3.duckdb"), "sends", [str(small)], config=strict)
+    assert tight.value.report.reasons == {"field_too_large": 1}
+
+
+def test_timestamps_outside_a_sane_range_are_quarantined(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    stamps = [
+        "1999-12-31 23:59:59",  # before 2000
+        (now + timedelta(days=2)).strftime("%Y-%m-%d %H:%M:%S"),  # 2 days ahead
+        (now + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S"),  # clock skew: fine
+        "2000-01-01 00:00:00",
+    ]
+    rows = [f"s{i},u{i},promo,push,{t},true,0.5,false" for i, t in enumerate(stamps, 1)]
+    src = write(tmp_path / "sends.csv", "\n".join([HEADER, *rows]) + "\n")
+    db = tmp_path / "w.duckdb"
+    with pytest.raises(DataQualityError):
+        load(str(db), "sends", [str(src)], config=Config())
+    assert [(r[0], r[1], r[2]) for r in quarantine(db)] == [
+        (1, "decided_at", "timestamp_out_of_range"),
+        (2, "decided_at", "timestamp_out_of_range"),
+    ]
+    wide = Config(load=Load(earliest_timestamp="1990-01-01", max_future="3d"))
+    report = load(str(tmp_path / "w2.duckdb"), "sends", [str(src)], config=wide)
+    assert report.files[0].rows_accepted == 4

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from upshot import contract, partitions
+from upshot.config import parse_size, parse_window
 from upshot.contract import Column, TableSpec
 from upshot.errors import DataQualityError, InputError, LoadIncompleteError, UsageError
 from upshot.readers import (
@@ -226,12 +227,24 @@ def _stage(
             present.add(col.name)
             if col.type != "VARCHAR":
                 selects.append(f"{ident(source)} AS {ident('_raw_' + col.name)}")
-    if "_json_ok" in {n for n, _ in describe(con, "_src")}:
+    source_columns = describe(con, "_src")
+    if "_json_ok" in {n for n, _ in source_columns}:
         selects.append("_json_ok")
     selects += [ident(FOLDER + k) for k in checked]
-    fail = contract.failure(TableSpec(spec.name, columns, spec.key), present, config.load.channels)
+    oversize = _oversize(source_columns, mapping, parse_size(config.load.max_field_size, "load"))
+    if oversize:
+        selects.append(f"{oversize} AS _oversize")
+    time_range = (
+        config.load.earliest_timestamp,
+        parse_window(config.load.max_future, "load.max_future") * 86400,
+    )
+    fail = contract.failure(
+        TableSpec(spec.name, columns, spec.key), present, config.load.channels, time_range
+    )
     if checked:
         fail = f"coalesce({fail}, {_mismatch(spec, checked, tz)})"
+    if oversize:
+        fail = f"coalesce(_oversize, {fail})"
     if "_json_ok" in selects:
         fail = (
             "CASE WHEN NOT _json_ok THEN {'reason': 'malformed_json', 'column': NULL, "
@@ -241,6 +254,22 @@ def _stage(
         f"CREATE OR REPLACE TEMP TABLE _stage AS SELECT *, {fail} AS _fail "
         f"FROM (SELECT {', '.join(selects)} FROM _src)"
     )
+
+
+def _oversize(
+    source_columns: list[tuple[str, str]], mapping: dict[str, tuple[str, str]], limit: int
+) -> str | None:
+    """CASE naming the first text field longer than `limit` bytes, with a prefix of it:
+    one huge field quarantines its row (`field_too_large`), not the file."""
+    names = {source: name for name, (source, _) in mapping.items()}
+    branches = [
+        f"WHEN strlen({ident(src)}) > {int(limit)} THEN {{'reason': 'field_too_large', "
+        f"'column': {literal(names.get(src, src))}, "
+        f"'raw': left({ident(src)}, 200) || '... (' || strlen({ident(src)}) || ' bytes)'}}"
+        for src, type_ in source_columns
+        if type_.upper() == "VARCHAR" and src not in ("_row",) and not src.startswith(FOLDER)
+    ]
+    return f"CASE {' '.join(branches)} END" if branches else None
 
 
 def _insert(

@@ -30,6 +30,11 @@ _FORMATS = {
     ".jsonl": "ndjson",
     ".json": "ndjson",
 }
+# DuckDB fails a whole file on a line over its limit (2 MB by default); lines up to this
+# many bytes are read (one buffer each: DuckDB's default buffer of 16 lines would need 1 GiB
+# per gzip stream), and a field over `[load] max_field_size` quarantines only its row
+MAX_LINE = 64 * 1024 * 1024
+_LINES = f"max_line_size = {MAX_LINE}, buffer_size = {MAX_LINE}"
 _SUFFIXED = re.compile(r"^(.+)_[0-9]+$")
 _REMOTE = ("s3://", "gs://", "gcs://", "r2://", "https://", "http://")
 
@@ -56,9 +61,15 @@ def discover(paths: Sequence[str], con: duckdb.DuckDBPyConnection | None = None)
             matches = sorted(glob.glob(path, recursive=True))  # noqa: PTH207 - absolute patterns
             if not matches:
                 raise UsageError(f"{path}: the pattern matches no file")
-            found += [m for m in matches if Path(m).is_file() and _known(m)]
+            usable = [m for m in matches if Path(m).is_file() and _known(m)]
+            if not usable:
+                raise UsageError(
+                    f"{path}: the pattern matches no .parquet, .csv or .ndjson file "
+                    f"({len(matches)} other path(s))"
+                )
+            found += usable
         elif Path(path).is_dir():
-            inner = sorted(str(p) for p in Path(path).rglob("*") if p.is_file() and _known(str(p)))
+            inner = _walk(path)
             if not inner:
                 raise UsageError(f"{path}: the directory holds no .parquet, .csv or .ndjson file")
             found += inner
@@ -68,6 +79,24 @@ def discover(paths: Sequence[str], con: duckdb.DuckDBPyConnection | None = None)
         else:
             raise UsageError(f"{path}: no such file or directory")
     return list(dict.fromkeys(found))
+
+
+def _walk(root: str) -> list[str]:
+    """The known files under `root`, following symlinked folders once each: a folder
+    reached again (a link back up the tree, or two links to one place) is not re-entered."""
+    seen: set[tuple[int, int]] = set()
+    found: list[str] = []
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        stat = Path(folder).stat()
+        if (stat.st_dev, stat.st_ino) in seen:
+            subfolders[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        subfolders.sort()
+        found += [
+            str(Path(folder) / n) for n in names if _known(n) and (Path(folder) / n).is_file()
+        ]
+    return sorted(found)
 
 
 def _known(path: str) -> bool:
@@ -141,7 +170,8 @@ def open_source(con: duckdb.DuckDBPyConnection, path: str, fmt: str, spec: Table
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW _src AS SELECT row_number() OVER () AS _row, * FROM "
             f"read_csv({p}, all_varchar = {typed}, header = true, quote = '\"', escape = '\"', "
-            "store_rejects = true, rejects_table = '_rej_errors', rejects_scan = '_rej_scans')"
+            f"{_LINES}, store_rejects = true, rejects_table = '_rej_errors', "
+            "rejects_scan = '_rej_scans')"
         )
     else:
         _ndjson_source(con, p, spec)
@@ -197,7 +227,7 @@ def _ndjson_source(con: duckdb.DuckDBPyConnection, p: str, spec: TableSpec) -> N
     # read lines verbatim so that a malformed line is quarantined, not fatal
     lines = (
         f"read_csv({p}, columns = {{'line': 'VARCHAR'}}, header = false, delim = '\\x1f', "
-        "quote = '', escape = '', auto_detect = false)"
+        f"quote = '', escape = '', auto_detect = false, {_LINES})"
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _lines AS SELECT row_number() OVER () AS _row, line, "
