@@ -330,9 +330,10 @@ def validate(
     """Verify weight files as a decision service would; exit 5 when anything fails.
 
     Checks every file's sha256 against manifest.json, each version's JSON against the
-    schema, and that latest.json points at a complete version.
+    schema, and that latest.json points at a complete version through files the manifest
+    lists. Files that belong to no version are listed (`orphans`) without failing.
     """
-    from upshot.attribution.weights.read import LATEST, MANIFEST, locate, read_manifest
+    from upshot.attribution.weights.read import LATEST, MANIFEST, locate, orphans, read_manifest
 
     folder = _directory(state(ctx).config, directory)
     if target is not None:
@@ -351,8 +352,14 @@ def validate(
     if target is None:
         rows.append(_check(LATEST, partial(_latest, folder)))
     ok = all(r["ok"] for r in rows)
-    document = {"directory": str(folder), "ok": ok, "versions": rows}
+    stray = orphans(folder) if target is None else []
+    document = {"directory": str(folder), "ok": ok, "versions": rows, "orphans": stray}
     emit(resolve(fmt, as_json), document, {"versions": rows}, main="versions")
+    if stray:
+        info(
+            f"{len(stray)} file(s) belong to no version: {', '.join(stray)} (left by an "
+            "interrupted export, or not upshot's; the next export removes those it wrote)"
+        )
     if not ok:
         raise RefusedError(f"{sum(not r['ok'] for r in rows)} of {len(rows)} checks failed")
 

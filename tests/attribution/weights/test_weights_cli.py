@@ -177,6 +177,48 @@ def test_export_refuses_a_directory_of_other_files(db, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["upshot.duckdb", "upshot.toml"]
 
 
+class _Crash(BaseException):
+    """Stands in for SIGKILL between publishing and journaling."""
+
+
+def test_a_version_published_by_a_killed_export_is_recorded_next_time(db, tmp_path, monkeypatch):
+    import duckdb
+
+    import upshot.attribution.weights.export as export_module
+    from upshot.config import Config
+
+    def crash(*args, **kwargs):
+        raise _Crash
+
+    folder = tmp_path / "weights"
+    with monkeypatch.context() as patch:
+        patch.setattr(export_module, "_journal", crash)
+        with pytest.raises(_Crash):
+            export_module.export(Config(), str(db), directory=folder, evaluate=False)
+    version = read(folder)["weights_version"]  # published, but the warehouse never heard
+
+    def recorded() -> list[tuple]:
+        with duckdb.connect(str(db), read_only=True) as con:
+            return con.execute(
+                "SELECT w.weights_version, w.sha256, r.status FROM weight_versions w "
+                "JOIN runs r USING (run_id)"
+            ).fetchall()
+
+    assert recorded() == []
+    # a file that belongs to no version is reported by validate (it still passes)
+    (folder / "stray-1.parquet").write_bytes(b"not a version")
+    checked = cli(tmp_path, "weights", "validate", "--json")
+    assert checked.code == 0, checked.err
+    assert _json(checked)["orphans"] == ["stray-1.parquet"]
+    assert "stray-1.parquet" in checked.err
+    # the next export records what latest.json serves before anything else
+    assert cli(tmp_path, "weights", "export", "--no-evaluate").code == 0
+    sha = json.loads((folder / "latest.json").read_text())["sha256"]
+    assert recorded() == [(version, sha, "reconciled")]
+    assert cli(tmp_path, "weights", "export", "--no-evaluate").code == 0
+    assert len(recorded()) == 1  # reconciled once
+
+
 def test_evaluate_candidate_and_published(world):
     candidate = cli(world, "weights", "evaluate", "--json")
     assert candidate.code == 0, candidate.err

@@ -222,6 +222,22 @@ def verify(directory: str | Path, version: str) -> list[str]:
     return sorted(entry["files"])
 
 
+def orphans(directory: str | Path) -> list[str]:
+    """Files named like a version's (`*.json`, `*.parquet`) that no kept version lists:
+    left by an interrupted export, or put there by someone else."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    listed = {n for e in read_manifest(directory)["versions"] for n in e.get("files", {})}
+    return sorted(
+        p.name
+        for p in directory.iterdir()
+        if p.suffix in (".json", ".parquet")
+        and p.name not in listed | {MANIFEST, LATEST}
+        and p.is_file()
+    )
+
+
 def _entry(directory: Path, version: str) -> dict[str, Any]:
     if not (directory / MANIFEST).exists():
         raise RefusedError(f"{directory}: no {MANIFEST}, so nothing here can be verified")
