@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 from upshot import contract, partitions
 from upshot.config import parse_size, parse_window
 from upshot.contract import Column, TableSpec
-from upshot.errors import DataQualityError, InputError, LoadIncompleteError, UsageError
+from upshot.errors import (
+    DataQualityError,
+    InputError,
+    InterruptError,
+    LoadIncompleteError,
+    UsageError,
+)
+from upshot.interrupts import interruptible, is_interrupt
 from upshot.readers import (
     csv_rejects,
     describe,
@@ -31,13 +38,15 @@ from upshot.readers import (
 )
 from upshot.results import ResultsMixin
 from upshot.sql import ident, literal, query
-from upshot.store import transaction, writing
+from upshot.store import transaction, writing_in_turns
 
 if TYPE_CHECKING:
     import duckdb
 
     from upshot.config import Config
 
+# a load keeps the warehouse open across files for this long, then lets readers in
+HOLD_SECONDS = 1.0
 FOLDER = "_folder_"  # prefix of the source columns that hold a file's partition folders
 
 
@@ -348,9 +357,11 @@ def load_file(
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
         columns = spec.columns + _extras(con, spec, mapping)
         _stage(con, spec, columns, mapping, config, checked)
-    except InputError:
+    except (InputError, InterruptError):
         raise
     except Exception as exc:  # DuckDB could not read it at all: name the file, load nothing
+        if is_interrupt(exc):
+            raise
         raise InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
     rejects = csv_rejects(con, fmt)
     fix_csv_rows(con, rejects)
@@ -398,18 +409,24 @@ def _load_or_fail(
 
     try:
         return load_file(con, table, path, config, seen_stats)
-    except duckdb.InterruptException:
-        raise
-    except InputError as exc:
-        error = str(exc)
-    except duckdb.Error as exc:  # e.g. a covariate whose type conflicts with the warehouse
-        error = f"{path}: {str(exc).splitlines()[0]}"
-    except OSError as exc:
-        error = (
-            f"{path}: cannot read it ({exc.strerror or exc}); check that it exists and is readable"
-        )
+    except Exception as exc:
+        if is_interrupt(exc) or not isinstance(exc, InputError | duckdb.Error | OSError):
+            raise
+        error = _reason(path, exc)
     con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _known")
     return FileReport(path, table, "failed", error=error)
+
+
+def _reason(path: str, exc: Exception) -> str:
+    """One line saying why a file failed, naming it."""
+    if isinstance(exc, InputError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return (
+            f"{path}: cannot read it ({exc.strerror or exc}); check that it exists and is readable"
+        )
+    # e.g. a covariate whose type conflicts with the warehouse's
+    return f"{path}: {str(exc).splitlines()[0]}"
 
 
 def table_spec(table: str) -> TableSpec:
@@ -438,15 +455,23 @@ def load(
     gate = config.load.max_reject_rate if max_reject_rate is None else max_reject_rate
     if not 0 <= gate <= 1:
         raise UsageError(f"max_reject_rate == {gate}, must be in [0, 1]")
-    with writing(config, db_path, f"upshot load {table}") as con:
+    # readers wait for one file's commit at most, not for the whole load (see Turns)
+    with writing_in_turns(config, db_path, f"upshot load {table}", HOLD_SECONDS) as turns:
+        con = turns.connection()
         files, pruned = (pruning or partitions.Pruning()).select(discover(paths, con))
         rows = con.execute(query("load", "seen-stats"), [table]).fetchall()
         seen_stats = {(str(p), int(size), int(mtime)) for p, size, mtime in rows}
         reports = []
         for i, path in enumerate(files):
-            if on_file:
-                on_file(i, len(files), path)
-            reports.append(_load_or_fail(con, table, path, config, seen_stats))
+            with interruptible(
+                f"interrupted while loading {path}; each file loads whole or not at all, the "
+                "files before it are committed, and the same command continues where it stopped"
+            ):
+                turns.yield_turn()
+                if on_file:
+                    on_file(i, len(files), path)
+                con = turns.connection()
+                reports.append(_load_or_fail(con, table, path, config, seen_stats))
     report = LoadReport(table, tuple(reports), gate, pruned)
     if report.failed:
         first = report.failed[0]
