@@ -112,3 +112,42 @@ def test_init_writes_the_defaults_once(tmp_path):
     assert run_cli("init", str(target)).code == 0
     assert run_cli("init", str(target)).code == 2
     assert run_cli("init", str(target), "--force").code == 0
+
+
+HOSTILE = ("=cmd|' /C calc'!A0", "+SUM(1)", "@SUM(1)", "-2+3", "\tx", "\rx", "[/]oops")
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(capsys):
+    from upshot.cli.output import Format, emit
+
+    rows = [{"name": name, "value": -1.5, "count": -3} for name in HOSTILE]
+    rows.append({"name": "plain", "value": 2.0, "count": 4})
+    emit(Format.csv, {}, {"rows": rows})
+    import csv
+    import io
+
+    got = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert got[0] == ["name", "value", "count"]
+    # OWASP: a leading quote makes the cell text; numbers stay numbers (a minus sign is data)
+    assert [r[0] for r in got[1:]] == [*("'" + n for n in HOSTILE[:-1]), "[/]oops", "plain"]
+    assert {(r[1], r[2]) for r in got[1:-1]} == {("-1.5", "-3")}
+
+
+def test_values_print_as_literal_text_not_rich_markup(tmp_path):
+    names = ("[/]oops", "[link=https://evil.example]click[/link]", "[bold]b[/bold]")
+    (tmp_path / "p.csv").write_text(
+        "path;total_conversions;total_null\n"
+        + "\n".join(f"{n} > email;2;3" for n in names)
+        + "\n"
+        + "=cmd|x;1;1\n",
+        encoding="utf-8",
+    )
+    table = run_cli("touches", "--paths", str(tmp_path / "p.csv"))
+    assert table.code == 0, table.err
+    for name in names:
+        assert name in table.out
+    assert "\x1b]8;" not in table.out  # no OSC 8 hyperlink
+    csv_out = run_cli("touches", "--paths", str(tmp_path / "p.csv"), "--format", "csv")
+    assert csv_out.code == 0, csv_out.err
+    assert "\n'=cmd|x," in csv_out.out
+    assert "\n=cmd" not in csv_out.out

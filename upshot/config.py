@@ -14,6 +14,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +65,11 @@ class Load:
     channels: tuple[str, ...] = CHANNELS
     # where `upshot run` finds new input files, per table (paths, globs or s3:// URLs)
     sources: dict[str, str] = field(default_factory=dict)
+    # a row with a longer field is quarantined as field_too_large
+    max_field_size: str = "1MiB"
+    # timestamps before this date, or later than now plus max_future, are quarantined
+    earliest_timestamp: str = "2000-01-01"
+    max_future: str = "1d"
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,6 +418,15 @@ def _check(config: Config) -> Config:
         parse_window(metric.window, f"experiments.metrics.{name}.window")
         if metric.pre_window:
             parse_window(metric.pre_window, f"experiments.metrics.{name}.pre_window")
+    parse_size(config.load.max_field_size, "load.max_field_size")
+    parse_window(config.load.max_future, "load.max_future")
+    try:
+        date.fromisoformat(config.load.earliest_timestamp)
+    except ValueError:
+        raise ConfigError(
+            f"load.earliest_timestamp == {config.load.earliest_timestamp!r}, must be a date "
+            "such as 2000-01-01"
+        ) from None
     if not 0 <= config.load.max_reject_rate <= 1:
         raise ConfigError(
             f"load.max_reject_rate == {config.load.max_reject_rate}, must be in [0, 1]"

@@ -102,7 +102,10 @@ def typed(column: Column, source: str | None, source_type: str, naive_tz: str) -
     else:
         expr = f"TRY_CAST({raw} AS {column.type})"
     if column.default is not None:
-        expr = f"coalesce({expr}, {column.default})"
+        # the default fills an empty cell only: a value that does not parse stays NULL, so
+        # the row is quarantined (`bad_number`), never silently given the default
+        empty = f"NULLIF(trim(CAST({raw} AS VARCHAR)), '') IS NULL"
+        expr = f"CASE WHEN {empty} THEN {column.default} ELSE {expr} END"
     return expr
 
 
@@ -136,11 +139,17 @@ def _failure_kind(sql_type: str) -> str:
     return f"bad_{upper.lower()}"
 
 
-def failure(spec: TableSpec, present: set[str], channels: tuple[str, ...]) -> str:
+def failure(
+    spec: TableSpec,
+    present: set[str],
+    channels: tuple[str, ...],
+    time_range: tuple[str, float] | None = None,
+) -> str:
     """One CASE naming the first problem of a row as a struct (reason, column, raw), else NULL.
 
     `present` holds the contract columns the file has. Typed values are the inner query's
     columns (named after the contract); a non-text column's raw value is `_raw_<name>`.
+    `time_range` (earliest date, seconds ahead of the load's clock) bounds every timestamp.
     """
     types = {c.name: c.type for c in spec.columns}
     branches: list[str] = []
@@ -170,6 +179,14 @@ def failure(spec: TableSpec, present: set[str], channels: tuple[str, ...]) -> st
             add(
                 f"{ident('_raw_' + col.name)} IS NOT NULL AND {name} IS NULL",
                 _failure_kind(col.type),
+                col.name,
+            )
+        if time_range and col.type == "TIMESTAMPTZ" and col.name in present:
+            earliest, ahead = time_range
+            add(
+                f"{name} < CAST({literal(earliest)} AS TIMESTAMPTZ) OR "
+                f"{name} > now() + to_seconds({float(ahead)!r})",
+                "timestamp_out_of_range",
                 col.name,
             )
     if spec.name == "sends":

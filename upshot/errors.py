@@ -42,6 +42,17 @@ class InputError(UpshotError):
     """An input file cannot be used at all (missing required column, unreadable)."""
 
 
+class LoadIncompleteError(InputError):
+    """Some files of a load could not be used; the others loaded.
+
+    `report` carries every file's outcome (the failed ones with their reason).
+    """
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class DataQualityError(UpshotError):
     """Good rows were kept, but the share of quarantined rows exceeded the gate.
 

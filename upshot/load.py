@@ -15,12 +15,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from upshot import contract, partitions
+from upshot.config import parse_size, parse_window
 from upshot.contract import Column, TableSpec
-from upshot.errors import DataQualityError, InputError, UsageError
+from upshot.errors import (
+    DataQualityError,
+    InputError,
+    InterruptError,
+    LoadIncompleteError,
+    UsageError,
+)
+from upshot.interrupts import interruptible, is_interrupt
 from upshot.readers import (
     csv_rejects,
     describe,
     discover,
+    duplicate_header,
     file_format,
     fingerprint,
     fix_csv_rows,
@@ -29,13 +38,15 @@ from upshot.readers import (
 )
 from upshot.results import ResultsMixin
 from upshot.sql import ident, literal, query
-from upshot.store import transaction, writing
+from upshot.store import transaction, writing_in_turns
 
 if TYPE_CHECKING:
     import duckdb
 
     from upshot.config import Config
 
+# a load keeps the warehouse open across files for this long, then lets readers in
+HOLD_SECONDS = 1.0
 FOLDER = "_folder_"  # prefix of the source columns that hold a file's partition folders
 
 
@@ -45,7 +56,7 @@ class FileReport:
 
     source: str
     table: str
-    status: str  # loaded | already_loaded
+    status: str  # loaded | already_loaded | failed
     rows_read: int = 0
     rows_accepted: int = 0
     duplicates_skipped: int = 0
@@ -53,6 +64,7 @@ class FileReport:
     reasons: dict[str, int] = field(default_factory=dict)
     ignored_columns: tuple[str, ...] = ()
     fingerprint: str = ""
+    error: str = ""  # why a failed file loaded nothing
 
     @property
     def reject_rate(self) -> float:
@@ -69,6 +81,7 @@ class LoadReport(ResultsMixin):
     pruned: int = 0  # files left out by --since / --until / --partition, never opened
 
     def to_dicts(self) -> list[dict[str, Any]]:
+        failed = bool(self.failed)  # the error column shows only when there is one
         return [
             {
                 "source": f.source,
@@ -78,9 +91,14 @@ class LoadReport(ResultsMixin):
                 "duplicates_skipped": f.duplicates_skipped,
                 "rows_quarantined": f.rows_quarantined,
                 "rel_rejected": f.reject_rate,
+                **({"error": f.error or None} if failed else {}),
             }
             for f in self.files
         ]
+
+    @property
+    def failed(self) -> tuple[FileReport, ...]:
+        return tuple(f for f in self.files if f.status == "failed")
 
     @property
     def reasons(self) -> dict[str, int]:
@@ -98,12 +116,18 @@ class LoadReport(ResultsMixin):
         return {
             "table": self.table,
             "files": [
-                {**d, "reasons": f.reasons, "ignored_columns": list(f.ignored_columns)}
+                {
+                    **d,
+                    "reasons": f.reasons,
+                    "ignored_columns": list(f.ignored_columns),
+                    "error": f.error or None,
+                }
                 for d, f in zip(self.to_dicts(), self.files, strict=True)
             ],
             "totals": {
                 "files": len(self.files),
                 "files_pruned": self.pruned,
+                "files_failed": len(self.failed),
                 "rows_accepted": sum(f.rows_accepted for f in self.files),
                 "duplicates_skipped": sum(f.duplicates_skipped for f in self.files),
                 "rows_quarantined": sum(f.rows_quarantined for f in self.files),
@@ -212,12 +236,24 @@ def _stage(
             present.add(col.name)
             if col.type != "VARCHAR":
                 selects.append(f"{ident(source)} AS {ident('_raw_' + col.name)}")
-    if "_json_ok" in {n for n, _ in describe(con, "_src")}:
+    source_columns = describe(con, "_src")
+    if "_json_ok" in {n for n, _ in source_columns}:
         selects.append("_json_ok")
     selects += [ident(FOLDER + k) for k in checked]
-    fail = contract.failure(TableSpec(spec.name, columns, spec.key), present, config.load.channels)
+    oversize = _oversize(source_columns, mapping, parse_size(config.load.max_field_size, "load"))
+    if oversize:
+        selects.append(f"{oversize} AS _oversize")
+    time_range = (
+        config.load.earliest_timestamp,
+        parse_window(config.load.max_future, "load.max_future") * 86400,
+    )
+    fail = contract.failure(
+        TableSpec(spec.name, columns, spec.key), present, config.load.channels, time_range
+    )
     if checked:
         fail = f"coalesce({fail}, {_mismatch(spec, checked, tz)})"
+    if oversize:
+        fail = f"coalesce(_oversize, {fail})"
     if "_json_ok" in selects:
         fail = (
             "CASE WHEN NOT _json_ok THEN {'reason': 'malformed_json', 'column': NULL, "
@@ -227,6 +263,22 @@ def _stage(
         f"CREATE OR REPLACE TEMP TABLE _stage AS SELECT *, {fail} AS _fail "
         f"FROM (SELECT {', '.join(selects)} FROM _src)"
     )
+
+
+def _oversize(
+    source_columns: list[tuple[str, str]], mapping: dict[str, tuple[str, str]], limit: int
+) -> str | None:
+    """CASE naming the first text field longer than `limit` bytes, with a prefix of it:
+    one huge field quarantines its row (`field_too_large`), not the file."""
+    names = {source: name for name, (source, _) in mapping.items()}
+    branches = [
+        f"WHEN strlen({ident(src)}) > {int(limit)} THEN {{'reason': 'field_too_large', "
+        f"'column': {literal(names.get(src, src))}, "
+        f"'raw': left({ident(src)}, 200) || '... (' || strlen({ident(src)}) || ' bytes)'}}"
+        for src, type_ in source_columns
+        if type_.upper() == "VARCHAR" and src not in ("_row",) and not src.startswith(FOLDER)
+    ]
+    return f"CASE {' '.join(branches)} END" if branches else None
 
 
 def _insert(
@@ -295,14 +347,21 @@ def load_file(
     fmt = file_format(path)
     try:
         open_source(con, path, fmt, spec)
+        if fmt == "csv" and (twice := duplicate_header(con, path)):
+            raise InputError(
+                f"{path}: column {twice!r} appears twice in the header; nothing of this file "
+                "was loaded"
+            )
         _add_folders(con, folders)
         mapping, ignored = _columns(con, path, spec, folders)
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
         columns = spec.columns + _extras(con, spec, mapping)
         _stage(con, spec, columns, mapping, config, checked)
-    except InputError:
+    except (InputError, InterruptError):
         raise
     except Exception as exc:  # DuckDB could not read it at all: name the file, load nothing
+        if is_interrupt(exc):
+            raise
         raise InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
     rejects = csv_rejects(con, fmt)
     fix_csv_rows(con, rejects)
@@ -337,6 +396,39 @@ def load_file(
     )
 
 
+def _load_or_fail(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    path: str,
+    config: Config,
+    seen_stats: set[tuple[str, int, int]],
+) -> FileReport:
+    """`load_file`, or a `failed` report naming why: each file is its own transaction, so
+    one bad file must not stop the next."""
+    import duckdb
+
+    try:
+        return load_file(con, table, path, config, seen_stats)
+    except Exception as exc:
+        if is_interrupt(exc) or not isinstance(exc, InputError | duckdb.Error | OSError):
+            raise
+        error = _reason(path, exc)
+    con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _known")
+    return FileReport(path, table, "failed", error=error)
+
+
+def _reason(path: str, exc: Exception) -> str:
+    """One line saying why a file failed, naming it."""
+    if isinstance(exc, InputError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return (
+            f"{path}: cannot read it ({exc.strerror or exc}); check that it exists and is readable"
+        )
+    # e.g. a covariate whose type conflicts with the warehouse's
+    return f"{path}: {str(exc).splitlines()[0]}"
+
+
 def table_spec(table: str) -> TableSpec:
     if table not in contract.TABLES:
         raise UsageError(f"table == {table!r}, must be one of {', '.join(contract.TABLES)}")
@@ -363,16 +455,36 @@ def load(
     gate = config.load.max_reject_rate if max_reject_rate is None else max_reject_rate
     if not 0 <= gate <= 1:
         raise UsageError(f"max_reject_rate == {gate}, must be in [0, 1]")
-    with writing(config, db_path, f"upshot load {table}") as con:
+    # readers wait for one file's commit at most, not for the whole load (see Turns)
+    with writing_in_turns(config, db_path, f"upshot load {table}", HOLD_SECONDS) as turns:
+        con = turns.connection()
         files, pruned = (pruning or partitions.Pruning()).select(discover(paths, con))
         rows = con.execute(query("load", "seen-stats"), [table]).fetchall()
         seen_stats = {(str(p), int(size), int(mtime)) for p, size, mtime in rows}
         reports = []
         for i, path in enumerate(files):
-            if on_file:
-                on_file(i, len(files), path)
-            reports.append(load_file(con, table, path, config, seen_stats))
+            with interruptible(
+                f"interrupted while loading {path}; each file loads whole or not at all, the "
+                "files before it are committed, and the same command continues where it stopped"
+            ):
+                turns.yield_turn()
+                if on_file:
+                    on_file(i, len(files), path)
+                con = turns.connection()
+                reports.append(_load_or_fail(con, table, path, config, seen_stats))
     report = LoadReport(table, tuple(reports), gate, pruned)
+    if report.failed:
+        first = report.failed[0]
+        others = len(report.files) - len(report.failed)
+        raise LoadIncompleteError(
+            (
+                first.error
+                if len(report.failed) == 1
+                else f"{len(report.failed)} files failed, the first: {first.error}"
+            )
+            + f"; {others} other file(s) were processed",
+            report=report,
+        )
     if report.over_gate:
         worst = max(report.over_gate, key=lambda f: f.reject_rate)
         raise DataQualityError(

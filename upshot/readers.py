@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,12 @@ _FORMATS = {
     ".jsonl": "ndjson",
     ".json": "ndjson",
 }
+# DuckDB fails a whole file on a line over its limit (2 MB by default); lines up to this
+# many bytes are read (one buffer each: DuckDB's default buffer of 16 lines would need 1 GiB
+# per gzip stream), and a field over `[load] max_field_size` quarantines only its row
+MAX_LINE = 64 * 1024 * 1024
+_LINES = f"max_line_size = {MAX_LINE}, buffer_size = {MAX_LINE}"
+_SUFFIXED = re.compile(r"^(.+)_[0-9]+$")
 _REMOTE = ("s3://", "gs://", "gcs://", "r2://", "https://", "http://")
 
 
@@ -54,9 +61,15 @@ def discover(paths: Sequence[str], con: duckdb.DuckDBPyConnection | None = None)
             matches = sorted(glob.glob(path, recursive=True))  # noqa: PTH207 - absolute patterns
             if not matches:
                 raise UsageError(f"{path}: the pattern matches no file")
-            found += [m for m in matches if Path(m).is_file() and _known(m)]
+            usable = [m for m in matches if Path(m).is_file() and _known(m)]
+            if not usable:
+                raise UsageError(
+                    f"{path}: the pattern matches no .parquet, .csv or .ndjson file "
+                    f"({len(matches)} other path(s))"
+                )
+            found += usable
         elif Path(path).is_dir():
-            inner = sorted(str(p) for p in Path(path).rglob("*") if p.is_file() and _known(str(p)))
+            inner = _walk(path)
             if not inner:
                 raise UsageError(f"{path}: the directory holds no .parquet, .csv or .ndjson file")
             found += inner
@@ -66,6 +79,24 @@ def discover(paths: Sequence[str], con: duckdb.DuckDBPyConnection | None = None)
         else:
             raise UsageError(f"{path}: no such file or directory")
     return list(dict.fromkeys(found))
+
+
+def _walk(root: str) -> list[str]:
+    """The known files under `root`, following symlinked folders once each: a folder
+    reached again (a link back up the tree, or two links to one place) is not re-entered."""
+    seen: set[tuple[int, int]] = set()
+    found: list[str] = []
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        stat = Path(folder).stat()
+        if (stat.st_dev, stat.st_ino) in seen:
+            subfolders[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        subfolders.sort()
+        found += [
+            str(Path(folder) / n) for n in names if _known(n) and (Path(folder) / n).is_file()
+        ]
+    return sorted(found)
 
 
 def _known(path: str) -> bool:
@@ -128,16 +159,40 @@ def open_source(con: duckdb.DuckDBPyConnection, path: str, fmt: str, spec: Table
             f"* EXCLUDE (file_row_number) FROM {body}"
         )
     elif fmt == "csv":
-        typed = "false" if spec.open_columns else "true"
+        # users' covariates keep the types DuckDB finds, so it must look at every row, not
+        # a sample: a column of numbers with one word at row 40,000 is text, not a bad row
+        typed = "false, sample_size = -1" if spec.open_columns else "true"
         con.execute("DROP TABLE IF EXISTS _rej_errors; DROP TABLE IF EXISTS _rej_scans")
-        # `_row` counts accepted rows only; `_fix_csv_rows` maps it around rejected lines
+        # `_row` counts accepted rows only; `_fix_csv_rows` maps it around rejected lines.
+        # Quoting is RFC 4180, stated rather than sniffed: the sniffer samples the first
+        # ~20,000 rows, and a file whose first quoted field comes later would be read
+        # without quoting, splitting valid records at their commas and newlines.
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW _src AS SELECT row_number() OVER () AS _row, * FROM "
-            f"read_csv({p}, all_varchar = {typed}, header = true, store_rejects = true, "
-            f"rejects_table = '_rej_errors', rejects_scan = '_rej_scans')"
+            f"read_csv({p}, all_varchar = {typed}, header = true, quote = '\"', escape = '\"', "
+            f"{_LINES}, store_rejects = true, rejects_table = '_rej_errors', "
+            "rejects_scan = '_rej_scans')"
         )
     else:
         _ndjson_source(con, p, spec)
+
+
+def duplicate_header(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
+    """The first column a CSV header names twice (DuckDB would read the second as `x_1`)."""
+    names = [n for n, _ in describe(con, "_src")]
+    renamed = [n for n in names if (m := _SUFFIXED.match(n)) and m.group(1) in names]
+    if not renamed:  # the header row is read again only when DuckDB had to rename a column
+        return None
+    row = con.execute(
+        f"SELECT * FROM read_csv({literal(path)}, all_varchar = true, header = false, "
+        "quote = '\"', escape = '\"') LIMIT 1"
+    ).fetchone()
+    seen: set[str] = set()
+    for name in row or ():
+        if name in seen:
+            return str(name)
+        seen.add(name)
+    return None
 
 
 def csv_rejects(con: duckdb.DuckDBPyConnection, fmt: str) -> list[tuple[int, str]]:
@@ -172,7 +227,7 @@ def _ndjson_source(con: duckdb.DuckDBPyConnection, p: str, spec: TableSpec) -> N
     # read lines verbatim so that a malformed line is quarantined, not fatal
     lines = (
         f"read_csv({p}, columns = {{'line': 'VARCHAR'}}, header = false, delim = '\\x1f', "
-        "quote = '', escape = '', auto_detect = false)"
+        f"quote = '', escape = '', auto_detect = false, {_LINES})"
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _lines AS SELECT row_number() OVER () AS _row, line, "

@@ -77,6 +77,7 @@ def connect(
 
     settings = settings or Warehouse()
     if path != ":memory:":
+        _refuse_other_files(path)
         if read_only and not Path(path).exists():
             raise UsageError(f"{path}: no warehouse here yet; run `upshot load` first")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,30 @@ def connect(
     else:
         _check_version(con, path)
     return con
+
+
+_DATA_SUFFIXES = (".parquet", ".csv", ".tsv", ".json", ".ndjson", ".jsonl", ".gz")
+
+
+def _refuse_other_files(path: str) -> None:
+    """A warehouse path must hold a DuckDB database (or nothing yet). DuckDB would open a
+    Parquet file as a throw-away in-memory database, so a load there would vanish."""
+    target = Path(path)
+    kind = None
+    if target.is_file() and target.stat().st_size > 0:
+        with target.open("rb") as handle:
+            head = handle.read(16)
+        if head[8:12] != b"DUCK":  # DuckDB's magic bytes
+            kind = "Parquet" if head[:4] == b"PAR1" else "not DuckDB"
+            if head.startswith(b"SQLite format 3"):
+                kind = "SQLite"
+    elif not target.exists() and target.name.lower().endswith(_DATA_SUFFIXES):
+        kind = f"a {target.suffix} name"
+    if kind is not None:
+        raise UsageError(
+            f"{path} is not a DuckDB database ({kind}); point --db, UPSHOT_DB or "
+            "[warehouse] path at the warehouse file, e.g. upshot.duckdb"
+        )
 
 
 def _size(text: str) -> str:
@@ -138,8 +163,9 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str = "warehouse") -> int:
             con.execute(text)
             con.execute("INSERT INTO _meta VALUES (?, now())", [number])
             con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
+        except BaseException:
+            with contextlib.suppress(Exception):  # an interrupt may have ended it already
+                con.execute("ROLLBACK")
             raise
     return SCHEMA_VERSION
 
@@ -151,7 +177,10 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     try:
         yield con
     except BaseException:
-        con.execute("ROLLBACK")
+        # an interrupt inside DuckDB may have ended the transaction already; the original
+        # error is the one to report, not "no transaction is active"
+        with contextlib.suppress(Exception):
+            con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
 
@@ -207,6 +236,54 @@ def writing(config: Config, db_path: str, command: str) -> Iterator[duckdb.DuckD
             yield con
         finally:
             con.close()
+
+
+class Turns:
+    """A writer's connections over a long command, taken in turns so readers get in.
+
+    DuckDB locks the whole file while a read-write connection is open, so a load of many
+    files holding one connection would keep `status` out until the end. `connection()`
+    reuses the open connection while it is younger than `hold` seconds; `yield_turn()`
+    (between two units of work, after a commit) closes an older one, and the next
+    `connection()` pauses two reader retry intervals before reopening it.
+    """
+
+    def __init__(self, config: Config, db_path: str, hold: float) -> None:
+        self._config, self._db_path, self._hold = config, db_path, hold
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._opened = 0.0
+        self._yielded = False
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            if self._yielded:
+                time.sleep(2 * _RETRY_SECONDS)  # a reader retrying every 50 ms gets its turn
+            self._con = connect(self._db_path, read_only=False, settings=self._config.warehouse)
+            self._opened = time.monotonic()
+        return self._con
+
+    def yield_turn(self) -> None:
+        if self._con is not None and time.monotonic() - self._opened >= self._hold:
+            self.close()
+            self._yielded = True
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+@contextlib.contextmanager
+def writing_in_turns(
+    config: Config, db_path: str, command: str, hold: float = 1.0
+) -> Iterator[Turns]:
+    """The writer lock for a whole command, the database opened in `Turns`."""
+    with writer_lock(db_path, config.warehouse.lock_timeout, command):
+        turns = Turns(config, db_path, hold)
+        try:
+            yield turns
+        finally:
+            turns.close()
 
 
 @contextlib.contextmanager

@@ -17,7 +17,8 @@ from typing import Annotated
 import typer
 
 from upshot.cli.common import State
-from upshot.errors import EXIT_ERROR, InterruptError, UpshotError
+from upshot.errors import EXIT_ERROR, EXIT_USAGE, InterruptError, UpshotError
+from upshot.interrupts import is_interrupt
 
 app = typer.Typer(
     name="upshot",
@@ -90,10 +91,26 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         sys.stderr.write(f"Error: {exc}\n")
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        # a raw OSError names the file in its repr; say it plainly, and what to do
+        where = f"{exc.filename}: " if exc.filename else ""
+        missing = isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError)
+        hint = (
+            "check that the path and its folders exist"
+            if missing
+            else "check its permissions, the free disk space, and that no other program holds it"
+        )
+        sys.stderr.write(f"Error: {where}{exc.strerror or exc}; {hint}\n")
+        sys.exit(EXIT_USAGE if missing else EXIT_ERROR)
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        else:
+        if is_interrupt(exc):  # Ctrl-C inside a DuckDB query comes back as its own error
+            sys.stderr.write(f"Error: {InterruptError('interrupted')}\n")
+            sys.exit(InterruptError.exit_code)
+        if not debug:
             sys.stderr.write("(run with --debug for the traceback)\n")
         first = str(exc).splitlines()[0] if str(exc) else ""
         sys.stderr.write(f"Error: {type(exc).__name__}: {first}\n")

@@ -6,14 +6,18 @@ one JSON document on stdout; progress and logs go to stderr.
 
 from __future__ import annotations
 
-import csv
+import re
 import sys
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from upshot.results import dumps, format_value
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?%?$")
 
 
 class Format(StrEnum):
@@ -55,30 +59,52 @@ def emit(
                 sys.stdout.write(dumps(row) + "\n")
             return
         names = list(rows[0]) if rows else []
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(names)
+        sys.stdout.write(_csv_line(csv_cell(n) for n in names))
         for row in rows:
-            writer.writerow([format_value("", row.get(n)) for n in names])
+            sys.stdout.write(_csv_line(csv_cell(row.get(n)) for n in names))
         return
     print_tables(tables)
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell a spreadsheet shows, never runs: text starting with = + - @ tab or CR
+    gets a leading `'` (OWASP CSV injection); numbers, negative ones included, stay numbers."""
+    text = format_value("", value)
+    if isinstance(value, str) and text.startswith(_FORMULA) and not _NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def _csv_line(cells: Iterable[str]) -> str:
+    # RFC 4180 quoting by hand: Python 3.11's csv module leaves a lone CR unquoted, which
+    # splits the record for most readers
+    return (
+        ",".join(
+            '"' + c.replace('"', '""') + '"' if any(ch in c for ch in ',"\r\n') else c
+            for c in cells
+        )
+        + "\n"
+    )
 
 
 def print_tables(tables: dict[str, list[dict[str, Any]]]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    # piped output is read by people too (less, CI logs): do not squeeze it to 80 columns
+    # piped output is read by people too (less, CI logs): do not squeeze it to 80 columns;
+    # every value and title is a Text, so names print literally, never as Rich markup
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     for title, rows in tables.items():
         if not rows:
-            console.print(f"[italic]{title}[/italic]: (none)")
+            console.print(Text.assemble((title, "italic"), ": (none)"))
             continue
-        table = Table(title=title, title_justify="left", show_edge=False)
+        table = Table(title=Text(title), title_justify="left", show_edge=False)
         names = list(rows[0]) if rows else []
         for name in names:
-            table.add_column(name, justify="left" if _is_text(rows, name) else "right")
+            table.add_column(Text(name), justify="left" if _is_text(rows, name) else "right")
         for row in rows:
-            table.add_row(*(format_value(n, row.get(n)) for n in names))
+            table.add_row(*(Text(format_value(n, row.get(n))) for n in names))
         console.print(table)
 
 

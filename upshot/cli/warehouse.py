@@ -12,7 +12,7 @@ import typer
 
 from upshot.cli.common import info, progress_enabled, state
 from upshot.cli.output import FormatOption, JsonOption, emit, resolve
-from upshot.errors import DataQualityError, UsageError
+from upshot.errors import DataQualityError, LoadIncompleteError, UsageError
 
 if TYPE_CHECKING:
     from upshot.load import LoadReport
@@ -121,8 +121,9 @@ def load(
             on_file=on_file,
             pruning=pruning,
         )
-        gate_error = None
-    except DataQualityError as exc:
+        gate_error: Exception | None = None
+    except (DataQualityError, LoadIncompleteError) as exc:
+        # the files that loaded are committed: print them, then exit non-zero
         report, gate_error = exc.report, exc  # type: ignore[assignment]
     finally:
         done()
@@ -142,7 +143,7 @@ def _progress(table: str) -> tuple[Any, Any]:
         TextColumn(f"loading {table}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a file name is not markup
         console=Console(stderr=True),
         transient=True,
     )

@@ -245,10 +245,11 @@ def show(
     --json prints the weights file itself (after its checksum and schema checks);
     with --segments, the per-segment rows of its Parquet file.
     """
-    from upshot.attribution.weights.read import read, read_segments
+    from upshot.attribution.weights.read import locate, read, read_segments, verify
 
     path = _target(_directory(state(ctx).config, directory), target)
     document = read(path)
+    verify(*locate(path))  # an incomplete version (its Parquet missing) is refused, exit 5
     if segments:
         rows = read_segments(path).to_dicts()
         body = {"weights_version": document["weights_version"], "segments": rows}
@@ -329,9 +330,10 @@ def validate(
     """Verify weight files as a decision service would; exit 5 when anything fails.
 
     Checks every file's sha256 against manifest.json, each version's JSON against the
-    schema, and that latest.json points at a complete version.
+    schema, and that latest.json points at a complete version through files the manifest
+    lists. Files that belong to no version are listed (`orphans`) without failing.
     """
-    from upshot.attribution.weights.read import LATEST, locate, read, read_manifest
+    from upshot.attribution.weights.read import LATEST, MANIFEST, locate, orphans, read_manifest
 
     folder = _directory(state(ctx).config, directory)
     if target is not None:
@@ -339,16 +341,45 @@ def validate(
         versions = [only]
     else:
         versions = [e["weights_version"] for e in read_manifest(folder)["versions"]]
+        if not versions and _holds_weights(folder):
+            raise RefusedError(
+                f"{folder / MANIFEST} is missing but {folder} holds weight files; "
+                "nothing here can be verified"
+            )
         if not versions:
             raise UsageError(f"{folder}: no weights published here yet")
     rows = [_check(v, partial(_files, folder, v)) for v in versions]
     if target is None:
-        rows.append(_check(LATEST, lambda: str(read(folder)["weights_version"])))
+        rows.append(_check(LATEST, partial(_latest, folder)))
     ok = all(r["ok"] for r in rows)
-    document = {"directory": str(folder), "ok": ok, "versions": rows}
+    stray = orphans(folder) if target is None else []
+    document = {"directory": str(folder), "ok": ok, "versions": rows, "orphans": stray}
     emit(resolve(fmt, as_json), document, {"versions": rows}, main="versions")
+    if stray:
+        info(
+            f"{len(stray)} file(s) belong to no version: {', '.join(stray)} (left by an "
+            "interrupted export, or not upshot's; the next export removes those it wrote)"
+        )
     if not ok:
         raise RefusedError(f"{sum(not r['ok'] for r in rows)} of {len(rows)} checks failed")
+
+
+def _holds_weights(folder: Path) -> bool:
+    from upshot.attribution.weights.read import LATEST, VERSION_RE
+
+    return folder.is_dir() and any(
+        p.name == LATEST or (p.suffix in (".json", ".parquet") and VERSION_RE.match(p.stem))
+        for p in folder.iterdir()
+    )
+
+
+def _latest(folder: Path) -> str:
+    """The served version: latest.json present, pointing at listed files, complete."""
+    from upshot.attribution.weights.read import LATEST, MANIFEST, read
+
+    if not (folder / LATEST).exists():
+        raise RefusedError(f"{folder / LATEST}: missing, though {MANIFEST} lists versions")
+    return str(read(folder)["weights_version"])
 
 
 def _files(folder: Path, version: str) -> str:

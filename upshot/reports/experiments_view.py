@@ -81,6 +81,10 @@ def suppress_arms(rows: list[dict[str, Any]], k: int) -> tuple[Records, int]:
             new.update(
                 {n: None for n, v in row.items() if n not in LABELS and not isinstance(v, str)}
             )
+            # text carries numbers too: the verdict's reason quotes the effect and p-value,
+            # the details count excluded users
+            new["reason"] = f"suppressed: fewer than {k} users in an arm"
+            new["details"] = {"higher_is_better": row.get("higher_is_better")}
         new["suppressed"] = small
         out.append(new)
     return tuple(out), hidden

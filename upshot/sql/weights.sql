@@ -61,3 +61,7 @@ SELECT weights_version, exported_at, uplift_run_id, previous_version, share_move
        breaker_tripped, forced, n_classes, n_positive, directory
 FROM weight_versions
 ORDER BY exported_at DESC;
+
+-- name: weight-version-recorded
+-- Does the warehouse know this published version (by name and checksum)?
+SELECT count(*) FROM weight_versions WHERE weights_version = $weights_version AND sha256 = $sha256;

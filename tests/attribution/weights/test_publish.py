@@ -113,12 +113,62 @@ def test_retention_keeps_the_newest_versions(tmp_path, docs):
 def test_leftovers_of_a_dead_export_are_cleaned(tmp_path, docs):
     _publish(tmp_path, docs[0])
     (tmp_path / ".v9.json.123.tmp").write_text("{")
-    (tmp_path / "v9.json").write_text("{")  # written before a kill, never in the manifest
+    # an export records its file names in the manifest before writing them, so a file
+    # written before a kill is one the manifest lists, and the next export removes it
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    manifest["files_written"] = [*manifest["files_written"], "v9.json"]
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    (tmp_path / "v9.json").write_text("{")
     (tmp_path / "notes.txt").write_text("kept")
     _publish(tmp_path, docs[1])
     assert not (tmp_path / ".v9.json.123.tmp").exists()
     assert not (tmp_path / "v9.json").exists()
     assert (tmp_path / "notes.txt").exists()
+
+
+def test_pruning_deletes_only_files_the_manifest_listed(tmp_path, docs):
+    # someone else's files that look like versions survive every export and pruning
+    _publish(tmp_path, docs[0], keep=1)
+    (tmp_path / "sends.parquet").write_bytes(b"PAR1 not ours")
+    (tmp_path / "events.json").write_text("{}")
+    for doc in docs[1:]:
+        _publish(tmp_path, doc, keep=1)
+    assert (tmp_path / "sends.parquet").read_bytes() == b"PAR1 not ours"
+    assert (tmp_path / "events.json").read_text() == "{}"
+    assert not (tmp_path / "v0.json").exists()  # a version upshot wrote is still pruned
+    assert read(tmp_path)["weights_version"] == "v4"
+
+
+@pytest.mark.parametrize("foreign", ["upshot.toml", "sends.parquet", "data"])
+def test_a_directory_holding_other_files_is_refused(tmp_path, docs, foreign):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    target = folder / foreign
+    target.mkdir() if foreign == "data" else target.write_text("x")
+    with pytest.raises(UsageError, match=rf"not empty and not a weights directory.*{foreign}"):
+        _publish(folder, docs[0])
+    assert sorted(p.name for p in folder.iterdir()) == [foreign]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _publish(empty, docs[0]).changed  # an empty directory is fine
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("file", "../upshot.toml"),
+        ("file", "/etc/passwd"),
+        ("segments_file", "../v0.parquet"),
+        ("segments_file", "/etc/passwd"),
+        ("file", "manifest.json"),
+    ],
+)
+def test_latest_must_name_files_the_manifest_lists(tmp_path, docs, key, value):
+    _publish(tmp_path, docs[0])
+    latest = json.loads((tmp_path / LATEST).read_text())
+    (tmp_path / LATEST).write_text(json.dumps({**latest, key: value}))
+    with pytest.raises(RefusedError, match=rf"latest\.json: {key} .* not a file of version v0"):
+        read(tmp_path)
 
 
 @pytest.mark.parametrize("how", ["edit", "truncate", "pointer", "schema", "manifest", "missing"])

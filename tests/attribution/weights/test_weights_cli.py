@@ -137,6 +137,88 @@ def test_show_validate_and_tampering(db, tmp_path):
     assert "sha256 does not match" in refused.err
 
 
+def test_validate_and_show_refuse_a_broken_directory(db, tmp_path):
+    version = _json(cli(tmp_path, "weights", "export", "--no-evaluate", "--json"))[
+        "weights_version"
+    ]
+    folder = tmp_path / "weights"
+    latest = json.loads((folder / "latest.json").read_text())
+    (folder / "latest.json").write_text(json.dumps({**latest, "file": "../upshot.duckdb"}))
+    pointed = cli(tmp_path, "weights", "validate", "--json")
+    assert pointed.code == 5
+    assert "not a file of version" in _json(pointed)["versions"][-1]["error"]
+    assert cli(tmp_path, "weights", "show").code == 5
+    (folder / "latest.json").write_text(json.dumps(latest))
+    # the latest version without its segments file: show refuses it, as validate does
+    segments = folder / f"{version}.parquet"
+    data = segments.read_bytes()
+    segments.unlink()
+    incomplete = cli(tmp_path, "weights", "show")
+    assert incomplete.code == 5
+    assert f"{version}.parquet: missing" in incomplete.err
+    segments.write_bytes(data)
+    assert cli(tmp_path, "weights", "show").code == 0
+    (folder / "latest.json").unlink()
+    no_latest = cli(tmp_path, "weights", "validate")
+    assert no_latest.code == 5
+    assert "latest.json: missing" in no_latest.out
+    (folder / "latest.json").write_text(json.dumps(latest))
+    (folder / "manifest.json").unlink()
+    no_manifest = cli(tmp_path, "weights", "validate")
+    assert no_manifest.code == 5
+    assert "manifest.json is missing" in no_manifest.err
+
+
+def test_export_refuses_a_directory_of_other_files(db, tmp_path):
+    (tmp_path / "upshot.toml").write_text("")
+    refused = cli(tmp_path, "weights", "export", "--no-evaluate", "--dir", ".")
+    assert refused.code == 2
+    assert "not empty and not a weights directory" in refused.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["upshot.duckdb", "upshot.toml"]
+
+
+class _Crash(BaseException):
+    """Stands in for SIGKILL between publishing and journaling."""
+
+
+def test_a_version_published_by_a_killed_export_is_recorded_next_time(db, tmp_path, monkeypatch):
+    import duckdb
+
+    import upshot.attribution.weights.export as export_module
+    from upshot.config import Config
+
+    def crash(*args, **kwargs):
+        raise _Crash
+
+    folder = tmp_path / "weights"
+    with monkeypatch.context() as patch:
+        patch.setattr(export_module, "_journal", crash)
+        with pytest.raises(_Crash):
+            export_module.export(Config(), str(db), directory=folder, evaluate=False)
+    version = read(folder)["weights_version"]  # published, but the warehouse never heard
+
+    def recorded() -> list[tuple]:
+        with duckdb.connect(str(db), read_only=True) as con:
+            return con.execute(
+                "SELECT w.weights_version, w.sha256, r.status FROM weight_versions w "
+                "JOIN runs r USING (run_id)"
+            ).fetchall()
+
+    assert recorded() == []
+    # a file that belongs to no version is reported by validate (it still passes)
+    (folder / "stray-1.parquet").write_bytes(b"not a version")
+    checked = cli(tmp_path, "weights", "validate", "--json")
+    assert checked.code == 0, checked.err
+    assert _json(checked)["orphans"] == ["stray-1.parquet"]
+    assert "stray-1.parquet" in checked.err
+    # the next export records what latest.json serves before anything else
+    assert cli(tmp_path, "weights", "export", "--no-evaluate").code == 0
+    sha = json.loads((folder / "latest.json").read_text())["sha256"]
+    assert recorded() == [(version, sha, "reconciled")]
+    assert cli(tmp_path, "weights", "export", "--no-evaluate").code == 0
+    assert len(recorded()) == 1  # reconciled once
+
+
 def test_evaluate_candidate_and_published(world):
     candidate = cli(world, "weights", "evaluate", "--json")
     assert candidate.code == 0, candidate.err

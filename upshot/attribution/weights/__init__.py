@@ -9,6 +9,7 @@ A map of the package:
 - `ope`        off-policy evaluation of a candidate sending policy on logged decisions
 - `export`     the `upshot weights export` flow: load a run, compute, evaluate, publish
 - `publish`    the writer: atomic files, the manifest, `latest.json`, retention
+- `reconcile`  records in the warehouse a version a killed export published unjournaled
 - `read`       the reference reader decision services embed (no EconML, no DuckDB)
 
 `read_weights`, `read_segments` and `verify_weights` are re-exported here and by `upshot`.

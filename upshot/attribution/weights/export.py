@@ -283,9 +283,12 @@ def export(
     unless `force` (then the comparison is skipped and the export is recorded as forced).
     """
     from upshot.attribution.weights.publish import publish
+    from upshot.attribution.weights.reconcile import reconcile
 
     governance = config.governance
     folder = Path(directory or governance.directory)
+    if not check:
+        reconcile(config, db_path, folder)
     with store.reading(config, db_path) as con:
         cand = candidate(load_run(con, run_id=run_id), config, version=version)
         evaluation = (

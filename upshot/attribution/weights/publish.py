@@ -2,6 +2,7 @@
 
 The order of the steps is what makes a killed export harmless:
 
+0. the new file names added to the manifest's `files_written` (same way as below);
 1. `<version>.parquet`, then `<version>.json`: each written to a temporary file in the same
    directory, fsynced, renamed over its name, and the directory fsynced;
 2. `manifest.json` with the new version's checksums and provenance (same way);
@@ -10,7 +11,10 @@ The order of the steps is what makes a killed export harmless:
 
 A kill before step 3 leaves `latest.json` on the previous version, whose files and manifest
 entry are untouched; a kill after it leaves the new version complete. Leftover temporary
-and orphaned files are removed by the next export. One exporter at a time per directory
+and orphaned files are removed by the next export. Only files the manifest once listed are
+ever deleted (step 0 is what lets a killed export's files be recognised), and a directory
+that holds anything else is refused unless it is already a weights directory, so
+`--dir .` cannot delete input data. One exporter at a time per directory
 (`.lock`). A version is immutable: republishing identical bytes is a no-op, different bytes
 under an existing version are refused.
 """
@@ -142,6 +146,7 @@ def publish(
     body = render(document)
     check_document(json.loads(body), f"{version}.json")
     directory = Path(directory)
+    _refuse_foreign(directory)
     directory.mkdir(parents=True, exist_ok=True)
     json_name, parquet_name = f"{version}.json", f"{version}.parquet"
     files: dict[str, dict[str, Any]] = {
@@ -157,6 +162,8 @@ def publish(
                 f"{directory / json_name}: version {version} is already published with other "
                 "content; versions are immutable, choose another --version"
             )
+        if existing is None:
+            manifest = _note_written(directory, manifest, files)
         changed = existing is None or not _intact(directory, files)
         if changed:
             atomic_write(directory / parquet_name, segments)
@@ -188,6 +195,47 @@ def _intact(directory: Path, files: Mapping[str, Mapping[str, Any]]) -> bool:
     return True
 
 
+def _refuse_foreign(directory: Path) -> None:
+    """Refuse a directory that holds files not upshot's, unless it is a weights directory."""
+    if not directory.is_dir() or (directory / MANIFEST).exists():
+        return
+    foreign = sorted(
+        p.name for p in directory.iterdir() if p.name != LOCK and not _is_temporary(p.name)
+    )
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        )
+        raise UsageError(
+            f"{directory}: not empty and not a weights directory (no {MANIFEST}); it holds "
+            f"{shown}; choose an empty or new directory for --dir"
+        )
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def _note_written(
+    directory: Path, manifest: dict[str, Any], files: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Record the names about to be written, so that a kill leaves only files the manifest
+    lists; names whose files are gone are dropped, which keeps the list short."""
+    referenced = {name for e in manifest["versions"] for name in e.get("files", {})}
+    before = _written(manifest)
+    kept = {n for n in before if n in referenced or (directory / n).exists()}
+    names = sorted(kept | set(files))
+    if names != before:
+        manifest = {**manifest, "files_written": names}
+        atomic_write(directory / MANIFEST, render(manifest))
+    return manifest
+
+
+def _written(manifest: Mapping[str, Any]) -> list[str]:
+    names = manifest.get("files_written", [])
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
 def _prune(directory: Path, manifest: dict[str, Any], keep: int, current: str) -> tuple[str, ...]:
     versions = manifest["versions"]
     kept = versions[-keep:]
@@ -197,15 +245,11 @@ def _prune(directory: Path, manifest: dict[str, Any], keep: int, current: str) -
     if pruned:
         atomic_write(directory / MANIFEST, render({**manifest, "versions": kept}))
     referenced = {name for e in kept for name in e["files"]}
-    for path in sorted(directory.iterdir()):
-        stem, _, suffix = path.name.rpartition(".")
-        if (
-            suffix in ("json", "parquet")
-            and path.name not in referenced
-            and path.name not in (MANIFEST, LATEST)
-            and VERSION_RE.match(stem)
-        ):
-            path.unlink(missing_ok=True)
+    # only names this directory's exports wrote: a file upshot never wrote is never deleted
+    listed = set(_written(manifest)) | {n for e in versions for n in e.get("files", {})}
+    for name in sorted(listed - referenced - {MANIFEST, LATEST, LOCK}):
+        if Path(name).name == name and VERSION_RE.match(name.rpartition(".")[0]):
+            (directory / name).unlink(missing_ok=True)
     return pruned
 
 

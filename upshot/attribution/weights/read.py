@@ -138,8 +138,8 @@ def read(path: str | Path) -> dict[str, Any]:
     if expected is None:
         raise RefusedError(f"{directory / MANIFEST}: version {version} lists no {name}")
     latest = read_latest(directory) if Path(path).is_dir() or Path(path).name == LATEST else None
-    if latest is not None and latest.get("sha256") != expected:
-        raise RefusedError(f"{directory / LATEST}: sha256 of {name} disagrees with the manifest")
+    if latest is not None:
+        check_pointer(directory, latest, entry)
     document = read_json(directory / name, expected)
     check_document(document, str(directory / name))
     if document["weights_version"] != version:
@@ -147,6 +147,39 @@ def read(path: str | Path) -> dict[str, Any]:
             f"{directory / name}: names itself {document['weights_version']!r}, not {version!r}"
         )
     return document
+
+
+def check_pointer(directory: Path, latest: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Refuse a `latest.json` whose `file` or `segments_file` is not a file of its version
+    that the manifest lists (`../upshot.toml`, `/etc/passwd`), or whose checksums disagree
+    with the manifest's: a decision service may follow these names."""
+    version = latest.get("weights_version")
+    for key, sha_key in (("file", "sha256"), ("segments_file", "segments_sha256")):
+        name = latest.get(key)
+        if not _listed(name, entry):
+            raise RefusedError(
+                f"{directory / LATEST}: {key} {name!r} is not a file of version {version} "
+                f"listed in {MANIFEST}"
+            )
+        if latest.get(sha_key) != entry["files"][name].get("sha256"):
+            raise RefusedError(
+                f"{directory / LATEST}: sha256 of {name} disagrees with the manifest"
+            )
+    if latest.get("file") != f"{version}.json":
+        raise RefusedError(
+            f"{directory / LATEST}: file {latest.get('file')!r} is not a file of version "
+            f"{version} listed in {MANIFEST}"
+        )
+
+
+def _listed(name: Any, entry: dict[str, Any]) -> bool:
+    """A plain file name (no folder, nothing to climb out with) that the entry lists."""
+    return (
+        isinstance(name, str)
+        and Path(name).name == name
+        and name not in ("", ".", "..", MANIFEST, LATEST)
+        and name in entry["files"]
+    )
 
 
 def read_segments(path: str | Path) -> pl.DataFrame:
@@ -158,7 +191,13 @@ def read_segments(path: str | Path) -> pl.DataFrame:
     document = read(path)
     directory, version = locate(path)
     name = document["segments"]["file"]
-    expected = _entry(directory, version)["files"].get(name, {}).get("sha256")
+    entry = _entry(directory, version)
+    if not _listed(name, entry):
+        raise RefusedError(
+            f"{directory / version}.json: segments file {name!r} is not a file of version "
+            f"{version} listed in {MANIFEST}"
+        )
+    expected = entry["files"][name].get("sha256")
     try:
         data = (directory / name).read_bytes()
     except FileNotFoundError:
@@ -181,6 +220,22 @@ def verify(directory: str | Path, version: str) -> list[str]:
         if sha256(data) != meta.get("sha256"):
             raise RefusedError(f"{directory / name}: sha256 does not match the manifest")
     return sorted(entry["files"])
+
+
+def orphans(directory: str | Path) -> list[str]:
+    """Files named like a version's (`*.json`, `*.parquet`) that no kept version lists:
+    left by an interrupted export, or put there by someone else."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    listed = {n for e in read_manifest(directory)["versions"] for n in e.get("files", {})}
+    return sorted(
+        p.name
+        for p in directory.iterdir()
+        if p.suffix in (".json", ".parquet")
+        and p.name not in listed | {MANIFEST, LATEST}
+        and p.is_file()
+    )
 
 
 def _entry(directory: Path, version: str) -> dict[str, Any]:
