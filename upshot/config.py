@@ -64,6 +64,8 @@ class Load:
     channels: tuple[str, ...] = CHANNELS
     # where `upshot run` finds new input files, per table (paths, globs or s3:// URLs)
     sources: dict[str, str] = field(default_factory=dict)
+    # per table, contract column = the files' column, e.g. columns.sends.decided_at = "sent_at"
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,6 +414,10 @@ def _check(config: Config) -> Config:
         parse_window(metric.window, f"experiments.metrics.{name}.window")
         if metric.pre_window:
             parse_window(metric.pre_window, f"experiments.metrics.{name}.pre_window")
+    tables = ("sends", "outcomes", "users", "assignments")
+    for table in config.load.columns:
+        if table not in tables:
+            raise ConfigError(f"load.columns.{table}: not a table ({', '.join(tables)})")
     if not 0 <= config.load.max_reject_rate <= 1:
         raise ConfigError(
             f"load.max_reject_rate == {config.load.max_reject_rate}, must be in [0, 1]"

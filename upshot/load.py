@@ -9,6 +9,7 @@ all, even if the process is killed mid-way (DuckDB rolls the transaction back).
 
 from __future__ import annotations
 
+import difflib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ class FileReport:
     reasons: dict[str, int] = field(default_factory=dict)
     ignored_columns: tuple[str, ...] = ()
     fingerprint: str = ""
+    rows_replaced: int = 0  # users --replace: rows of users already there, overwritten
+    naive_timestamps: int = 0  # timestamps without a zone, read in load.naive_timezone
 
     @property
     def reject_rate(self) -> float:
@@ -98,7 +101,13 @@ class LoadReport(ResultsMixin):
         return {
             "table": self.table,
             "files": [
-                {**d, "reasons": f.reasons, "ignored_columns": list(f.ignored_columns)}
+                {
+                    **d,
+                    "rows_replaced": f.rows_replaced,
+                    "naive_timestamps": f.naive_timestamps,
+                    "reasons": f.reasons,
+                    "ignored_columns": list(f.ignored_columns),
+                }
                 for d, f in zip(self.to_dicts(), self.files, strict=True)
             ],
             "totals": {
@@ -114,35 +123,107 @@ class LoadReport(ResultsMixin):
         }
 
 
-def _columns(
-    con: duckdb.DuckDBPyConnection, path: str, spec: TableSpec, folders: dict[str, str]
-) -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
-    """contract name → (source column, source type); plus the source columns ignored.
+def column_map(table: str, config: Config, cli_map: dict[str, str] | None) -> dict[str, str]:
+    """file column → contract column, from `[load.columns.<table>]` and `--map` (which wins);
+    both are written contract = file, in any case."""
+    spec = table_spec(table)
+    wanted = {**config.load.columns.get(table, {}), **(cli_map or {})}
+    known = [c.name for c in spec.columns]
+    out: dict[str, str] = {}
+    for target, source in wanted.items():
+        name = contract.snake(target)
+        if not spec.open_columns and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(
+                f"column map {target}={source}: {table} has no column {target!r}{hint}; "
+                f"its columns: {', '.join(known)}"
+            )
+        out[contract.snake(source)] = name
+    return out
 
-    A contract column the file lacks is read from its partition folder, if it has one.
-    """
+
+def _renamed(
+    path: str, header: list[tuple[str, str]], renames: dict[str, str]
+) -> dict[str, tuple[str, str]]:
+    """contract name → (source column, source type): the file's header, snake_cased, with
+    the column map applied, before any validation reads it."""
     mapping: dict[str, tuple[str, str]] = {}
-    for name, type_ in describe(con, "_src"):
+    for name, type_ in header:
         if name in ("_row", "_json_ok") or name.startswith(FOLDER):
             continue
         norm = contract.snake(name)
         if not norm:
             raise InputError(f"{path}: column {name!r} has no letters or digits to name it by")
+        norm = renames.get(norm, norm)
         if norm in mapping:
             raise InputError(
                 f"{path}: columns {mapping[norm][0]!r} and {name!r} both mean {norm!r}"
             )
         mapping[norm] = (name, type_)
+    return mapping
+
+
+def _missing(path: str, spec: TableSpec, mapping: dict[str, tuple[str, str]]) -> None:
+    """Name every required column the file lacks at once, with the file's columns and the
+    closest of them, so one edit of the column map fixes the file."""
+    missing = [c for c in spec.required if c not in mapping]
+    if not missing:
+        return
+    has = [source for source, _ in mapping.values() if not source.startswith(FOLDER)]
+    # the close matches are among the columns no contract column already claims
+    free = [n for n, (src, _) in mapping.items() if not src.startswith(FOLDER)]
+    free = [n for n in free if n not in {c.name for c in spec.columns}]
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, free, n=1, cutoff=0.4)
+        if close:
+            hints.append(f"--map {name}={close[0]}")
+    suggest = f"; perhaps {' '.join(hints)}" if hints else ""
+    raise InputError(
+        f"{path}: missing required column(s) {', '.join(missing)} for table {spec.name}; "
+        f"the file has {', '.join(has) or 'no columns'}{suggest} (or [load.columns."
+        f"{spec.name}] in upshot.toml); nothing of this file was loaded"
+    )
+
+
+def _clashes(
+    path: str, spec: TableSpec, mapping: dict[str, tuple[str, str]], config: Config
+) -> None:
+    """A users column named like a decision column or an objective would break every later
+    decision frame (they share its columns): refuse it here, where it can be renamed."""
+    if not spec.open_columns:
+        return
+    taken = dict.fromkeys(contract.DECISION_COLUMNS, "a decision column")
+    taken |= dict.fromkeys(config.objectives, "an objective")
+    for name, (source, _) in sorted(mapping.items()):
+        if name in taken:
+            raise InputError(
+                f"{path}: users column {source!r} has the name of {taken[name]} ({name}); "
+                f"rename it, e.g. --map {name}_user={source}; nothing of this file was loaded"
+            )
+
+
+def _columns(
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    spec: TableSpec,
+    folders: dict[str, str],
+    renames: dict[str, str] | None = None,
+    config: Config | None = None,
+) -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
+    """contract name → (source column, source type); plus the source columns ignored.
+
+    A contract column the file lacks is read from its partition folder, if it has one.
+    """
+    mapping = _renamed(path, describe(con, "_src"), renames or {})
     for key in folders:
         mapping.setdefault(key, (FOLDER + key, "VARCHAR"))
-    missing = [c for c in spec.required if c not in mapping]
-    if missing:
-        raise InputError(
-            f"{path}: missing required column {missing[0]!r} for table {spec.name}; "
-            "nothing of this file was loaded"
-        )
+    _missing(path, spec, mapping)
     if spec.open_columns and "load_id" in mapping:
         raise InputError(f"{path}: column {mapping['load_id'][0]!r} is reserved for upshot's use")
+    if config is not None:
+        _clashes(path, spec, mapping, config)
     known = {c.name for c in spec.columns}
     ignored = () if spec.open_columns else tuple(sorted(set(mapping) - known - {"load_id"}))
     return mapping, ignored
@@ -272,15 +353,66 @@ def _insert(
     return int(row[0]) if row else 0
 
 
+_ZONED = r"[T ][0-9]{1,2}:[0-9]{2}.*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
+
+
+def _naive_timestamps(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, mapping: dict[str, tuple[str, str]]
+) -> int:
+    """Good values of the staged file's timestamp columns that carried no zone (read in
+    `load.naive_timezone`), for the load journal and `upshot check`."""
+    counts = []
+    for col in spec.columns:
+        if col.type != "TIMESTAMPTZ" or col.name not in mapping:
+            continue
+        upper = mapping[col.name][1].upper()
+        if upper.startswith("TIMESTAMP WITH TIME ZONE") or upper == "TIMESTAMPTZ":
+            continue
+        raw = ident("_raw_" + col.name)
+        naive = (
+            f"{raw} IS NOT NULL"
+            if upper.startswith(("TIMESTAMP", "DATE"))
+            else f"NOT regexp_matches(trim(CAST({raw} AS VARCHAR)), {literal(_ZONED)})"
+        )
+        counts.append(f"count(*) FILTER (WHERE _fail IS NULL AND {naive})")
+    if not counts:
+        return 0
+    row = con.execute(f"SELECT {' + '.join(counts)} FROM _stage").fetchone()
+    return int(row[0]) if row and row[0] else 0
+
+
+def _replace(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, columns: tuple[Column, ...], load_id: str
+) -> int:
+    """`load users --replace`: the file's values overwrite, for the user_ids already in the
+    table, every column the file holds (first row of a repeated id wins, as on append);
+    columns the file lacks keep their values. New user_ids are appended after this."""
+    key = ident(spec.key[0])
+    sets = [f"{ident(c.name)} = f.{ident(c.name)}" for c in columns if c.name != spec.key[0]]
+    sets.append("load_id = $load_id")
+    row = con.execute(
+        f"UPDATE {ident(spec.name)} AS t SET {', '.join(sets)} FROM (SELECT * FROM _stage "
+        f"WHERE _fail IS NULL AND {key} IS NOT NULL "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _row) = 1) AS f "
+        f"WHERE t.{key} = f.{key}",
+        {"load_id": load_id},
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def load_file(
     con: duckdb.DuckDBPyConnection,
     table: str,
     path: str,
     config: Config,
     seen_stats: set[tuple[str, int, int]],
+    renames: dict[str, str] | None = None,
+    replace: bool = False,
 ) -> FileReport:
     """Load one file into `table` in one transaction; see the module docstring.
-    `seen_stats` holds the (path, size, mtime) of the files loaded into it before."""
+    `seen_stats` holds the (path, size, mtime) of the files loaded into it before;
+    `renames` maps file columns to contract columns; `replace` (users only) overwrites
+    the users the file holds instead of skipping them."""
     spec = table_spec(table)
     stat = local_stat(path)
     if stat in seen_stats:  # a partition seen before is skipped without reading it again
@@ -296,7 +428,7 @@ def load_file(
     try:
         open_source(con, path, fmt, spec)
         _add_folders(con, folders)
-        mapping, ignored = _columns(con, path, spec, folders)
+        mapping, ignored = _columns(con, path, spec, folders, renames, config)
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
         columns = spec.columns + _extras(con, spec, mapping)
         _stage(con, spec, columns, mapping, config, checked)
@@ -319,7 +451,8 @@ def load_file(
                 "INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, 'malformed_row', ?)",
                 [load_id, path, table, line, raw],
             )
-        accepted = _insert(con, spec, columns, load_id)
+        replaced = _replace(con, spec, columns, load_id) if replace else 0
+        accepted = _insert(con, spec, columns, load_id) + replaced
         counts = con.execute(query("load", "stage-counts")).fetchone()
         read, bad = (int(counts[0]), int(counts[1])) if counts else (0, 0)
         read, bad = read + len(rejects), bad + len(rejects)
@@ -328,12 +461,27 @@ def load_file(
             query("load", "record-load"),
             [load_id, digest, path, table, read, accepted, duplicates, bad, *(stat or (None,) * 3)],
         )
+        naive = _naive_timestamps(con, spec, mapping)
+        con.execute(
+            query("load", "record-mode"), [("replace" if replace else "append"), naive, load_id]
+        )
     reasons = dict(con.execute(query("load", "stage-reasons")).fetchall())
     if rejects:
         reasons["malformed_row"] = reasons.get("malformed_row", 0) + len(rejects)
     con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _known")
     return FileReport(
-        path, table, "loaded", read, accepted, duplicates, bad, reasons, ignored, digest
+        path,
+        table,
+        "loaded",
+        read,
+        accepted,
+        duplicates,
+        bad,
+        reasons,
+        ignored,
+        digest,
+        rows_replaced=replaced,
+        naive_timestamps=naive,
     )
 
 
@@ -352,14 +500,21 @@ def load(
     max_reject_rate: float | None = None,
     on_file: Callable[[int, int, str], None] | None = None,
     pruning: partitions.Pruning | None = None,
+    columns: dict[str, str] | None = None,
+    replace: bool = False,
 ) -> LoadReport:
     """Load every file named by `paths` into `table`, less those `pruning` leaves out by
-    their partition folders; raise DataQualityError past the gate.
+    their partition folders; raise DataQualityError past the gate. `columns` maps contract
+    columns to the files' (`--map`, over `[load.columns.<table>]`); `replace` (users only)
+    makes the files the truth for the user_ids they hold.
 
     The gate is checked after every file has loaded, so good rows are never lost; the
     error carries the report (`exc.report`) for the caller to print.
     """
-    table_spec(table)
+    spec = table_spec(table)
+    if replace and not spec.open_columns:
+        raise UsageError(f"--replace is for users snapshots, not {table}: {table} only appends")
+    renames = column_map(table, config, columns)
     gate = config.load.max_reject_rate if max_reject_rate is None else max_reject_rate
     if not 0 <= gate <= 1:
         raise UsageError(f"max_reject_rate == {gate}, must be in [0, 1]")
@@ -371,7 +526,7 @@ def load(
         for i, path in enumerate(files):
             if on_file:
                 on_file(i, len(files), path)
-            reports.append(load_file(con, table, path, config, seen_stats))
+            reports.append(load_file(con, table, path, config, seen_stats, renames, replace))
     report = LoadReport(table, tuple(reports), gate, pruned)
     if report.over_gate:
         worst = max(report.over_gate, key=lambda f: f.reject_rate)
