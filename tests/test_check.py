@@ -226,3 +226,47 @@ def test_check_has_help():
     result = run_cli("check", "--help")
     assert result.code == 0
     assert "Exit code 3" in result.out
+
+
+def test_upshot_run_stops_on_a_check_error_unless_fail_on_never(tmp_path, world, monkeypatch):
+    import sys
+
+    # the estimation stages are not what is tested: without uplift they are `unavailable`
+    monkeypatch.setitem(sys.modules, "upshot.attribution.uplift.estimate", None)
+    data = tmp_path / "data"
+    data.mkdir()
+    outcomes = world.outcomes.with_columns(pl.col("event").replace({"active_day": "app_open"}))
+    for table in TABLES:
+        (outcomes if table == "outcomes" else getattr(world, table)).write_parquet(
+            data / f"{table}.parquet"
+        )
+    sources = ", ".join(f'{t} = "{data / t}.parquet"' for t in TABLES)
+    toml = tmp_path / "upshot.toml"
+    toml.write_text(
+        f'[warehouse]\npath = "{tmp_path / "w.duckdb"}"\n[load]\nsources = {{ {sources} }}\n'
+        f'[report]\ndirectory = "{tmp_path / "reports"}"\n'
+        f'[governance]\ndirectory = "{tmp_path / "weights"}"\n'
+    )
+    week = "2026-W43"
+    stopped = run_cli("--config", str(toml), "run", "--week", week, "--json")
+    assert stopped.code == EXIT_DATA_QUALITY, stopped.err
+    document = json.loads(stopped.out)
+    assert document["exit_code"] == EXIT_DATA_QUALITY
+    assert document["reason"].startswith("upshot check: 1 error(s)")
+    (only,) = document["weeks"]
+    assert [s["stage"] for s in only["stages"]] == ["load", "check"]
+    assert only["stages"][1]["status"] == "failed"
+    assert not (tmp_path / "reports" / week).exists()  # nothing estimated, nothing reported
+
+    went_on = run_cli("--config", str(toml), "run", "--week", week, "--json", "--fail-on", "never")
+    document = json.loads(went_on.out)
+    assert went_on.code == EXIT_OK, went_on.err
+    stages = {s["stage"]: s for s in document["weeks"][0]["stages"]}
+    assert list(stages)[:3] == ["load", "check", "uplift"]
+    assert stages["check"]["status"] == "partial"
+    findings = {c["name"]: c["status"] for c in stages["check"]["outputs"]["checks"]}
+    assert findings["events"] == "error"
+    # the report's data-health section shows the findings
+    index = (tmp_path / "reports" / week / "index.html").read_text()
+    assert "Data checks (upshot check)" in index
+    assert "outcomes never contain active_day" in index

@@ -237,7 +237,9 @@ def uplift(
     ] = "message_class",
     treatment_col: Annotated[
         str,
-        typer.Option("--treatment-col", help="With --table: 1/true = sent, 0/false = held out."),
+        typer.Option(
+            "--treatment-col", help="With --table: 1/true/yes/Y = sent, 0/false/no/N = held out."
+        ),
     ] = "treatment",
     outcome_cols: Annotated[
         list[str] | None,
