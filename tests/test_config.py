@@ -84,3 +84,32 @@ def test_the_memory_budget_defaults_to_none(tmp_path):
     assert Config().uplift.memory_per_task_bytes == 0
     (tmp_path / "upshot.toml").write_text("[uplift]\nmemory_per_task = '6GB'\n")
     assert load_config(tmp_path / "upshot.toml").uplift.memory_per_task_bytes == 6 * 10**9
+
+
+def test_init_writes_every_default_and_only_defaults(tmp_path):
+    """Every key of every section is in the file `upshot init` writes (a key without a
+    default value, such as uplift.ray_address, as a commented line), and reading the file
+    gives exactly the defaults: a new setting cannot be forgotten in the template."""
+    import dataclasses
+    import re
+    import tomllib
+
+    from tests.conftest import run_cli
+    from upshot.config import Config, load_config
+
+    path = tmp_path / "upshot.toml"
+    assert run_cli("init", str(path)).code == 0
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    defaults = Config()
+    missing = []
+    for section in ("warehouse", "load", "experiments", "uplift", "governance", "report"):
+        for f in dataclasses.fields(getattr(defaults, section)):
+            written = f.name in data.get(section, {})
+            commented = re.search(rf"^#\s*{f.name}[\s.=]", text, re.MULTILINE)
+            if not written and not commented:
+                missing.append(f"{section}.{f.name}")
+    assert missing == []
+    assert set(data) == {f.name for f in dataclasses.fields(Config)} - {"source"}
+    assert set(data["objectives"]) == set(defaults.objectives)
+    assert dataclasses.replace(load_config(path), source=None) == defaults
