@@ -48,8 +48,8 @@ def test_the_clean_world_passes_every_check(tmp_path, world):
     code, checks = check(warehouse(tmp_path, world))
     assert code == EXIT_OK
     assert {n: c["status"] for n, c in checks.items()} == {
-        "user_ids_in_outcomes": "ok",
-        "user_ids_in_users": "ok",
+        "ids_in_outcomes": "ok",
+        "ids_in_users": "ok",
         "events": "ok",
         "holdouts": "ok",
         "propensity": "ok",
@@ -58,7 +58,7 @@ def test_the_clean_world_passes_every_check(tmp_path, world):
         "covariates": "ok",
         "experiments": "ok",
     }
-    assert checks["user_ids_in_users"]["share"] == 1.0
+    assert checks["ids_in_users"]["share"] == 1.0
 
 
 def test_numeric_ids_in_sends_against_prefixed_ids_in_outcomes_are_an_error(tmp_path, world):
@@ -67,16 +67,16 @@ def test_numeric_ids_in_sends_against_prefixed_ids_in_outcomes_are_an_error(tmp_
     db = warehouse(tmp_path, world, sends=sends)
     code, checks = check(db)
     assert code == EXIT_DATA_QUALITY
-    ids = checks["user_ids_in_outcomes"]
+    ids = checks["ids_in_outcomes"]
     assert ids["status"] == "error"
     assert ids["share"] == 0.0
     assert ids["example_sends"].isdigit()
     assert ids["example_outcomes"] == world.outcomes["user_id"].min()
-    assert checks["user_ids_in_users"]["status"] == "error"
+    assert checks["ids_in_users"]["status"] == "error"
     # the table output says it too, and the exit line names the first error
     text = run_cli("--db", db, "check")
     assert text.code == EXIT_DATA_QUALITY
-    assert "user_ids_in_outcomes" in text.out
+    assert "ids_in_outcomes" in text.out
     assert "exit 3: " in text.err
 
 
@@ -85,7 +85,7 @@ def test_outcomes_for_part_of_the_users_are_a_warning(tmp_path, world):
     kept = set(users[: int(len(users) * 0.5)].to_list())  # half of the senders' ids
     outcomes = world.outcomes.filter(pl.col("user_id").is_in(kept))
     code, checks = check(warehouse(tmp_path, world, outcomes=outcomes))
-    ids = checks["user_ids_in_outcomes"]
+    ids = checks["ids_in_outcomes"]
     assert ids["status"] == "warning"
     assert 0.1 <= ids["share"] < 0.9
     assert ids["found"] <= len(kept)
@@ -219,7 +219,7 @@ def test_a_warehouse_without_sends_is_an_error_that_says_what_to_load(tmp_path, 
     load(db, "users", [str(tmp_path / "users.parquet")], config=Config())
     code, checks = check(db)
     assert code == EXIT_DATA_QUALITY
-    assert checks["user_ids_in_outcomes"]["detail"] == "no sends loaded: `upshot load sends FILES`"
+    assert checks["ids_in_outcomes"]["detail"] == "no sends loaded: `upshot load sends FILES`"
 
 
 def test_check_has_help():

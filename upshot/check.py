@@ -87,9 +87,22 @@ def _table_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(row[0]) if row else 0
 
 
+def id_shape(user_id: str | None) -> str:
+    """The format of an id without the id: digits as 9, letters as a or A (`u_000123` →
+    `a_999999`), so a detail can show why ids do not match without naming a user."""
+    if user_id is None:
+        return "-"
+    out = (
+        "9" if ch.isdigit() else "A" if ch.isupper() else "a" if ch.isalpha() else ch
+        for ch in user_id[:40]
+    )
+    return "".join(out)
+
+
 def overlap(con: duckdb.DuckDBPyConnection, other: str) -> Finding:
-    """The share of sends' user_ids that `other` (outcomes or users) holds."""
-    name = f"user_ids_in_{other}"
+    """The share of sends' user_ids that `other` (outcomes or users) holds; the facts hold
+    an example id of each side, the detail only their shapes (it goes into the report)."""
+    name = f"ids_in_{other}"
     total, found, example_sends, example_other = _one(con, f"id-overlap-{other}")
     facts = {
         "share": found / total if total else None,
@@ -105,7 +118,7 @@ def overlap(con: duckdb.DuckDBPyConnection, other: str) -> Finding:
     share = found / total
     said = (
         f"{share:.1%} of the {total:,} users in sends are in {other} "
-        f"(sends: {example_sends!r}, {other}: {example_other!r})"
+        f"(id formats: sends {id_shape(example_sends)}, {other} {id_shape(example_other)})"
     )
     if share < ERROR_OVERLAP:
         status, hint = "error", "; the ids are written differently: make them match, then reload"

@@ -295,6 +295,7 @@ def uplift(
     from upshot.attribution.uplift.frames import (
         covariate_columns,
         frame_folder,
+        known_classes,
         write_decision_frame,
     )
     from upshot.store import (
@@ -353,12 +354,18 @@ def uplift(
             )
             covs = covariate_columns(con)
             fingerprint = inputs_fingerprint(con)
+            known = ", ".join(known_classes(con)) or "none"
         if n == 0:
-            raise UsageError(f"{db}: no send decisions for the classes and period asked")
+            raise UsageError(
+                f"{db}: no send decisions for the classes and period asked (classes: {known})"
+            )
         decisions = pl.scan_parquet(path)
         missing = sorted(set(classes or ()) - set(frame_classes(decisions)))
         if missing:
-            raise UsageError(f"{db}: no send decisions of class {missing[0]!r} in the period asked")
+            raise UsageError(
+                f"{db}: no send decisions of class {missing[0]!r} in the period asked "
+                f"(classes: {known})"
+            )
         info(f"{db}: {n:,} decisions; {_method(settings)}")
         with writing(config, db, "uplift") as con:
             run_id = start_run(

@@ -399,6 +399,7 @@ def evaluate(
     from upshot.period import Period, parse
 
     st = state(ctx)
+    asked = parse(None, start, end)  # --start after --end is a usage error before any work
     with store.reading(st.config, st.db_path) as con:
         if target is None:
             subject = lib.candidate_subject(
@@ -406,8 +407,12 @@ def evaluate(
             )
         else:
             subject = lib.document_subject(read(_target(_directory(st.config, directory), target)))
-        asked = parse(None, start, end)
         window = Period(asked.start or subject.window.start, asked.end or subject.window.end)
+        if window.start and window.end and window.start >= window.end:
+            raise UsageError(
+                f"--start/--end: the window {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} "
+                "is empty (the default start or end is the weights' own window)"
+            )
         info(f"evaluating {subject.version} on the logged decisions ...")
         result = lib.evaluate_policy(
             con, st.config, subject.weights, subject.rates, window, policy=_policy(policy), cap=cap

@@ -20,7 +20,7 @@ from upshot.experiments.decompose import funnel as funnel_split
 from upshot.experiments.engine import Options, analyze_rows, sort_rows
 from upshot.experiments.interaction import interactions
 from upshot.experiments.results import ExperimentAnalysis
-from upshot.experiments.sources import experiment_exists, table_rows, warehouse_rows
+from upshot.experiments.sources import require_experiment, table_rows, warehouse_rows
 from upshot.experiments.spec import MetricSpec
 from upshot.experiments.stats import Moments
 from upshot.results import ResultsMixin
@@ -142,8 +142,7 @@ def analyze(
         specs, variables = specs_mod.from_config(config.experiments, metrics)
         specs = _with_roles(specs, roles)
         with connection(con, db, config) as c:
-            if not experiment_exists(c, experiment):
-                raise UsageError(f"experiment {experiment!r} has no assignments in the warehouse")
+            require_experiment(c, experiment, "experiment")
             rows = warehouse_rows(c, experiment, specs, variables)
             pairs = [
                 (other, warehouse_rows(c, experiment, specs, variables, other=other))
@@ -174,8 +173,7 @@ def _others(con: duckdb.DuckDBPyConnection, experiment: str, interaction: str | 
     if not interaction:
         return []
     if interaction != "all":
-        if not experiment_exists(con, interaction):
-            raise UsageError(f"--interaction {interaction}: no such experiment in the warehouse")
+        require_experiment(con, interaction, "--interaction")
         return [interaction]
     rows = con.execute(query("experiments", "overlapping-experiments"), {"experiment": experiment})
     return [str(r[0]) for r in rows.fetchall()]
@@ -266,8 +264,7 @@ def decompose(
             specs, variables = specs_mod.from_config(config.experiments, names)
             if any(s.denominator for s in specs):
                 raise UsageError("decompose works on per-user metrics, not ratios")
-            if not experiment_exists(c, experiment):
-                raise UsageError(f"experiment {experiment!r} has no assignments in the warehouse")
+            require_experiment(c, experiment, "experiment")
             spec = replace(spec, numerator=specs[0].numerator)
             rows = warehouse_rows(c, experiment, [spec], variables, segment=segment)
             name = experiment

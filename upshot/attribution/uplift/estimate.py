@@ -289,7 +289,9 @@ def estimate_uplift(
     wanted = list(classes) if classes else present
     missing = [c for c in wanted if c not in present]
     if missing:
-        raise UsageError(f"{source}: no decisions of class {missing[0]!r}")
+        raise UsageError(
+            f"{source}: no decisions of class {missing[0]!r} (classes: {', '.join(present)})"
+        )
     flags = [(o in binary) if binary is not None else _is_binary(lazy, o) for o in outcomes]
     tasks = _tasks(
         lazy,
