@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/upshot demo
+	@echo "upshot is installed in $(BIN); to put it on PATH: source $(BIN)/activate"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

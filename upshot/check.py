@@ -163,12 +163,14 @@ def events(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
         return Finding("events", "error", "no outcomes loaded: `upshot load outcomes`", facts)
     if not missing:
         return Finding("events", "ok", f"all {len(named)} objectives and metrics have events")
-    first = facts["missing"][0]
-    hint = f" (close: {', '.join(first['close_matches'])})" if first["close_matches"] else ""
+    close = [
+        f"{m['event']} -> {m['close_matches'][0]}?" for m in facts["missing"] if m["close_matches"]
+    ]
     said = (
         f"outcomes never contain {', '.join(sorted(missing))}; they contain "
         f"{', '.join(sorted(present)[:12])}{' ...' if len(present) > 12 else ''}. "
-        f"Edit the events in upshot.toml, e.g. {first['event']}{hint}"
+        "Set the events in upshot.toml to the names your outcomes use"
+        + (f" ({'; '.join(close)})" if close else "")
     )
     if blind:
         said = f"{', '.join(blind)} would be all zeros: " + said
@@ -282,7 +284,7 @@ def experiments(con: duckdb.DuckDBPyConnection) -> Finding:
     empty = [r["experiment_id"] for r in rows if not r["with_outcomes"]]
     facts = {"experiments": len(rows), "without_outcomes": empty}
     if not empty:
-        return Finding("experiments", "ok", f"{len(rows)} experiments have outcomes", facts)
+        return Finding("experiments", "ok", f"every experiment ({len(rows)}) has outcomes", facts)
     said = (
         f"{', '.join(empty)}: no outcome after any assignment; are the user ids the same, "
         "and are outcomes loaded for the experiment's period?"
