@@ -6,6 +6,8 @@ A map of the package:
 - `upshot.period`       ISO weeks and `[start, end)` periods, parsed once at the boundary
 - `upshot.store`        the DuckDB warehouse: connections, migrations, writer lock, run registry
 - `upshot.load`         reading, validating, quarantining and appending logs
+- `upshot.headers`      a file's header as the input contract: column maps, missing columns
+- `upshot.check`        `upshot check`: can the loaded data answer what the config asks
 - `upshot.freshness`    late data: reported weeks that gained rows after their report
 - `upshot.simulate`     a synthetic messaging world with known ground truth
 - `upshot.errors`       the flat hierarchy of domain errors and their exit codes

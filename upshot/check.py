@@ -242,9 +242,16 @@ def windows(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
 
 def naive_timestamps(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
     """Timestamps loaded without a zone (from the load journal): read in load.naive_timezone."""
+    zone = config.load.naive_timezone
+    recorded = con.execute(
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = '_loads' AND column_name = 'naive_timestamps'"
+    ).fetchone()
+    if not (recorded and recorded[0]):  # a warehouse only read since before it was recorded
+        said = "not recorded: this warehouse's loads predate it; the next load records it"
+        return Finding("timestamps", "ok", said, {"count": None, "naive_timezone": zone})
     per_table = {r["table_name"]: int(r["naive"]) for r in _rows(con, "naive-timestamps")}
     total = sum(per_table.values())
-    zone = config.load.naive_timezone
     facts = {"count": total, "tables": per_table, "naive_timezone": zone}
     if not total:
         return Finding("timestamps", "ok", "every timestamp loaded carried its zone", facts)

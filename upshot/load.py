@@ -9,13 +9,12 @@ all, even if the process is killed mid-way (DuckDB rolls the transaction back).
 
 from __future__ import annotations
 
-import difflib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from upshot import contract, partitions
+from upshot import contract, headers, partitions
 from upshot.contract import Column, TableSpec
 from upshot.errors import DataQualityError, InputError, UsageError
 from upshot.readers import (
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
 
     from upshot.config import Config
 
-FOLDER = "_folder_"  # prefix of the source columns that hold a file's partition folders
+FOLDER = headers.FOLDER
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,87 +122,6 @@ class LoadReport(ResultsMixin):
         }
 
 
-def column_map(table: str, config: Config, cli_map: dict[str, str] | None) -> dict[str, str]:
-    """file column → contract column, from `[load.columns.<table>]` and `--map` (which wins);
-    both are written contract = file, in any case."""
-    spec = table_spec(table)
-    wanted = {**config.load.columns.get(table, {}), **(cli_map or {})}
-    known = [c.name for c in spec.columns]
-    out: dict[str, str] = {}
-    for target, source in wanted.items():
-        name = contract.snake(target)
-        if not spec.open_columns and name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(
-                f"column map {target}={source}: {table} has no column {target!r}{hint}; "
-                f"its columns: {', '.join(known)}"
-            )
-        out[contract.snake(source)] = name
-    return out
-
-
-def _renamed(
-    path: str, header: list[tuple[str, str]], renames: dict[str, str]
-) -> dict[str, tuple[str, str]]:
-    """contract name → (source column, source type): the file's header, snake_cased, with
-    the column map applied, before any validation reads it."""
-    mapping: dict[str, tuple[str, str]] = {}
-    for name, type_ in header:
-        if name in ("_row", "_json_ok") or name.startswith(FOLDER):
-            continue
-        norm = contract.snake(name)
-        if not norm:
-            raise InputError(f"{path}: column {name!r} has no letters or digits to name it by")
-        norm = renames.get(norm, norm)
-        if norm in mapping:
-            raise InputError(
-                f"{path}: columns {mapping[norm][0]!r} and {name!r} both mean {norm!r}"
-            )
-        mapping[norm] = (name, type_)
-    return mapping
-
-
-def _missing(path: str, spec: TableSpec, mapping: dict[str, tuple[str, str]]) -> None:
-    """Name every required column the file lacks at once, with the file's columns and the
-    closest of them, so one edit of the column map fixes the file."""
-    missing = [c for c in spec.required if c not in mapping]
-    if not missing:
-        return
-    has = [source for source, _ in mapping.values() if not source.startswith(FOLDER)]
-    # the close matches are among the columns no contract column already claims
-    free = [n for n, (src, _) in mapping.items() if not src.startswith(FOLDER)]
-    free = [n for n in free if n not in {c.name for c in spec.columns}]
-    hints = []
-    for name in missing:
-        close = difflib.get_close_matches(name, free, n=1, cutoff=0.4)
-        if close:
-            hints.append(f"--map {name}={close[0]}")
-    suggest = f"; perhaps {' '.join(hints)}" if hints else ""
-    raise InputError(
-        f"{path}: missing required column(s) {', '.join(missing)} for table {spec.name}; "
-        f"the file has {', '.join(has) or 'no columns'}{suggest} (or [load.columns."
-        f"{spec.name}] in upshot.toml); nothing of this file was loaded"
-    )
-
-
-def _clashes(
-    path: str, spec: TableSpec, mapping: dict[str, tuple[str, str]], config: Config
-) -> None:
-    """A users column named like a decision column or an objective would break every later
-    decision frame (they share its columns): refuse it here, where it can be renamed."""
-    if not spec.open_columns:
-        return
-    taken = dict.fromkeys(contract.DECISION_COLUMNS, "a decision column")
-    taken |= dict.fromkeys(config.objectives, "an objective")
-    for name, (source, _) in sorted(mapping.items()):
-        if name in taken:
-            raise InputError(
-                f"{path}: users column {source!r} has the name of {taken[name]} ({name}); "
-                f"rename it, e.g. --map {name}_user={source}; nothing of this file was loaded"
-            )
-
-
 def _columns(
     con: duckdb.DuckDBPyConnection,
     path: str,
@@ -216,14 +134,14 @@ def _columns(
 
     A contract column the file lacks is read from its partition folder, if it has one.
     """
-    mapping = _renamed(path, describe(con, "_src"), renames or {})
+    mapping = headers.renamed(path, describe(con, "_src"), renames or {})
     for key in folders:
         mapping.setdefault(key, (FOLDER + key, "VARCHAR"))
-    _missing(path, spec, mapping)
+    headers.require(path, spec, mapping)
     if spec.open_columns and "load_id" in mapping:
         raise InputError(f"{path}: column {mapping['load_id'][0]!r} is reserved for upshot's use")
     if config is not None:
-        _clashes(path, spec, mapping, config)
+        headers.refuse_clashes(path, spec, mapping, config)
     known = {c.name for c in spec.columns}
     ignored = () if spec.open_columns else tuple(sorted(set(mapping) - known - {"load_id"}))
     return mapping, ignored
@@ -514,7 +432,7 @@ def load(
     spec = table_spec(table)
     if replace and not spec.open_columns:
         raise UsageError(f"--replace is for users snapshots, not {table}: {table} only appends")
-    renames = column_map(table, config, columns)
+    renames = headers.column_map(table, config, columns)
     gate = config.load.max_reject_rate if max_reject_rate is None else max_reject_rate
     if not 0 <= gate <= 1:
         raise UsageError(f"max_reject_rate == {gate}, must be in [0, 1]")
