@@ -218,9 +218,12 @@ def uplift(
             show_default=False,
         ),
     ] = None,
-    no_refute: Annotated[
-        bool, typer.Option("--no-refute", help="Skip the DoWhy refutation (faster).")
-    ] = False,
+    refute: Annotated[
+        bool,
+        typer.Option(
+            "--refute/--no-refute", help="Run the DoWhy refutation (--no-refute: faster)."
+        ),
+    ] = True,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of folds, subsamples and models.")
     ] = None,
@@ -336,7 +339,7 @@ def uplift(
             channel_col=None,
             classes=classes,
             settings=settings,
-            refute=not no_refute,
+            refute=refute,
             source=str(table),
             progress=info,
         )
@@ -378,7 +381,7 @@ def uplift(
                 covariates=covs,
                 objectives=objectives,
                 settings=settings,
-                refute=not no_refute,
+                refute=refute,
                 progress=info,
             )
             not_ok = sum(e.status != "ok" for e in results.estimates if e.segment == "all")

@@ -119,9 +119,10 @@ def export(
             "verification); recorded in the manifest and the warehouse journal.",
         ),
     ] = False,
-    no_evaluate: Annotated[
-        bool, typer.Option("--no-evaluate", help="Skip the off-policy estimate.")
-    ] = False,
+    evaluate: Annotated[
+        bool,
+        typer.Option("--evaluate/--no-evaluate", help="Make the off-policy estimate."),
+    ] = True,
     policy: PolicyOption = None,
     cap: CapOption = None,
     fmt: FormatOption = Format.table,
@@ -152,7 +153,7 @@ def export(
         directory=_directory(st.config, directory),
         check=check,
         force=force,
-        evaluate=not no_evaluate,
+        evaluate=evaluate,
         policy=_policy(policy),
         cap=cap,
     )
