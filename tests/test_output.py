@@ -46,3 +46,34 @@ def test_boolean_flags_show_both_spellings(command, flag):
     assert result.code == 0
     line = next(x for x in result.out.splitlines() if f" {flag} " in x)
     assert f"--no-{flag[2:]}" in line
+
+
+@pytest.mark.slow  # one small linear fit (yes/no spelled treatment on the --table path)
+def test_uplift_tables_fit_100_columns_and_wide_shows_the_rest(tmp_path):
+    import polars as pl
+
+    from tests.attribution.uplift.uplift_world import make_decisions
+
+    frame, _ = make_decisions(600, seed=3)
+    path = tmp_path / "decisions.csv"
+    frame.with_columns(
+        pl.when(pl.col("treated")).then(pl.lit("yes")).otherwise(pl.lit("no")).alias("treated")
+    ).write_csv(path)
+    args = ("uplift", "--table", str(path), "--treatment-col", "treated", "--outcome-col",
+            "engagement", "--covariates", "activity,tenure_years", "--propensity-col",
+            "propensity", "--nuisance", "linear", "--no-refute", "--class", "banner")  # fmt: skip
+    compact = run_cli(*args)
+    assert compact.code == 0, compact.err
+    lines = compact.out.splitlines()
+    header = next(x for x in lines if " ate " in x)
+    assert header.split() == ["class", "┃", "objective", "┃", "ate", "┃", "ci", "┃", "naive",
+                              "┃", "status"]  # fmt: skip
+    assert max(len(x) for x in lines) <= 100
+    row = next(x for x in lines if x.lstrip().startswith("banner"))
+    assert "e+" not in row
+    assert "…" not in row
+    wide = run_cli(*args, "--wide")
+    assert wide.code == 0, wide.err
+    assert "ate_ci_lower" in wide.out
+    assert "n_treated" in wide.out
+    assert "qini" in wide.out

@@ -13,6 +13,7 @@ from upshot.cli.common import info, state
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
 from upshot.config import parse_size
 from upshot.errors import ConfigError, InputError, UsageError
+from upshot.results import format_value
 
 if TYPE_CHECKING:
     import polars as pl
@@ -38,7 +39,8 @@ class NuisanceChoice(StrEnum):
 
 
 # the columns people see in the terminal; --json / --format csv carry every field
-_TERMINAL = (
+# --wide: every per-class column; the default fits 100 columns (the CI in one cell)
+_WIDE = (
     "message_class",
     "objective",
     "design",
@@ -52,6 +54,20 @@ _TERMINAL = (
     "qini",
     "status",
 )
+
+
+def _compact(row: dict[str, Any]) -> dict[str, Any]:
+    """class, objective, ATE, CI, naive, status: what a terminal of 100 columns can hold."""
+    lo, hi = row["ate_ci_lower"], row["ate_ci_upper"]
+    ci = "" if lo is None or hi is None else f"[{format_value('', lo)}, {format_value('', hi)}]"
+    return {
+        "class": row["message_class"],
+        "objective": row["objective"],
+        "ate": row["ate"],
+        "ci": ci,
+        "naive": row["naive_effect"],
+        "status": row["status"],
+    }
 
 
 def _run_id() -> str:
@@ -136,10 +152,14 @@ def _document(
     }
 
 
-def _emit(fmt: Format, document: dict[str, Any], results: UpliftResults) -> None:
+def _emit(
+    fmt: Format, document: dict[str, Any], results: UpliftResults, wide: bool = False
+) -> None:
     rows = results.to_dicts()
     if fmt is Format.table:
-        overall = [{k: r[k] for k in _TERMINAL} for r in rows if r["segment"] == "all"]
+        overall = [
+            {k: r[k] for k in _WIDE} if wide else _compact(r) for r in rows if r["segment"] == "all"
+        ]
         tables = {f"uplift per decision (run {document['run_id']})": overall}
         segments = sum(r["segment"] != "all" for r in rows)
         emit(fmt, document, tables)
@@ -264,6 +284,14 @@ def uplift(
             "the covariates.",
         ),
     ] = None,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide",
+            help="Table output: every column (design, arms, refutation, Qini), not the compact "
+            "class, objective, ATE, CI, naive, status.",
+        ),
+    ] = False,
     fmt: FormatOption = Format.table,
     as_json: JsonOption = False,
 ) -> None:
@@ -343,7 +371,8 @@ def uplift(
             source=str(table),
             progress=info,
         )
-        _emit(out_format, _document(_run_id(), None, str(table), results, settings), results)
+        document = _document(_run_id(), None, str(table), results, settings)
+        _emit(out_format, document, results, wide)
         return
     span = period.parse(week, start, end)
     week, lo, hi = span.week, span.start, span.end
@@ -393,7 +422,7 @@ def uplift(
             with writing(config, db, "uplift") as con:
                 finish_run(con, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
             raise
-    _emit(out_format, _document(run_id, week, "warehouse", results, settings), results)
+    _emit(out_format, _document(run_id, week, "warehouse", results, settings), results, wide)
 
 
 def register(app: typer.Typer) -> None:
