@@ -428,10 +428,12 @@ def _check(config: Config) -> Config:
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read `path`, or `./upshot.toml` when it exists, or return the defaults."""
-    candidate = Path(path) if path else Path(CONFIG_FILE)
+    """Read `path`, else `$UPSHOT_CONFIG`, else `./upshot.toml` when it exists, else return
+    the defaults: the CLI (`--config` is `path`) and the Python API resolve it alike."""
+    named = path or os.environ.get("UPSHOT_CONFIG") or None
+    candidate = Path(named) if named else Path(CONFIG_FILE)
     if not candidate.exists():
-        if path:
+        if named:
             raise ConfigError(f"{candidate}: no such config file")
         return Config()
     try:

@@ -109,10 +109,11 @@ def analyze(
     interaction with another experiment (warehouse: its id, or "all" for every experiment
     sharing users; table: the column holding the other experiment's arm), whose control
     arm is `other_control` (default: the same label). Returns an `ExperimentAnalysis`.
+    Without `config`, it is read as the CLI reads it: `$UPSHOT_CONFIG`, else ./upshot.toml.
     """
-    from upshot.config import Config
+    from upshot.config import load_config
 
-    config = config or Config()
+    config = config or load_config()
     options = options or Options.from_config(config.experiments)
     control = control or config.experiments.control
     if split is not None:
@@ -232,9 +233,9 @@ def decompose(
     first step per user, then each step per the previous one), a mix/rate split of
     `metric` over the values of `segment` (a users column, or a file column), or over
     `parts` given as "weight_col:value_col" (file only: channels)."""
-    from upshot.config import Config
+    from upshot.config import load_config
 
-    config = config or Config()
+    config = config or load_config()
     control = control or config.experiments.control
     alpha = alpha if alpha is not None else config.experiments.alpha
     modes = [m for m in (funnel, segment, parts) if m]

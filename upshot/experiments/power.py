@@ -256,7 +256,7 @@ def plan_experiment(
     """`plan` with baselines measured on data: the control arm of a warehouse experiment
     or of a file (every row when the file has no `variant_col` column), per-user
     standard deviations after the configured adjustment."""
-    from upshot.config import Config
+    from upshot.config import load_config
     from upshot.experiments import spec as specs_mod
     from upshot.experiments.analysis import connection
     from upshot.experiments.engine import is_binary, sort_rows
@@ -264,7 +264,7 @@ def plan_experiment(
     from upshot.experiments.sources import require_experiment, table_rows, warehouse_rows
     from upshot.experiments.stats import Moments
 
-    config = config or Config()
+    config = config or load_config()
     ex = config.experiments
     control = control or ex.control
     with connection(con, None if table is not None else db, config) as c:
