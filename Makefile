@@ -26,6 +26,7 @@ lock: | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/upshot demo
+	@echo "upshot is installed in $(BIN); to put it on PATH: source $(BIN)/activate"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

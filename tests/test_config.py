@@ -84,3 +84,77 @@ def test_the_memory_budget_defaults_to_none(tmp_path):
     assert Config().uplift.memory_per_task_bytes == 0
     (tmp_path / "upshot.toml").write_text("[uplift]\nmemory_per_task = '6GB'\n")
     assert load_config(tmp_path / "upshot.toml").uplift.memory_per_task_bytes == 6 * 10**9
+
+
+def test_init_writes_every_default_and_only_defaults(tmp_path):
+    """Every key of every section is in the file `upshot init` writes (a key without a
+    default value, such as uplift.ray_address, as a commented line), and reading the file
+    gives exactly the defaults: a new setting cannot be forgotten in the template."""
+    import dataclasses
+    import re
+    import tomllib
+
+    from tests.conftest import run_cli
+    from upshot.config import Config, load_config
+
+    path = tmp_path / "upshot.toml"
+    assert run_cli("init", str(path)).code == 0
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    defaults = Config()
+    missing = []
+    for section in ("warehouse", "load", "experiments", "uplift", "governance", "report"):
+        for f in dataclasses.fields(getattr(defaults, section)):
+            written = f.name in data.get(section, {})
+            commented = re.search(rf"^#\s*{f.name}[\s.=]", text, re.MULTILINE)
+            if not written and not commented:
+                missing.append(f"{section}.{f.name}")
+    assert missing == []
+    assert set(data) == {f.name for f in dataclasses.fields(Config)} - {"source"}
+    assert set(data["objectives"]) == set(defaults.objectives)
+    assert dataclasses.replace(load_config(path), source=None) == defaults
+
+
+def test_upshot_config_names_the_file_and_the_flag_beats_it(tmp_path, monkeypatch):
+    from upshot.config import load_config
+
+    env_file = tmp_path / "env.toml"
+    env_file.write_text('[experiments]\ncontrol = "base"\n')
+    flag_file = tmp_path / "flag.toml"
+    flag_file.write_text('[experiments]\ncontrol = "holdout"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UPSHOT_CONFIG", str(env_file))
+    assert load_config().experiments.control == "base"
+    assert load_config(flag_file).experiments.control == "holdout"
+    monkeypatch.setenv("UPSHOT_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match=r"missing\.toml: no such config file"):
+        load_config()
+
+
+def test_the_python_api_reads_the_config_the_cli_reads(tmp_path, monkeypatch):
+    """The same analysis from Python and from the CLI, both from ./upshot.toml (its
+    control arm is `base`), gives the same effect."""
+    import json
+
+    import numpy as np
+    import polars as pl
+
+    from tests.conftest import run_cli
+    from upshot.experiments import analyze
+
+    rng = np.random.default_rng(1)
+    arm = np.where(np.arange(400) % 2 == 0, "base", "new")
+    minutes = rng.normal(10, 2, 400) + (arm == "new") * 0.8
+    pl.DataFrame({"variant": arm, "minutes": minutes}).write_csv(tmp_path / "t.csv")
+    (tmp_path / "upshot.toml").write_text('[experiments]\ncontrol = "base"\nalpha = 0.1\n')
+    monkeypatch.delenv("UPSHOT_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    python = analyze(table="t.csv", metrics=["minutes"])
+    cli = json.loads(run_cli("experiments", "analyze", "--table", "t.csv", "--metric",
+                             "minutes", "--json").out)  # fmt: skip
+    assert cli["control_arm"] == "base"
+    (row,) = python.to_dicts()
+    assert row["arm"] == "new"
+    assert row["effect"] == cli["results"][0]["effect"]
+    assert row["effect_ci_lower"] == cli["results"][0]["effect_ci_lower"]
+    assert cli["alpha"] == 0.1

@@ -129,12 +129,12 @@ def test_ndjson_faults_are_quarantined_and_gzip_is_read(tmp_path):
 def test_missing_required_column_fails_the_file_and_loads_nothing(tmp_path):
     src = write(tmp_path / "sends.csv", "send_id,user_id,message_class,channel,decided_at\n")
     db = tmp_path / "w.duckdb"
-    with pytest.raises(InputError, match=r"sends\.csv: missing required column 'treated'"):
+    with pytest.raises(InputError, match=r"sends\.csv: missing required column\(s\) treated for"):
         load(str(db), "sends", [str(src)], config=Config())
     result = run_cli("--db", str(db), "load", "sends", str(src))
     assert result.code == EXIT_ERROR
     assert result.err.strip().splitlines()[-1].startswith("Error: ")
-    assert "missing required column 'treated'" in result.err
+    assert "missing required column(s) treated for table sends" in result.err
     assert checksum(db, "sends")[0] == 0
     assert checksum(db, "_loads")[0] == 0
 

@@ -88,6 +88,7 @@ def test_every_stage_runs_in_order_and_the_failing_class_is_reported(world):
     (week,) = job.weeks
     assert [s.stage for s in week.stages] == [
         "load",
+        "check",
         "uplift",
         "experiments",
         "weights",
@@ -96,6 +97,7 @@ def test_every_stage_runs_in_order_and_the_failing_class_is_reported(world):
     ]
     status = {s.stage: s for s in week.stages}
     assert status["load"].status == "ok"
+    assert status["check"].status == "ok", status["check"].detail
     assert status["uplift"].status == "partial"
     assert status["uplift"].attempted == 8
     assert [f["subject"] for f in status["uplift"].failures] == [FAILING]

@@ -7,6 +7,8 @@ A map of the package:
 - `upshot.store`        the DuckDB warehouse: connections, migrations, writer lock, run registry
 - `upshot.load`         reading, validating, quarantining and appending logs
 - `upshot.interrupts`   Ctrl-C however DuckDB surfaces it, as one InterruptError (exit 130)
+- `upshot.headers`      a file's header as the input contract: column maps, missing columns
+- `upshot.check`        `upshot check`: can the loaded data answer what the config asks
 - `upshot.freshness`    late data: reported weeks that gained rows after their report
 - `upshot.simulate`     a synthetic messaging world with known ground truth
 - `upshot.errors`       the flat hierarchy of domain errors and their exit codes

@@ -70,6 +70,8 @@ class Load:
     # timestamps before this date, or later than now plus max_future, are quarantined
     earliest_timestamp: str = "2000-01-01"
     max_future: str = "1d"
+    # per table, contract column = the files' column, e.g. columns.sends.decided_at = "sent_at"
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +429,10 @@ def _check(config: Config) -> Config:
             f"load.earliest_timestamp == {config.load.earliest_timestamp!r}, must be a date "
             "such as 2000-01-01"
         ) from None
+    tables = ("sends", "outcomes", "users", "assignments")
+    for table in config.load.columns:
+        if table not in tables:
+            raise ConfigError(f"load.columns.{table}: not a table ({', '.join(tables)})")
     if not 0 <= config.load.max_reject_rate <= 1:
         raise ConfigError(
             f"load.max_reject_rate == {config.load.max_reject_rate}, must be in [0, 1]"
@@ -437,10 +443,12 @@ def _check(config: Config) -> Config:
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read `path`, or `./upshot.toml` when it exists, or return the defaults."""
-    candidate = Path(path) if path else Path(CONFIG_FILE)
+    """Read `path`, else `$UPSHOT_CONFIG`, else `./upshot.toml` when it exists, else return
+    the defaults: the CLI (`--config` is `path`) and the Python API resolve it alike."""
+    named = path or os.environ.get("UPSHOT_CONFIG") or None
+    candidate = Path(named) if named else Path(CONFIG_FILE)
     if not candidate.exists():
-        if path:
+        if named:
             raise ConfigError(f"{candidate}: no such config file")
         return Config()
     try:

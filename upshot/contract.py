@@ -44,6 +44,17 @@ class TableSpec:
         return tuple(c.name for c in self.columns if c.required)
 
 
+# the sends columns every decision frame carries beside the users covariates
+DECISION_COLUMNS = (
+    "send_id",
+    "message_class",
+    "channel",
+    "decided_at",
+    "treated",
+    "propensity",
+    "randomized",
+)
+
 TABLES: dict[str, TableSpec] = {
     "sends": TableSpec(
         "sends",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from upshot import contract, partitions
+from upshot import contract, headers, partitions
 from upshot.config import parse_size, parse_window
 from upshot.contract import Column, TableSpec
 from upshot.errors import (
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 # a load keeps the warehouse open across files for this long, then lets readers in
 HOLD_SECONDS = 1.0
-FOLDER = "_folder_"  # prefix of the source columns that hold a file's partition folders
+FOLDER = headers.FOLDER
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,8 @@ class FileReport:
     ignored_columns: tuple[str, ...] = ()
     fingerprint: str = ""
     error: str = ""  # why a failed file loaded nothing
+    rows_replaced: int = 0  # users --replace: rows of users already there, overwritten
+    naive_timestamps: int = 0  # timestamps without a zone, read in load.naive_timezone
 
     @property
     def reject_rate(self) -> float:
@@ -118,6 +120,8 @@ class LoadReport(ResultsMixin):
             "files": [
                 {
                     **d,
+                    "rows_replaced": f.rows_replaced,
+                    "naive_timestamps": f.naive_timestamps,
                     "reasons": f.reasons,
                     "ignored_columns": list(f.ignored_columns),
                     "error": f.error or None,
@@ -139,34 +143,25 @@ class LoadReport(ResultsMixin):
 
 
 def _columns(
-    con: duckdb.DuckDBPyConnection, path: str, spec: TableSpec, folders: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    spec: TableSpec,
+    folders: dict[str, str],
+    renames: dict[str, str] | None = None,
+    config: Config | None = None,
 ) -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
     """contract name → (source column, source type); plus the source columns ignored.
 
     A contract column the file lacks is read from its partition folder, if it has one.
     """
-    mapping: dict[str, tuple[str, str]] = {}
-    for name, type_ in describe(con, "_src"):
-        if name in ("_row", "_json_ok") or name.startswith(FOLDER):
-            continue
-        norm = contract.snake(name)
-        if not norm:
-            raise InputError(f"{path}: column {name!r} has no letters or digits to name it by")
-        if norm in mapping:
-            raise InputError(
-                f"{path}: columns {mapping[norm][0]!r} and {name!r} both mean {norm!r}"
-            )
-        mapping[norm] = (name, type_)
+    mapping = headers.renamed(path, describe(con, "_src"), renames or {})
     for key in folders:
         mapping.setdefault(key, (FOLDER + key, "VARCHAR"))
-    missing = [c for c in spec.required if c not in mapping]
-    if missing:
-        raise InputError(
-            f"{path}: missing required column {missing[0]!r} for table {spec.name}; "
-            "nothing of this file was loaded"
-        )
+    headers.require(path, spec, mapping)
     if spec.open_columns and "load_id" in mapping:
         raise InputError(f"{path}: column {mapping['load_id'][0]!r} is reserved for upshot's use")
+    if config is not None:
+        headers.refuse_clashes(path, spec, mapping, config)
     known = {c.name for c in spec.columns}
     ignored = () if spec.open_columns else tuple(sorted(set(mapping) - known - {"load_id"}))
     return mapping, ignored
@@ -324,15 +319,66 @@ def _insert(
     return int(row[0]) if row else 0
 
 
+_ZONED = r"[T ][0-9]{1,2}:[0-9]{2}.*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
+
+
+def _naive_timestamps(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, mapping: dict[str, tuple[str, str]]
+) -> int:
+    """Good values of the staged file's timestamp columns that carried no zone (read in
+    `load.naive_timezone`), for the load journal and `upshot check`."""
+    counts = []
+    for col in spec.columns:
+        if col.type != "TIMESTAMPTZ" or col.name not in mapping:
+            continue
+        upper = mapping[col.name][1].upper()
+        if upper.startswith("TIMESTAMP WITH TIME ZONE") or upper == "TIMESTAMPTZ":
+            continue
+        raw = ident("_raw_" + col.name)
+        naive = (
+            f"{raw} IS NOT NULL"
+            if upper.startswith(("TIMESTAMP", "DATE"))
+            else f"NOT regexp_matches(trim(CAST({raw} AS VARCHAR)), {literal(_ZONED)})"
+        )
+        counts.append(f"count(*) FILTER (WHERE _fail IS NULL AND {naive})")
+    if not counts:
+        return 0
+    row = con.execute(f"SELECT {' + '.join(counts)} FROM _stage").fetchone()
+    return int(row[0]) if row and row[0] else 0
+
+
+def _replace(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, columns: tuple[Column, ...], load_id: str
+) -> int:
+    """`load users --replace`: the file's values overwrite, for the user_ids already in the
+    table, every column the file holds (first row of a repeated id wins, as on append);
+    columns the file lacks keep their values. New user_ids are appended after this."""
+    key = ident(spec.key[0])
+    sets = [f"{ident(c.name)} = f.{ident(c.name)}" for c in columns if c.name != spec.key[0]]
+    sets.append("load_id = $load_id")
+    row = con.execute(
+        f"UPDATE {ident(spec.name)} AS t SET {', '.join(sets)} FROM (SELECT * FROM _stage "
+        f"WHERE _fail IS NULL AND {key} IS NOT NULL "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _row) = 1) AS f "
+        f"WHERE t.{key} = f.{key}",
+        {"load_id": load_id},
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def load_file(
     con: duckdb.DuckDBPyConnection,
     table: str,
     path: str,
     config: Config,
     seen_stats: set[tuple[str, int, int]],
+    renames: dict[str, str] | None = None,
+    replace: bool = False,
 ) -> FileReport:
     """Load one file into `table` in one transaction; see the module docstring.
-    `seen_stats` holds the (path, size, mtime) of the files loaded into it before."""
+    `seen_stats` holds the (path, size, mtime) of the files loaded into it before;
+    `renames` maps file columns to contract columns; `replace` (users only) overwrites
+    the users the file holds instead of skipping them."""
     spec = table_spec(table)
     stat = local_stat(path)
     if stat in seen_stats:  # a partition seen before is skipped without reading it again
@@ -353,7 +399,7 @@ def load_file(
                 "was loaded"
             )
         _add_folders(con, folders)
-        mapping, ignored = _columns(con, path, spec, folders)
+        mapping, ignored = _columns(con, path, spec, folders, renames, config)
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
         columns = spec.columns + _extras(con, spec, mapping)
         _stage(con, spec, columns, mapping, config, checked)
@@ -378,7 +424,8 @@ def load_file(
                 "INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, 'malformed_row', ?)",
                 [load_id, path, table, line, raw],
             )
-        accepted = _insert(con, spec, columns, load_id)
+        replaced = _replace(con, spec, columns, load_id) if replace else 0
+        accepted = _insert(con, spec, columns, load_id) + replaced
         counts = con.execute(query("load", "stage-counts")).fetchone()
         read, bad = (int(counts[0]), int(counts[1])) if counts else (0, 0)
         read, bad = read + len(rejects), bad + len(rejects)
@@ -387,12 +434,27 @@ def load_file(
             query("load", "record-load"),
             [load_id, digest, path, table, read, accepted, duplicates, bad, *(stat or (None,) * 3)],
         )
+        naive = _naive_timestamps(con, spec, mapping)
+        con.execute(
+            query("load", "record-mode"), [("replace" if replace else "append"), naive, load_id]
+        )
     reasons = dict(con.execute(query("load", "stage-reasons")).fetchall())
     if rejects:
         reasons["malformed_row"] = reasons.get("malformed_row", 0) + len(rejects)
     con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _known")
     return FileReport(
-        path, table, "loaded", read, accepted, duplicates, bad, reasons, ignored, digest
+        path,
+        table,
+        "loaded",
+        read,
+        accepted,
+        duplicates,
+        bad,
+        reasons,
+        ignored,
+        digest,
+        rows_replaced=replaced,
+        naive_timestamps=naive,
     )
 
 
@@ -402,13 +464,15 @@ def _load_or_fail(
     path: str,
     config: Config,
     seen_stats: set[tuple[str, int, int]],
+    renames: dict[str, str],
+    replace: bool,
 ) -> FileReport:
     """`load_file`, or a `failed` report naming why: each file is its own transaction, so
     one bad file must not stop the next."""
     import duckdb
 
     try:
-        return load_file(con, table, path, config, seen_stats)
+        return load_file(con, table, path, config, seen_stats, renames, replace)
     except Exception as exc:
         if is_interrupt(exc) or not isinstance(exc, InputError | duckdb.Error | OSError):
             raise
@@ -444,14 +508,21 @@ def load(
     max_reject_rate: float | None = None,
     on_file: Callable[[int, int, str], None] | None = None,
     pruning: partitions.Pruning | None = None,
+    columns: dict[str, str] | None = None,
+    replace: bool = False,
 ) -> LoadReport:
     """Load every file named by `paths` into `table`, less those `pruning` leaves out by
-    their partition folders; raise DataQualityError past the gate.
+    their partition folders; raise DataQualityError past the gate. `columns` maps contract
+    columns to the files' (`--map`, over `[load.columns.<table>]`); `replace` (users only)
+    makes the files the truth for the user_ids they hold.
 
     The gate is checked after every file has loaded, so good rows are never lost; the
     error carries the report (`exc.report`) for the caller to print.
     """
-    table_spec(table)
+    spec = table_spec(table)
+    if replace and not spec.open_columns:
+        raise UsageError(f"--replace is for users snapshots, not {table}: {table} only appends")
+    renames = headers.column_map(table, config, columns)
     gate = config.load.max_reject_rate if max_reject_rate is None else max_reject_rate
     if not 0 <= gate <= 1:
         raise UsageError(f"max_reject_rate == {gate}, must be in [0, 1]")
@@ -471,7 +542,9 @@ def load(
                 if on_file:
                     on_file(i, len(files), path)
                 con = turns.connection()
-                reports.append(_load_or_fail(con, table, path, config, seen_stats))
+                reports.append(
+                    _load_or_fail(con, table, path, config, seen_stats, renames, replace)
+                )
     report = LoadReport(table, tuple(reports), gate, pruned)
     if report.failed:
         first = report.failed[0]

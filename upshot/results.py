@@ -28,12 +28,25 @@ def format_value(name: str, value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
+        if math.isinf(value):  # never "inf%": an infinite ratio has no percentage
+            return "inf" if value > 0 else "-inf"
         if name.startswith("rel_"):
             return f"{value:.2%}"
         if name.startswith("pvalue"):
             return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
-        return f"{value:.4g}"
+        return significant(value)
     return str(value)
+
+
+def significant(value: float, digits: int = 4) -> str:
+    """`value` with `digits` significant digits and no exponent from 1e-4 up: a count of
+    460,000 prints as 460000, never 4.6e+05; only tiny values keep an exponent."""
+    size = abs(value)
+    if size >= 10 ** (digits - 1):
+        return f"{value:.0f}"
+    if size == 0 or size >= 1e-4:
+        return f"{value:.{digits}g}"
+    return f"{value:.{digits - 1}e}"
 
 
 def jsonable(value: Any) -> Any:

@@ -36,6 +36,7 @@ app = typer.Typer(
 # Each module adds its commands; the list is the table of contents of the CLI.
 COMMAND_MODULES = (
     "warehouse",  # init, load, status
+    "check",
     "simulate",
     "experiments",
     "uplift",

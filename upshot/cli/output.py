@@ -101,10 +101,15 @@ def print_tables(tables: dict[str, list[dict[str, Any]]]) -> None:
             continue
         table = Table(title=Text(title), title_justify="left", show_edge=False)
         names = list(rows[0]) if rows else []
-        for name in names:
-            table.add_column(Text(name), justify="left" if _is_text(rows, name) else "right")
-        for row in rows:
-            table.add_row(*(Text(format_value(n, row.get(n))) for n in names))
+        cells = [[format_value(n, row.get(n)) for n in names] for row in rows]
+        for i, name in enumerate(names):
+            if _is_text(rows, name):
+                table.add_column(Text(name), justify="left")
+            else:  # a number is never cut or wrapped: text columns give way instead
+                width = max(len(c[i]) for c in cells)
+                table.add_column(Text(name), justify="right", no_wrap=True, min_width=width)
+        for row_cells in cells:
+            table.add_row(*(Text(c) for c in row_cells))
         console.print(table)
 
 

@@ -63,13 +63,15 @@ def run(
         typer.Option(
             "--fail-on",
             help="Exit 3 when an alert of this severity or worse fires: critical, warning or "
-            "never. Default: report.fail_on (critical).",
+            "never. Default: report.fail_on (critical). A check error stops the job with "
+            "exit 3 unless never.",
             show_default=False,
         ),
     ] = None,
-    no_load: Annotated[
-        bool, typer.Option("--no-load", help="Skip loading new files from load.sources.")
-    ] = False,
+    load: Annotated[
+        bool,
+        typer.Option("--load/--no-load", help="Load new files from load.sources first."),
+    ] = True,
     reports: Annotated[
         Path | None,
         typer.Option(
@@ -87,10 +89,12 @@ def run(
     fmt: FormatOption = Format.table,
     as_json: JsonOption = False,
 ) -> None:
-    """The weekly job for one ISO week: load, uplift, experiments, weights, touches, report.
+    """The weekly job for one ISO week: load, check, uplift, experiments, weights, touches,
+    report.
 
     load appends new files from load.sources in upshot.toml (files loaded
-    before are skipped). uplift estimates every message class on every
+    before are skipped). check runs `upshot check`: an error stops the job there
+    with exit 3 unless --fail-on never. uplift estimates every message class on every
     objective from the week's decisions. experiments analyses and decides
     each experiment live that week. weights publishes the value weights of
     that uplift run (the drift circuit breaker may refuse). touches credits the
@@ -103,7 +107,8 @@ def run(
     that fails is reported and the job goes on.
 
     Exit codes: 0 ok; 1 a stage failed or more than report.max_failed_share of the
-    classes or experiments failed; 3 an alert at or above --fail-on fired; 4 another job
+    classes or experiments failed; 3 a check error or an alert at or above --fail-on
+    fired; 4 another job
     or writer holds the warehouse. --json prints one document with every stage.
 
     Schedule it for Monday morning, e.g. cron: 30 6 * * 1  cd /srv/upshot && upshot run
@@ -117,7 +122,7 @@ def run(
         week,
         restate=restate,
         fail_on=fail_on.value if fail_on else None,
-        load=not no_load,
+        load=load,
         report_dir=reports,
         weights_dir=weights_dir,
         progress=info,

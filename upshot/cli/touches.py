@@ -109,13 +109,13 @@ def touches(
             show_default=False,
         ),
     ] = None,
-    no_store: Annotated[
+    store: Annotated[
         bool,
         typer.Option(
-            "--no-store",
-            help="Do not record the credits in the warehouse (reads it read-only instead).",
+            "--store/--no-store",
+            help="Record the credits in the warehouse (--no-store: read it read-only instead).",
         ),
-    ] = False,
+    ] = True,
     fmt: FormatOption = Format.table,
     as_json: JsonOption = False,
 ) -> None:
@@ -143,7 +143,7 @@ def touches(
             "markov_order": markov_order,
             "methods": methods or lib.METHODS,
         }
-        result = _from_warehouse(ctx, options, store=not no_store)
+        result = _from_warehouse(ctx, options, store=store)
     if result.table.total_conversions == 0:
         info("note: no touched conversions in this period; every credit is zero")
     _print(fmt, result)

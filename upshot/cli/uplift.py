@@ -13,6 +13,7 @@ from upshot.cli.common import info, state
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
 from upshot.config import parse_size
 from upshot.errors import ConfigError, InputError, UsageError
+from upshot.results import format_value
 
 if TYPE_CHECKING:
     import polars as pl
@@ -38,7 +39,8 @@ class NuisanceChoice(StrEnum):
 
 
 # the columns people see in the terminal; --json / --format csv carry every field
-_TERMINAL = (
+# --wide: every per-class column; the default fits 100 columns (the CI in one cell)
+_WIDE = (
     "message_class",
     "objective",
     "design",
@@ -52,6 +54,20 @@ _TERMINAL = (
     "qini",
     "status",
 )
+
+
+def _compact(row: dict[str, Any]) -> dict[str, Any]:
+    """class, objective, ATE, CI, naive, status: what a terminal of 100 columns can hold."""
+    lo, hi = row["ate_ci_lower"], row["ate_ci_upper"]
+    ci = "" if lo is None or hi is None else f"[{format_value('', lo)}, {format_value('', hi)}]"
+    return {
+        "class": row["message_class"],
+        "objective": row["objective"],
+        "ate": row["ate"],
+        "ci": ci,
+        "naive": row["naive_effect"],
+        "status": row["status"],
+    }
 
 
 def _run_id() -> str:
@@ -136,10 +152,14 @@ def _document(
     }
 
 
-def _emit(fmt: Format, document: dict[str, Any], results: UpliftResults) -> None:
+def _emit(
+    fmt: Format, document: dict[str, Any], results: UpliftResults, wide: bool = False
+) -> None:
     rows = results.to_dicts()
     if fmt is Format.table:
-        overall = [{k: r[k] for k in _TERMINAL} for r in rows if r["segment"] == "all"]
+        overall = [
+            {k: r[k] for k in _WIDE} if wide else _compact(r) for r in rows if r["segment"] == "all"
+        ]
         tables = {f"uplift per decision (run {document['run_id']})": overall}
         segments = sum(r["segment"] != "all" for r in rows)
         emit(fmt, document, tables)
@@ -218,9 +238,12 @@ def uplift(
             show_default=False,
         ),
     ] = None,
-    no_refute: Annotated[
-        bool, typer.Option("--no-refute", help="Skip the DoWhy refutation (faster).")
-    ] = False,
+    refute: Annotated[
+        bool,
+        typer.Option(
+            "--refute/--no-refute", help="Run the DoWhy refutation (--no-refute: faster)."
+        ),
+    ] = True,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of folds, subsamples and models.")
     ] = None,
@@ -237,7 +260,9 @@ def uplift(
     ] = "message_class",
     treatment_col: Annotated[
         str,
-        typer.Option("--treatment-col", help="With --table: 1/true = sent, 0/false = held out."),
+        typer.Option(
+            "--treatment-col", help="With --table: 1/true/yes/Y = sent, 0/false/no/N = held out."
+        ),
     ] = "treatment",
     outcome_cols: Annotated[
         list[str] | None,
@@ -259,6 +284,14 @@ def uplift(
             "the covariates.",
         ),
     ] = None,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide",
+            help="Table output: every column (design, arms, refutation, Qini), not the compact "
+            "class, objective, ATE, CI, naive, status.",
+        ),
+    ] = False,
     fmt: FormatOption = Format.table,
     as_json: JsonOption = False,
 ) -> None:
@@ -293,6 +326,7 @@ def uplift(
     from upshot.attribution.uplift.frames import (
         covariate_columns,
         frame_folder,
+        known_classes,
         write_decision_frame,
     )
     from upshot.store import (
@@ -333,11 +367,12 @@ def uplift(
             channel_col=None,
             classes=classes,
             settings=settings,
-            refute=not no_refute,
+            refute=refute,
             source=str(table),
             progress=info,
         )
-        _emit(out_format, _document(_run_id(), None, str(table), results, settings), results)
+        document = _document(_run_id(), None, str(table), results, settings)
+        _emit(out_format, document, results, wide)
         return
     span = period.parse(week, start, end)
     week, lo, hi = span.week, span.start, span.end
@@ -351,12 +386,18 @@ def uplift(
             )
             covs = covariate_columns(con)
             fingerprint = inputs_fingerprint(con)
+            known = ", ".join(known_classes(con)) or "none"
         if n == 0:
-            raise UsageError(f"{db}: no send decisions for the classes and period asked")
+            raise UsageError(
+                f"{db}: no send decisions for the classes and period asked (classes: {known})"
+            )
         decisions = pl.scan_parquet(path)
         missing = sorted(set(classes or ()) - set(frame_classes(decisions)))
         if missing:
-            raise UsageError(f"{db}: no send decisions of class {missing[0]!r} in the period asked")
+            raise UsageError(
+                f"{db}: no send decisions of class {missing[0]!r} in the period asked "
+                f"(classes: {known})"
+            )
         info(f"{db}: {n:,} decisions; {_method(settings)}")
         with writing(config, db, "uplift") as con:
             run_id = start_run(
@@ -369,7 +410,7 @@ def uplift(
                 covariates=covs,
                 objectives=objectives,
                 settings=settings,
-                refute=not no_refute,
+                refute=refute,
                 progress=info,
             )
             not_ok = sum(e.status != "ok" for e in results.estimates if e.segment == "all")
@@ -381,7 +422,7 @@ def uplift(
             with writing(config, db, "uplift") as con:
                 finish_run(con, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
             raise
-    _emit(out_format, _document(run_id, week, "warehouse", results, settings), results)
+    _emit(out_format, _document(run_id, week, "warehouse", results, settings), results, wide)
 
 
 def register(app: typer.Typer) -> None:

@@ -85,6 +85,23 @@ def load(
             show_default=False,
         ),
     ] = None,
+    column_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="CONTRACT=FILE: read the contract column from the files' column of another "
+            "name, e.g. --map decided_at=sent_at; repeat it. Overrides [load.columns.TABLE].",
+            show_default=False,
+        ),
+    ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="users only: the files are the truth for the user_ids they hold (their "
+            "columns overwrite the stored values, new columns are added); default: append.",
+        ),
+    ] = False,
     fmt: FormatOption = "table",  # type: ignore[assignment]
     as_json: JsonOption = False,
 ) -> None:
@@ -99,6 +116,10 @@ def load(
     channel=push/) is read from its folder, and a row whose value differs from its
     folder's is quarantined as partition_mismatch. --partition, --since and --until
     prune by folder names alone, before any file is opened.
+
+    Columns are matched by name, case-insensitively; --map (or [load.columns.TABLE] in
+    upshot.toml) reads a contract column from a column of another name. `treated` and
+    `randomized` accept true/false, yes/no, y/n, t/f and 1/0.
 
     Exit code 3 when a file's quarantined share exceeds --max-reject-rate, 4 when
     another writer holds the warehouse.
@@ -120,6 +141,8 @@ def load(
             max_reject_rate=max_reject_rate,
             on_file=on_file,
             pruning=pruning,
+            columns=_parse_map(column_map or []),
+            replace=replace,
         )
         gate_error: Exception | None = None
     except (DataQualityError, LoadIncompleteError) as exc:
@@ -130,6 +153,17 @@ def load(
     _print_report(report, resolve(fmt, as_json))
     if gate_error is not None:
         raise gate_error
+
+
+def _parse_map(items: list[str]) -> dict[str, str]:
+    """`--map decided_at=sent_at` (repeated) as {contract column: file column}."""
+    out = {}
+    for item in items:
+        target, sep, source = item.partition("=")
+        if not sep or not target.strip() or not source.strip():
+            raise UsageError(f"--map {item!r}, must look like decided_at=sent_at")
+        out[target.strip()] = source.strip()
+    return out
 
 
 def _progress(table: str) -> tuple[Any, Any]:

@@ -119,9 +119,10 @@ def export(
             "verification); recorded in the manifest and the warehouse journal.",
         ),
     ] = False,
-    no_evaluate: Annotated[
-        bool, typer.Option("--no-evaluate", help="Skip the off-policy estimate.")
-    ] = False,
+    evaluate: Annotated[
+        bool,
+        typer.Option("--evaluate/--no-evaluate", help="Make the off-policy estimate."),
+    ] = True,
     policy: PolicyOption = None,
     cap: CapOption = None,
     fmt: FormatOption = Format.table,
@@ -152,7 +153,7 @@ def export(
         directory=_directory(st.config, directory),
         check=check,
         force=force,
-        evaluate=not no_evaluate,
+        evaluate=evaluate,
         policy=_policy(policy),
         cap=cap,
     )
@@ -430,6 +431,7 @@ def evaluate(
     from upshot.period import Period, parse
 
     st = state(ctx)
+    asked = parse(None, start, end)  # --start after --end is a usage error before any work
     with store.reading(st.config, st.db_path) as con:
         if target is None:
             subject = lib.candidate_subject(
@@ -437,8 +439,12 @@ def evaluate(
             )
         else:
             subject = lib.document_subject(read(_target(_directory(st.config, directory), target)))
-        asked = parse(None, start, end)
         window = Period(asked.start or subject.window.start, asked.end or subject.window.end)
+        if window.start and window.end and window.start >= window.end:
+            raise UsageError(
+                f"--start/--end: the window {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} "
+                "is empty (the default start or end is the weights' own window)"
+            )
         info(f"evaluating {subject.version} on the logged decisions ...")
         result = lib.evaluate_policy(
             con, st.config, subject.weights, subject.rates, window, policy=_policy(policy), cap=cap

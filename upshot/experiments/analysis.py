@@ -22,9 +22,9 @@ from upshot.experiments.engine import Options, analyze_rows, sort_rows
 from upshot.experiments.interaction import interactions
 from upshot.experiments.results import ExperimentAnalysis
 from upshot.experiments.sources import (
-    experiment_exists,
     prepare_table,
     prepare_warehouse,
+    require_experiment,
     table_rows,
     warehouse_rows,
 )
@@ -120,10 +120,11 @@ def analyze(
     missing: each metric is analysed on the users whose value (a ratio: numerator and
     denominator) is known, and a missing covariate is imputed beside a missing indicator;
     `nulls="zero"` reads it as 0 instead. Returns an `ExperimentAnalysis`.
+    Without `config`, it is read as the CLI reads it: `$UPSHOT_CONFIG`, else ./upshot.toml.
     """
-    from upshot.config import Config
+    from upshot.config import load_config
 
-    config = config or Config()
+    config = config or load_config()
     options = options or Options.from_config(config.experiments)
     control = control or config.experiments.control
     if split is not None:
@@ -157,8 +158,7 @@ def analyze(
         specs, variables = specs_mod.from_config(config.experiments, metrics)
         specs = _with_roles(specs, roles)
         with connection(con, db, config) as c:
-            if not experiment_exists(c, experiment):
-                raise UsageError(f"experiment {experiment!r} has no assignments in the warehouse")
+            require_experiment(c, experiment, "experiment")
             prepared = prepare_warehouse(experiment, specs, variables)
             result = analyze_rows(
                 prepared.rows(c), specs, experiment=experiment, control=control, split=split,
@@ -190,8 +190,7 @@ def _others(con: duckdb.DuckDBPyConnection, experiment: str, interaction: str | 
     if not interaction:
         return []
     if interaction != "all":
-        if not experiment_exists(con, interaction):
-            raise UsageError(f"--interaction {interaction}: no such experiment in the warehouse")
+        require_experiment(con, interaction, "--interaction")
         return [interaction]
     rows = con.execute(query("experiments", "overlapping-experiments"), {"experiment": experiment})
     return [str(r[0]) for r in rows.fetchall()]
@@ -250,9 +249,9 @@ def decompose(
     first step per user, then each step per the previous one), a mix/rate split of
     `metric` over the values of `segment` (a users column, or a file column), or over
     `parts` given as "weight_col:value_col" (file only: channels)."""
-    from upshot.config import Config
+    from upshot.config import load_config
 
-    config = config or Config()
+    config = config or load_config()
     control = control or config.experiments.control
     alpha = alpha if alpha is not None else config.experiments.alpha
     modes = [m for m in (funnel, segment, parts) if m]
@@ -284,8 +283,7 @@ def decompose(
             specs, variables = specs_mod.from_config(config.experiments, names)
             if any(s.denominator for s in specs):
                 raise UsageError("decompose works on per-user metrics, not ratios")
-            if not experiment_exists(c, experiment):
-                raise UsageError(f"experiment {experiment!r} has no assignments in the warehouse")
+            require_experiment(c, experiment, "experiment")
             spec = replace(spec, numerator=specs[0].numerator)
             rows = warehouse_rows(c, experiment, [spec], variables, segment=segment)
             name = experiment

@@ -256,15 +256,15 @@ def plan_experiment(
     """`plan` with baselines measured on data: the control arm of a warehouse experiment
     or of a file (every row when the file has no `variant_col` column), per-user
     standard deviations after the configured adjustment."""
-    from upshot.config import Config
+    from upshot.config import load_config
     from upshot.experiments import spec as specs_mod
     from upshot.experiments.analysis import connection
     from upshot.experiments.engine import is_binary, sort_rows
     from upshot.experiments.query import table_columns
-    from upshot.experiments.sources import experiment_exists, table_rows, warehouse_rows
+    from upshot.experiments.sources import require_experiment, table_rows, warehouse_rows
     from upshot.experiments.stats import Moments
 
-    config = config or Config()
+    config = config or load_config()
     ex = config.experiments
     control = control or ex.control
     with connection(con, None if table is not None else db, config) as c:
@@ -282,8 +282,7 @@ def plan_experiment(
                 raise UsageError("name an experiment for the baselines, or give --table")
             specs, variables = specs_mod.from_config(ex, metrics)
             specs = specs_mod.apply_roles(specs, guardrails, deteriorations, lower_is_better)
-            if not experiment_exists(c, experiment):
-                raise UsageError(f"experiment {experiment!r} has no assignments in the warehouse")
+            require_experiment(c, experiment, "experiment")
             rows = warehouse_rows(c, experiment, specs, variables)
             group = control
     groups = sort_rows(rows, group, None)

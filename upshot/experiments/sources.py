@@ -162,6 +162,21 @@ def prepare_warehouse(
     return Prepared(source, params, keys, agg, f"experiment {experiment}")
 
 
+def require_experiment(con: duckdb.DuckDBPyConnection, experiment: str, label: str) -> None:
+    """A UsageError naming the experiments the warehouse knows when `experiment` is not one;
+    `label` says where the name came from (`experiment`, `--interaction`)."""
+    from upshot.errors import UsageError
+    from upshot.sql import query as named
+
+    if experiment_exists(con, experiment):
+        return
+    known = [r[0] for r in con.execute(named("experiments", "experiment-ids")).fetchall()]
+    listed = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "") if known else "none"
+    raise UsageError(
+        f"{label} {experiment!r} has no assignments in the warehouse (known: {listed})"
+    )
+
+
 def experiment_exists(con: duckdb.DuckDBPyConnection, experiment: str) -> bool:
     from upshot.sql import query as named
 

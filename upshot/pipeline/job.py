@@ -1,6 +1,6 @@
 """The weekly job: the stages in order for one ISO week, idempotent per week.
 
-    load → uplift → experiments → weights → touches → report
+    load → check → uplift → experiments → weights → touches → report
 
 `run` loads new input files from `load.sources` (the loader skips files it has seen),
 estimates the uplift of the week's decisions, analyses and decides the experiments live
@@ -16,13 +16,15 @@ alerts, while its report folder is swapped in whole. Earlier weeks are untouched
 
 The job fails (exit 1) when a stage fails as a whole or more than
 `report.max_failed_share` of the classes or experiments fail; otherwise it exits 3 when
-an alert at or above `fail_on` fired, else 0.
+an alert at or above `fail_on` fired, else 0. `check` (see `upshot.check`) runs before
+any estimate: a check that is an error stops the job with exit 3 unless `fail_on` is
+`never`, in which case the week goes on and the report's data health shows the finding.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from upshot.errors import EXIT_DATA_QUALITY, EXIT_ERROR, EXIT_OK, UsageError
 from upshot.pipeline.stages import (
     Progress,
     Stage,
+    stage_check,
     stage_experiments,
     stage_load,
     stage_touches,
@@ -186,6 +189,7 @@ def run_week(
     week: str,
     *,
     load: Stage,
+    check: Stage | None = None,
     publish: bool = True,
     report_dir: Path | None = None,
     weights_dir: Path | None = None,
@@ -198,7 +202,7 @@ def run_week(
     run_id = _register(config, db_path, week)
     with store.writing(config, db_path, "upshot run") as con:
         con.execute(query("report", "set-data-as-of"), {"run_id": run_id})
-    stages = [load]
+    stages = [load] if check is None else [load, check]
     uplift = timed("uplift", lambda: stage_uplift(config, db_path, week, progress), progress)
     stages.append(uplift)
     stages.append(timed("experiments", lambda: stage_experiments(config, db_path, week), progress))
@@ -291,6 +295,11 @@ def run(
             if load
             else (Stage("load", "skipped", detail="--no-load"))
         )
+        checked = timed("check", lambda: stage_check(config, db_path), progress)
+        if checked.status == "failed" and fail_on != "never":
+            return _stopped(week, loaded, checked, fail_on)
+        if checked.status == "failed":  # fail_on never: go on, the report shows the findings
+            checked = replace(checked, status="partial")
         earlier = restatable(config, db_path, week) if restate else []
         results = []
         for w in [*earlier, week]:
@@ -303,6 +312,7 @@ def run(
                     db_path,
                     w,
                     load=stage,
+                    check=checked if w == week else None,
                     publish=w == week,
                     report_dir=report_dir,
                     weights_dir=weights_dir,
@@ -310,6 +320,13 @@ def run(
                 )
             )
     return outcome(tuple(results), fail_on)
+
+
+def _stopped(week: str, loaded: Stage, checked: Stage, fail_on: str) -> JobResult:
+    """The job stopped by `upshot check` before any estimate: nothing was run or written."""
+    reason = f"upshot check: {checked.detail} (run `upshot check`; --fail-on never goes on)"
+    result = WeekResult(week, "", "failed", (loaded, checked), (reason,))
+    return JobResult((result,), fail_on, EXIT_DATA_QUALITY, reason)
 
 
 def outcome(results: tuple[WeekResult, ...], fail_on: str) -> JobResult:

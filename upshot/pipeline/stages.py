@@ -102,6 +102,23 @@ def stage_load(config: Config, db_path: str) -> Stage:
     )
 
 
+def stage_check(config: Config, db_path: str) -> Stage:
+    """`upshot check` on what is loaded: `failed` when a check is an error (the job stops
+    there unless fail_on is never), its findings in `outputs["checks"]` for the report."""
+    from upshot.check import run_check
+
+    report = run_check(config, db_path)
+    status = "failed" if report.errors else "ok"
+    return Stage(
+        "check",
+        status,
+        detail=report.summary(),
+        attempted=len(report.checks),
+        # name, status and detail only: the facts hold example ids, which no report may
+        outputs={"checks": report.to_dicts()},
+    )
+
+
 def _class_failures(documents: list[dict[str, Any]]) -> tuple[int, list[dict[str, str]]]:
     classes: dict[str, str | None] = {}
     for e in documents:

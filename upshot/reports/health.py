@@ -1,4 +1,4 @@
-"""Reachability and data health of one week, as aggregates.
+"""Reachability and data health of one week, as aggregates; the `upshot check` findings.
 
 Reachable users of a channel at the end of a week are the users opted in at the start
 (the `users` column named in `report.reach_opt_in`) who have not yet had one of the
@@ -113,3 +113,15 @@ def coverage(con: duckdb.DuckDBPyConnection, until: datetime) -> dict[str, Any]:
         # a day of slack: the last event of a complete day can be hours before midnight
         "windows_complete": bool(last_outcome and last_outcome >= until - timedelta(days=1)),
     }
+
+
+def findings(stages: Records) -> Records:
+    """The `upshot check` findings the weekly job recorded in its `check` stage (name,
+    status, detail), errors first; none when the report was made without the job."""
+    order = {"error": 0, "warning": 1, "ok": 2}
+    for stage in stages:
+        if stage.get("stage") == "check":
+            checks = (stage.get("outputs") or {}).get("checks") or ()
+            rows = [{k: c.get(k) for k in ("name", "status", "detail")} for c in checks]
+            return tuple(sorted(rows, key=lambda r: order.get(str(r["status"]), 3)))
+    return ()

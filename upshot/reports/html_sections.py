@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from upshot import period
-from upshot.reports import fmt
+from upshot.reports import fmt, health
 from upshot.reports.html_kit import card, chart_div, e, table
 
 if TYPE_CHECKING:
@@ -263,6 +263,16 @@ def health_section(data: ReportData, charts: dict[str, Chart]) -> str:
             return None
 
         parts.append("<h3>Weekly job</h3>" + table(columns, stages, stage_cell))
+    found = health.findings(data.stages)
+    if found:
+        check_cols = [("name", "<check"), ("status", "<status"), ("detail", "<finding")]
+
+        def check_cell(key: str, row: dict[str, Any]) -> str | None:
+            if key == "status":
+                return f'<span class="badge {e(row["status"])}">{e(row["status"])}</span>'
+            return None
+
+        parts.append("<h3>Data checks (upshot check)</h3>" + table(check_cols, found, check_cell))
     parts.append("<h3>Rows per day</h3>" + chart_div(charts, "daily"))
     load_cols = [
         ("table", "<table"),

@@ -24,6 +24,10 @@ GROUP BY experiment_id;
 -- name: experiment-exists
 SELECT count(*) FROM assignments WHERE experiment_id = $experiment;
 
+-- name: experiment-ids
+-- Every experiment the assignments name, for errors that list the known ones.
+SELECT DISTINCT experiment_id FROM assignments ORDER BY 1;
+
 -- name: overlapping-experiments
 -- Other experiments sharing users with this one, and how many.
 SELECT b.experiment_id, count(DISTINCT b.user_id) AS users

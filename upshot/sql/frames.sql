@@ -76,3 +76,7 @@ CAST(count(DISTINCT CAST(o.occurred_at AS DATE)) FILTER (WHERE {inside}) AS DOUB
 -- An outcome row counts for objective {k}: one of its events, inside its window.
 list_contains(CAST({events} AS VARCHAR[]), o.event)
     AND o.occurred_at <= d.decided_at + to_seconds(CAST({window} AS DOUBLE))
+
+-- name: class-names
+-- Every message class the sends hold, for errors that list the known ones.
+SELECT DISTINCT message_class FROM sends ORDER BY 1;

@@ -27,3 +27,7 @@ INSERT INTO _loads (load_id, fingerprint, source, table_name, rows_read, rows_ac
                     duplicates_skipped, rows_quarantined, loaded_at,
                     file_path, file_size, file_mtime_ns)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?);
+
+-- name: record-mode
+-- How the file loaded (append | replace) and its timestamps without a zone, by load id.
+UPDATE _loads SET mode = ?, naive_timestamps = ? WHERE load_id = ?;

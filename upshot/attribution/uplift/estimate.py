@@ -46,6 +46,28 @@ def _require(columns: Sequence[str], column: str | None, role: str, source: str)
         raise UsageError(f"{source}: no column {column!r} for {role}")
 
 
+TRUE_SPELLINGS = ("true", "t", "yes", "y", "1")  # as `upshot load` reads a BOOLEAN column
+FALSE_SPELLINGS = ("false", "f", "no", "n", "0")
+
+
+def spelled_boolean(frame: pl.LazyFrame, schema: pl.Schema, column: str) -> pl.LazyFrame:
+    """A text `column` of yes/no, Y/N, 1/0 or true/false (any case) as Boolean; any other
+    text becomes null, which the row checks then name."""
+    import polars as pl
+
+    if schema[column] not in (pl.String, pl.Categorical):
+        return frame
+    text = pl.col(column).cast(pl.String).str.strip_chars().str.to_lowercase()
+    return frame.with_columns(
+        pl.when(text.is_in(TRUE_SPELLINGS))
+        .then(True)
+        .when(text.is_in(FALSE_SPELLINGS))
+        .then(False)
+        .otherwise(None)
+        .alias(column)
+    )
+
+
 def _check(
     frame: pl.LazyFrame,
     schema: pl.Schema,
@@ -242,6 +264,8 @@ def estimate_uplift(
         _require(columns, column, role, source)
     for name in outcomes:
         _require(columns, name, "an outcome", source)
+    lazy = spelled_boolean(lazy, schema, treatment_col)
+    schema = lazy.collect_schema()
     optional = {"propensity": propensity_col, "randomized": randomized_col, "channel": channel_col}
     optional = {k: v if v in columns else None for k, v in optional.items()}
     roles = {"class": class_col, "treatment": treatment_col, **optional}
@@ -265,7 +289,9 @@ def estimate_uplift(
     wanted = list(classes) if classes else present
     missing = [c for c in wanted if c not in present]
     if missing:
-        raise UsageError(f"{source}: no decisions of class {missing[0]!r}")
+        raise UsageError(
+            f"{source}: no decisions of class {missing[0]!r} (classes: {', '.join(present)})"
+        )
     flags = [(o in binary) if binary is not None else _is_binary(lazy, o) for o in outcomes]
     tasks = _tasks(
         lazy,

@@ -49,6 +49,11 @@ FRAME_KEYS = (
 MAX_LEVELS = 20
 
 
+def known_classes(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every message class in sends, for an error about one that is not there."""
+    return [r[0] for r in con.execute(query("frames", "class-names")).fetchall()]
+
+
 def covariate_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Every column of `users` except identifiers (`user_id`, `load_id`, `*_id`)."""
     rows = con.execute(query("frames", "user-columns")).fetchall()
