@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "uplift",
     "weights",
     "touches",
+    "longterm",  # surrogate index
     "report",
     "run",  # run, demo
 )
