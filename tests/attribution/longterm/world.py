@@ -27,10 +27,15 @@ class World:
     y: np.ndarray  # the experiment's long-term outcome (unseen by the projection)
 
 
-def _surrogates(rng: np.random.Generator, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _surrogates(
+    rng: np.random.Generator, x: np.ndarray, w: np.ndarray, tau: tuple[float, float] = (0.4, 0.3)
+) -> np.ndarray:
     n = x.shape[0]
     return np.column_stack(
-        [0.5 * x[:, 0] + 0.4 * w + rng.normal(size=n), 0.3 * x[:, 1] + 0.3 * w + rng.normal(size=n)]
+        [
+            0.5 * x[:, 0] + tau[0] * w + rng.normal(size=n),
+            0.3 * x[:, 1] + tau[1] * w + rng.normal(size=n),
+        ]
     )
 
 
@@ -51,3 +56,24 @@ def make_world(
     w = rng.binomial(1, p).astype(float)
     s = _surrogates(rng, x, w)
     return World(s_h, x_h, y_h, w, s, x, p, _outcome(rng, s, x, h))
+
+
+def make_class_window(
+    rng: np.random.Generator,
+    n_h: int,
+    n_e: int,
+    tau: tuple[float, float],
+    *,
+    direct: float = 0.0,
+) -> World:
+    """A class's past window (nonlinear h): the treatment moves (S1, S2) by `tau`, and
+    by `direct` moves Y outside the surrogates (surrogacy fails unless 0). The true
+    long-term effect is tau1 + 0.5 tau2^2 + direct."""
+    x_h = rng.normal(size=(n_h, 2))
+    s_h = _surrogates(rng, x_h, rng.binomial(1, 0.5, n_h))
+    y_h = _outcome(rng, s_h, x_h, "nonlinear")
+    x = rng.normal(size=(n_e, 2))
+    w = rng.binomial(1, 0.5, n_e).astype(float)
+    s = _surrogates(rng, x, w, tau)
+    y = _outcome(rng, s, x, "nonlinear") + direct * w
+    return World(s_h, x_h, y_h, w, s, x, np.full(n_e, 0.5), y)
