@@ -101,3 +101,55 @@ def test_treatment_must_be_binary_and_files_must_exist(tables, tmp_path):
     result = run_cli(*args)
     assert result.code == 2
     assert f"Error: --experiment {tmp_path / 'missing.csv'}: no such file" in result.err
+
+
+@pytest.fixture(scope="module")
+def past(tmp_path_factory):
+    """Two past windows of two classes; `wearout` harms Y by 0.8 outside the surrogates."""
+    from tests.attribution.longterm.world import make_class_window
+
+    folder = tmp_path_factory.mktemp("backtest")
+    rng = np.random.default_rng(5)
+    frames, history = [], None
+    for window in ("2026-W01", "2026-W02"):
+        for name, direct in (("steady", 0.0), ("wearout", -0.8)):
+            w = make_class_window(rng, 800, 800, (0.4, 0.3), direct=direct)
+            frames.append(
+                pl.DataFrame(
+                    {"window": window, "message_class": name, "t": w.w.astype(int)}
+                    | {"s1": w.s[:, 0], "s2": w.s[:, 1], "x1": w.x[:, 0], "y": w.y}
+                )
+            )
+            history = history if history is not None else w
+    pl.concat(frames).write_parquet(folder / "past.parquet")
+    pl.DataFrame(
+        {"s1": history.s_h[:, 0], "s2": history.s_h[:, 1], "x1": history.x_h[:, 0]}
+        | {"y": history.y_h}
+    ).write_parquet(folder / "history.parquet")
+    return folder
+
+
+def test_validate_flags_the_planted_class(past):
+    result = run_cli(
+        "longterm", "validate", "--history", str(past / "history.parquet"),
+        "--past", str(past / "past.parquet"), "--treatment-col", "t",
+        "--surrogates", "s1,s2", "--long-term-col", "y", "--covariates", "x1", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
+    assert doc["flagged"] == ["wearout"]
+    assert [c["message_class"] for c in doc["classes"]] == ["steady", "wearout"]
+    assert [(r["window"], r["message_class"]) for r in doc["windows"]] == [
+        ("2026-W01", "steady"), ("2026-W01", "wearout"),
+        ("2026-W02", "steady"), ("2026-W02", "wearout"),
+    ]  # fmt: skip
+    assert set(doc) >= {"calibration_slope", "coverage", "rmse_projected", "rmse_naive"}
+
+
+def test_validate_and_the_table_path_name_missing_flags():
+    result = run_cli("longterm", "validate", "--history", "h.parquet")
+    assert result.code == 2
+    assert result.err.strip().splitlines()[-1] == "Error: --past is required"
+    result = run_cli("longterm", "--history", "h.parquet")
+    assert result.code == 2
+    assert result.err.strip().splitlines()[-1] == "Error: --experiment is required"

@@ -100,10 +100,7 @@ class Backtest(ResultsMixin):
     rmse_naive: float
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        return [
-            {f: getattr(r, f) for f in BacktestRow.__dataclass_fields__}
-            for r in self.rows
-        ]
+        return [{f: getattr(r, f) for f in BacktestRow.__dataclass_fields__} for r in self.rows]
 
     @property
     def flagged(self) -> tuple[str, ...]:

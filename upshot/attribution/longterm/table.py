@@ -17,6 +17,7 @@ from upshot.errors import UsageError
 if TYPE_CHECKING:
     import polars as pl
 
+    from upshot.attribution.longterm.backtest import Backtest
     from upshot.attribution.longterm.crossfit import Learners
     from upshot.attribution.longterm.surrogate import SurrogateEstimate
 
@@ -141,3 +142,70 @@ def surrogate_index_tables(
         alpha=alpha,
         learners=learners,
     )
+
+
+def backtest_tables(
+    history: pl.DataFrame,
+    past: pl.DataFrame,
+    *,
+    window_col: str,
+    class_col: str,
+    treatment_col: str,
+    surrogates: Sequence[str],
+    long_term_col: str,
+    covariates: Sequence[str] = (),
+    propensity_col: str | None = None,
+    names: tuple[str, str] = ("history", "past"),
+    n_folds: int = 5,
+    seed: int = 0,
+    alpha: float = 0.05,
+    learners: Learners | None = None,
+) -> Backtest:
+    """The backtest from a history table and a table of past experiments whose long-term
+    column is now observed: one check per (window, class) of `past`, h learned on
+    `history` each time."""
+    import polars as pl
+
+    from upshot.attribution.longterm.backtest import PastWindow, backtest
+
+    hist_name, past_name = names
+    if not surrogates:
+        raise UsageError("--surrogates: name at least one surrogate column")
+    _require(history, hist_name, [*surrogates, *covariates, long_term_col])
+    extra = [propensity_col] if propensity_col else []
+    needed = [window_col, class_col, treatment_col, *surrogates, *covariates, long_term_col]
+    _require(past, past_name, [*needed, *extra])
+    x_h, x_all = _covariates(history, past, names, covariates)
+    s_h = np.column_stack([_numeric(history, hist_name, c) for c in surrogates])
+    y_h = _numeric(history, hist_name, long_term_col)
+    keys = past.select(window_col, class_col).unique(maintain_order=True).sort(window_col)
+    least = MIN_PER_FOLD * n_folds
+    windows = []
+    row = pl.int_range(pl.len()).alias("_row")
+    indexed = past.with_columns(row)
+    for window, cls in keys.iter_rows():
+        part = indexed.filter((pl.col(window_col) == window) & (pl.col(class_col) == cls))
+        w = _numeric(part, past_name, treatment_col)
+        label = f"{past_name}: {window_col} {window!r}, {class_col} {cls!r}"
+        if not np.isin(w, (0.0, 1.0)).all():
+            raise UsageError(f"{label}: column {treatment_col!r} must be 0/1 or true/false")
+        if min(int(w.sum()), int((1 - w).sum())) < least:
+            raise UsageError(f"{label}: each arm of {treatment_col!r} needs {least} rows")
+        p = _numeric(part, past_name, propensity_col) if propensity_col else None
+        if p is not None and not ((p > 0) & (p < 1)).all():
+            raise UsageError(f"{label}: column {propensity_col!r} must be in (0, 1)")
+        windows.append(
+            PastWindow(
+                window=str(window),
+                message_class=str(cls),
+                s_h=s_h,
+                x_h=x_h,
+                y_h=y_h,
+                w=w,
+                s=np.column_stack([_numeric(part, past_name, c) for c in surrogates]),
+                x=x_all[part["_row"].to_numpy()],
+                y=_numeric(part, past_name, long_term_col),
+                propensity=p,
+            )
+        )
+    return backtest(windows, n_folds=n_folds, seed=seed, alpha=alpha, learners=learners)
