@@ -5,7 +5,8 @@ S2, true ATE 0.445), 1,000 history and 1,000 experiment rows each, default learn
 a randomized experiment, a targeted one with the propensity estimated, and the same
 targeted one with the logged propensity given. Nominal level 95%; the issue asks >= 90%
 of >= 40 (with 95% true coverage, P(fewer than 36 of 40) is about 5%; seeded, so fixed).
-Measured when written: 95%, 93%, 93% over 60 worlds each.
+Measured when written: 97.5%, 95%, 95% on these 40 worlds (95%, 93%, 93% over 60 others);
+bias +0.004, -0.015, -0.022 (se of the mean ~0.014); ~20 s CPU per design.
 """
 
 from __future__ import annotations
