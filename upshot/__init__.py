@@ -15,7 +15,8 @@ A map of the package:
 - `upshot.results`      the result-collection mixin (`to_polars`, `to_markdown`, ...)
 - `upshot.sql`          every SQL statement, loaded by name; `ident` quotes identifiers
 - `upshot.experiments`  A/B analysis from sufficient statistics
-- `upshot.attribution`  uplift (`.uplift`), value weights (`.weights`), touch credit (`.touches`)
+- `upshot.attribution`  uplift (`.uplift`), value weights (`.weights`), touch credit (`.touches`),
+                        long-term projection (`.longterm`)
 - `upshot.pipeline`     the weekly job and the demo
 - `upshot.reports`      the weekly report: Altair charts, HTML, alerts
 - `upshot.cli`          the Typer command line, a thin layer over the above

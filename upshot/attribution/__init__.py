@@ -1,6 +1,6 @@
 """Causal attribution: what sending a message of each class is worth, and to whom.
 
-Three sub-packages, one subject each; arrows run only downwards in this list:
+Four sub-packages, one subject each; arrows run only downwards in this list:
 
 - `upshot.attribution.uplift`   per-decision frames, EconML fits per class, DoWhy refutation,
                                 CATE evaluation, the local and Ray backends
@@ -8,6 +8,8 @@ Three sub-packages, one subject each; arrows run only downwards in this list:
                                 policy, shrinkage, off-policy evaluation, the weight-file
                                 writer and the reference reader decision services embed
 - `upshot.attribution.touches`  rule-based, Markov and Shapley credit beside the causal column
+- `upshot.attribution.longterm` long-term effects projected from short-term ones (surrogate
+                                index) and the backtest of that projection
 
 The uplift names are re-exported here, resolved on first use.
 """

@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "uplift",
     "weights",
     "touches",
+    "longterm",  # surrogate index
     "report",
     "run",  # run, demo
 )
