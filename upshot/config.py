@@ -167,6 +167,9 @@ class Uplift:
     propensity_clip: float = 0.01
     # more decisions than this beyond the clip bounds: the class has no overlap
     max_clipped_share: float = 0.1
+    # warehouse path: each objective's value in this window before the decision joins the
+    # covariates as `pre_<objective>`, as experiments do for CUPED; "0d" switches it off
+    pre_window: str = "28d"
     refute_sample: int = 20_000
     refute_simulations: int = 10
     max_rows_per_fit: int = 2_000_000  # a larger class is subsampled (seeded) before fitting
@@ -187,6 +190,11 @@ class Uplift:
     # failed:memory_budget and the run goes on; on Ray it is also the task's reservation.
     # none: no budget (a fit the machine cannot hold is then killed by the kernel)
     memory_per_task: str | None = None
+
+    @property
+    def pre_window_days(self) -> float:
+        """`pre_window` in days; 0 when pre-period covariates are off."""
+        return parse_window(self.pre_window, "uplift.pre_window")
 
     @property
     def memory_per_task_bytes(self) -> int:
@@ -215,6 +223,7 @@ class Uplift:
             if not ok:
                 raise ConfigError(f"uplift.{name} == {getattr(self, name)!r}, {must}")
         _ = self.memory_per_task_bytes  # a malformed size fails here, not mid-run
+        _ = self.pre_window_days  # so does a malformed window
 
 
 @dataclass(frozen=True, slots=True)
