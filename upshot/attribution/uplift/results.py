@@ -18,6 +18,9 @@ OK = "ok"
 INSUFFICIENT = "insufficient_data"
 NO_OVERLAP = "no_overlap"
 ZERO_VARIANCE = "zero_variance"
+# estimated, but from a targeted design with neither a logged propensity nor past behaviour
+# among the covariates: targeting on activity the covariates miss biases it (numbers kept)
+CONFOUNDING_RISK = "confounding_risk"
 NAN = math.nan
 
 
