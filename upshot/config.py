@@ -170,8 +170,9 @@ class Uplift:
     # warehouse path: each objective's value in this window before the decision joins the
     # covariates as `pre_<objective>`, as experiments do for CUPED; "0d" switches it off
     pre_window: str = "28d"
-    refute_sample: int = 20_000
-    refute_simulations: int = 10
+    # the refuters re-run the full estimator 1 + 3 x refute_simulations times on this sample
+    refute_sample: int = 5_000
+    refute_simulations: int = 5
     max_rows_per_fit: int = 2_000_000  # a larger class is subsampled (seeded) before fitting
     # rows each outcome-nuisance model trains on (0: all); with a known propensity the
     # outcome model only affects variance, and beyond ~10^5 rows it barely improves
