@@ -47,13 +47,14 @@ def _randomized_world(seed: int, n: int = 2000):
 
 
 def test_a_placebo_that_really_acts_fails_the_placebo_refuter():
-    task, U = _randomized_world(0)
+    task, U = _randomized_world(0, n=1200)
     clean = refute_task(task, task.T, task.X, ["y"])["y"]
-    assert clean.placebo_passed and clean.passed
+    assert clean.placebo_passed
+    assert clean.passed
     # the estimator really is the reported one: 4 SE is a loose bound on a 1.0 effect
     assert clean.estimate == pytest.approx(1.0, abs=4 * clean.se)
 
-    # "placebo" U is a real cause of y (effect 2, ~20 SE here): a refuter that re-estimated
+    # "placebo" U is a real cause of y (effect 2, ~16 SE here): a refuter that re-estimated
     # with anything but a working estimator, or never compared, could not fail on it
     from upshot.attribution.uplift import refute
 
@@ -110,18 +111,6 @@ def test_an_unobserved_confounder_moves_the_estimate_when_given_as_the_common_ca
     assert abs(seen.random_cause - seen.estimate) > 0.5 * seen.se
     assert not seen.random_cause_passed
     assert not seen.passed
-
-
-@pytest.mark.slow
-def test_refuters_pass_at_their_nominal_rate_on_a_clean_randomized_world():
-    # Each rule is a 3-sigma (or stricter) band: with no planted problem a seed should
-    # fail at most ~1% of the time, so >= 18 of 20 passes tolerates 2 false alarms
-    # (P(>= 3 of 20 | p = 0.01) ~ 0.1%).
-    passed = []
-    for seed in range(20):
-        task, _ = _randomized_world(100 + seed, n=1000)
-        passed.append(refute_task(task, task.T, task.X, ["y"])["y"].passed)
-    assert sum(passed) >= 18, passed
 
 
 def test_refutation_results_land_on_the_overall_rows():
