@@ -9,7 +9,7 @@
 | `reach_drop` | warning | ... by more than `report.reach_drop_warning` in a week |
 | `srm` | critical | an experiment live this week has a sample ratio mismatch |
 | `refutation_failed` | warning | a class's estimate failed a refutation check |
-| `confounding_risk` | warning | a targeted class had neither a logged propensity nor pre-period covariates |
+| `confounding_risk` | warning | a targeted class: no logged propensity, no pre-period covariate |
 | `data_gap` | critical | a day of the week without sends or without outcome events |
 | `late_data` | warning | rows of an already reported week arrived after its report |
 | `incomplete_windows` | info | outcomes do not yet reach the end of the week's outcome windows |
