@@ -15,10 +15,11 @@ import pytest
 from tests.attribution.uplift.uplift_world import load_world
 from upshot import store
 from upshot.attribution.uplift.estimate import uplift_from_warehouse
-from upshot.config import Config, Objective, Uplift
+from upshot.config import Config, Objective, Report, Uplift
 
 EFFECT = 15.0  # minutes every sent message adds, exactly, to the week's engagement
 START = datetime(2026, 11, 16, tzinfo=UTC)
+WEEK = "2026-W47"  # the ISO week that starts at START
 
 
 def _world(seed: int, n: int = 3000) -> SimpleNamespace:
@@ -67,15 +68,25 @@ def _world(seed: int, n: int = 3000) -> SimpleNamespace:
     )
 
 
-def _estimate(world, pre_window: str):
+def _estimate(world, pre_window: str, *, alerts: bool = False):
     con = store.connect(":memory:", read_only=False)
     load_world(con, world)
     settings = Uplift(nuisance="linear", segments=(), pre_window=pre_window)
     config = Config(
-        objectives={"engagement": Objective(("stream_minutes",), "sum", "7d")}, uplift=settings
+        objectives={"engagement": Objective(("stream_minutes",), "sum", "7d")},
+        uplift=settings,
+        report=Report(key_objectives=("engagement",)),
     )
     results = uplift_from_warehouse(con, config, refute=False)
     (row,) = [e for e in results.estimates if e.segment == "all"]
+    if alerts:
+        # as `upshot uplift --week` stores it, then the week's report alerts
+        from upshot.attribution.uplift.estimate import write_results
+        from upshot.reports.alerts import evaluate
+        from upshot.reports.data import report_data
+
+        write_results(con, results, run_id="r1", week=WEEK, seed=0)
+        return row, results, evaluate(report_data(con, config, WEEK), config)
     return row, results
 
 
@@ -98,7 +109,7 @@ def test_pre_period_covariates_recover_the_effect_of_a_class_targeted_on_activit
 
 
 def test_without_pre_period_covariates_the_estimate_is_biased_and_flagged(world):
-    row, results = _estimate(world, "0d")
+    row, results, alerts = _estimate(world, "0d", alerts=True)
     good, _ = _estimate(world, "28d")
     # only `country` (noise) is left to adjust for: the bias is many of its SEs
     assert row.ate - EFFECT > 10 * row.ate_se
@@ -108,6 +119,10 @@ def test_without_pre_period_covariates_the_estimate_is_biased_and_flagged(world)
     assert results.classes["activity_push"]["status"] == "confounding_risk"
     # the numbers are kept (they are an estimate, with a warning), not NaN
     assert np.isfinite([row.ate, row.ate_se, row.ate_ci_lower]).all()
+    # and the week's report says so
+    risky = [a for a in alerts if a.rule == "confounding_risk"]
+    assert [(a.severity, a.subject) for a in risky] == [("warning", "activity_push")]
+    assert "engagement may be confounded" in risky[0].message
 
 
 def test_a_logged_propensity_or_a_randomized_design_is_no_confounding_risk(world):
