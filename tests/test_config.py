@@ -84,3 +84,12 @@ def test_the_memory_budget_defaults_to_none(tmp_path):
     assert Config().uplift.memory_per_task_bytes == 0
     (tmp_path / "upshot.toml").write_text("[uplift]\nmemory_per_task = '6GB'\n")
     assert load_config(tmp_path / "upshot.toml").uplift.memory_per_task_bytes == 6 * 10**9
+
+
+def test_the_uplift_pre_window_defaults_to_28_days_and_0d_turns_it_off(tmp_path):
+    assert Config().uplift.pre_window_days == 28.0
+    (tmp_path / "upshot.toml").write_text("[uplift]\npre_window = '0d'\n")
+    assert load_config(tmp_path / "upshot.toml").uplift.pre_window_days == 0.0
+    (tmp_path / "upshot.toml").write_text("[uplift]\npre_window = '4 weeks'\n")
+    with pytest.raises(ConfigError, match=r"uplift\.pre_window == '4 weeks', must look like 7d"):
+        load_config(tmp_path / "upshot.toml")
