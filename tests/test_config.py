@@ -158,3 +158,12 @@ def test_the_python_api_reads_the_config_the_cli_reads(tmp_path, monkeypatch):
     assert row["effect"] == cli["results"][0]["effect"]
     assert row["effect_ci_lower"] == cli["results"][0]["effect_ci_lower"]
     assert cli["alpha"] == 0.1
+
+
+def test_the_uplift_pre_window_defaults_to_28_days_and_0d_turns_it_off(tmp_path):
+    assert Config().uplift.pre_window_days == 28.0
+    (tmp_path / "upshot.toml").write_text("[uplift]\npre_window = '0d'\n")
+    assert load_config(tmp_path / "upshot.toml").uplift.pre_window_days == 0.0
+    (tmp_path / "upshot.toml").write_text("[uplift]\npre_window = '4 weeks'\n")
+    with pytest.raises(ConfigError, match=r"uplift\.pre_window == '4 weeks', must look like 7d"):
+        load_config(tmp_path / "upshot.toml")

@@ -175,8 +175,12 @@ class Uplift:
     propensity_clip: float = 0.01
     # more decisions than this beyond the clip bounds: the class has no overlap
     max_clipped_share: float = 0.1
-    refute_sample: int = 20_000
-    refute_simulations: int = 10
+    # warehouse path: each objective's value in this window before the decision joins the
+    # covariates as `pre_<objective>`, as experiments do for CUPED; "0d" switches it off
+    pre_window: str = "28d"
+    # the refuters re-run the full estimator 1 + 3 x refute_simulations times on this sample
+    refute_sample: int = 5_000
+    refute_simulations: int = 5
     max_rows_per_fit: int = 2_000_000  # a larger class is subsampled (seeded) before fitting
     # rows each outcome-nuisance model trains on (0: all); with a known propensity the
     # outcome model only affects variance, and beyond ~10^5 rows it barely improves
@@ -195,6 +199,11 @@ class Uplift:
     # failed:memory_budget and the run goes on; on Ray it is also the task's reservation.
     # none: no budget (a fit the machine cannot hold is then killed by the kernel)
     memory_per_task: str | None = None
+
+    @property
+    def pre_window_days(self) -> float:
+        """`pre_window` in days; 0 when pre-period covariates are off."""
+        return parse_window(self.pre_window, "uplift.pre_window")
 
     @property
     def memory_per_task_bytes(self) -> int:
@@ -223,6 +232,7 @@ class Uplift:
             if not ok:
                 raise ConfigError(f"uplift.{name} == {getattr(self, name)!r}, {must}")
         _ = self.memory_per_task_bytes  # a malformed size fails here, not mid-run
+        _ = self.pre_window_days  # so does a malformed window
 
 
 @dataclass(frozen=True, slots=True)

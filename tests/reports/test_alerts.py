@@ -159,3 +159,25 @@ def test_the_guardrail_test_matches_scipy_and_statsmodels():
     one_sided = stats.norm.sf((effects - 0.002) / ses)
     expected = multipletests(one_sided, method="holm")[1]
     assert over_guardrail(rows, 0.002, "holm") == pytest.approx(list(expected), rel=1e-9)
+
+
+def test_a_class_at_confounding_risk_raises_one_warning_naming_its_objectives():
+    data = make_data()
+    assert not [a for a in evaluate(data, Config()) if a.rule == "confounding_risk"]
+    risky = "sports_alert_push"
+    uplift = tuple(
+        {**r, "status": "confounding_risk", "effect": None, "significant": 0}
+        if r["message_class"] == risky
+        else r
+        for r in data.uplift
+    )
+    found = [
+        a
+        for a in evaluate(dataclasses.replace(data, uplift=uplift), Config())
+        if a.rule == "confounding_risk"
+    ]
+    objectives = sorted(r["objective"] for r in data.uplift if r["message_class"] == risky)
+    assert [(a.severity, a.subject) for a in found] == [("warning", risky)]
+    assert "may be confounded" in found[0].message
+    assert ", ".join(objectives) in found[0].message
+    assert "log the decision service's propensity" in found[0].message

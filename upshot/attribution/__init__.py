@@ -2,7 +2,7 @@
 
 Four sub-packages, one subject each; arrows run only downwards in this list:
 
-- `upshot.attribution.uplift`   per-decision frames, EconML fits per class, DoWhy refutation,
+- `upshot.attribution.uplift`   per-decision frames, EconML fits per class, refutation,
                                 CATE evaluation, the local and Ray backends
 - `upshot.attribution.weights`  value weights from one uplift run: combination, governance
                                 policy, shrinkage, off-policy evaluation, the weight-file

@@ -241,7 +241,9 @@ def uplift(
     refute: Annotated[
         bool,
         typer.Option(
-            "--refute/--no-refute", help="Run the DoWhy refutation (--no-refute: faster)."
+            "--refute/--no-refute",
+            help="Refute each estimate: our estimator re-run with a placebo treatment, a "
+            "random common cause and a data subset (--no-refute: faster).",
         ),
     ] = True,
     seed: Annotated[
@@ -302,8 +304,9 @@ def uplift(
     difference of means, biased when active users are targeted more), then per segment
     (**uplift.segments** in upshot.toml). The propensity follows the design: a randomized
     holdout's known propensity, the logged one for targeted sends, or one estimated from
-    the covariates. DoWhy refutes each estimate (placebo treatment, random common cause,
-    data subset) and held-out Qini/AUUC/calibration say whether the heterogeneity is real.
+    the covariates. The same estimator, re-run under a placebo treatment, a random common
+    cause and data subsets, refutes each estimate, and held-out Qini/AUUC/calibration say
+    whether the heterogeneity is real.
     A class without both arms, overlap or enough decisions gets a status instead of
     numbers, and the others go on. Progress goes to stderr.
 

@@ -8,7 +8,8 @@
 | `reach_drop` | critical | reachable users on a channel fell by more than `reach_drop_critical` |
 | `reach_drop` | warning | ... by more than `report.reach_drop_warning` in a week |
 | `srm` | critical | an experiment live this week has a sample ratio mismatch |
-| `refutation_failed` | warning | a class's estimate failed a DoWhy refutation |
+| `refutation_failed` | warning | a class's estimate failed a refutation check |
+| `confounding_risk` | warning | a targeted class: no logged propensity, no pre-period covariate |
 | `data_gap` | critical | a day of the week without sends or without outcome events |
 | `late_data` | warning | rows of an already reported week arrived after its report |
 | `incomplete_windows` | info | outcomes do not yet reach the end of the week's outcome windows |
@@ -231,6 +232,24 @@ def refutation_failed(data: ReportData) -> Iterator[Alert]:
         )
 
 
+def confounding_risk(data: ReportData) -> Iterator[Alert]:
+    """Classes estimated with status `confounding_risk`: targeted, no logged propensity, no
+    past behaviour among the covariates, so targeting on activity biases the estimate."""
+    risky: dict[str, list[str]] = {}
+    for r in data.uplift:
+        if r["status"] == "confounding_risk":
+            risky.setdefault(r["message_class"], []).append(r["objective"])
+    for cls, objectives in sorted(risky.items()):
+        yield Alert(
+            "confounding_risk",
+            "warning",
+            cls,
+            f"{cls}: targeted without a logged propensity and without pre-period covariates; "
+            f"its uplift on {', '.join(sorted(objectives))} may be confounded: log the "
+            "decision service's propensity, or keep [uplift] pre_window above 0d",
+        )
+
+
 def data_gaps(data: ReportData) -> Iterator[Alert]:
     """One alert per table that has days without rows in the week, naming the days."""
     for kind in ("sends", "outcomes"):
@@ -337,6 +356,7 @@ def evaluate(data: ReportData, config: Config) -> Alerts:
         *reach_drop(data, rep.reach_drop_warning, rep.reach_drop_critical),
         *srm(data),
         *refutation_failed(data),
+        *confounding_risk(data),
         *data_gaps(data),
         *late_data(data),
         *stage_health(data),

@@ -11,10 +11,12 @@ ORDER BY ordinal_position;
 
 -- name: decision-frame
 -- One row per send decision (sent or held out) of the classes and period asked, with the
--- user's covariates and one column per objective ({rest}: `, u.<covariate>..., p.<objective>...`).
--- Decisions meet outcomes in a single join (same user, strictly after the decision,
--- inside the longest window); each objective is one conditional aggregate over that join
--- ({objectives}).
+-- user's covariates, the pre-period value of each objective and one column per objective
+-- ({rest}: `, u.<covariate>..., p.pre_<objective>..., p.<objective>...`).
+-- Decisions meet outcomes in a single join (same user, from $pre_window before the
+-- decision to the longest window after it); each objective and each pre-period value is
+-- one conditional aggregate over that join ({objectives}): the objective counts only
+-- events strictly after the decision, its pre-period value only events strictly before.
 WITH decisions AS (
     SELECT send_id, user_id, message_class, channel, decided_at, treated, propensity, randomized
     FROM sends
@@ -26,7 +28,10 @@ events AS (
     SELECT user_id, occurred_at, event, value
     FROM outcomes
     WHERE list_contains(CAST($events AS VARCHAR[]), event)
-        AND occurred_at > coalesce(CAST($start AS TIMESTAMPTZ), '-infinity'::TIMESTAMPTZ)
+        AND occurred_at > coalesce(
+            CAST($start AS TIMESTAMPTZ) - to_seconds(CAST($pre_window AS DOUBLE)),
+            '-infinity'::TIMESTAMPTZ
+        )
         AND occurred_at <= coalesce(
             CAST($end AS TIMESTAMPTZ) + to_seconds(CAST($max_window AS DOUBLE)),
             'infinity'::TIMESTAMPTZ
@@ -40,7 +45,7 @@ per_decision AS (
     FROM decisions AS d
     LEFT JOIN events AS o
         ON o.user_id = d.user_id
-        AND o.occurred_at > d.decided_at
+        AND o.occurred_at > d.decided_at - to_seconds(CAST($pre_window AS DOUBLE))
         AND o.occurred_at <= d.decided_at + to_seconds(CAST($max_window AS DOUBLE))
     GROUP BY ALL
 ),
@@ -57,7 +62,8 @@ LEFT JOIN users_once AS u ON u.user_id = p.user_id
 ORDER BY p.message_class, p.decided_at, p.send_id;
 
 -- name: objective-any
--- 1.0 when at least one of the objective's events happened inside its window, else 0.0.
+-- 1.0 when at least one of the objective's events happened inside its window (or the
+-- pre-window: {inside} says which), else 0.0.
 CAST(count(o.event) FILTER (WHERE {inside}) > 0 AS DOUBLE)
 
 -- name: objective-sum
@@ -73,10 +79,17 @@ CAST(count(o.event) FILTER (WHERE {inside}) AS DOUBLE)
 CAST(count(DISTINCT CAST(o.occurred_at AS DATE)) FILTER (WHERE {inside}) AS DOUBLE)
 
 -- name: objective-inside
--- An outcome row counts for objective {k}: one of its events, inside its window.
+-- An outcome row counts for objective {k}: one of its events, strictly after the decision
+-- and inside its window.
 list_contains(CAST({events} AS VARCHAR[]), o.event)
+    AND o.occurred_at > d.decided_at
     AND o.occurred_at <= d.decided_at + to_seconds(CAST({window} AS DOUBLE))
 
 -- name: class-names
 -- Every message class the sends hold, for errors that list the known ones.
 SELECT DISTINCT message_class FROM sends ORDER BY 1;
+-- name: pre-inside
+-- An outcome row counts for the pre-period value of objective {k}: one of its events,
+-- strictly before the decision (the join keeps only those less than $pre_window before it).
+list_contains(CAST({events} AS VARCHAR[]), o.event)
+    AND o.occurred_at < d.decided_at

@@ -15,7 +15,7 @@ from upshot.attribution.uplift.frames import (
     decision_frame,
     encode_covariates,
 )
-from upshot.config import DEFAULT_OBJECTIVES, Config
+from upshot.config import DEFAULT_OBJECTIVES, Config, Uplift
 from upshot.errors import UsageError
 from upshot.period import bounds
 
@@ -68,6 +68,7 @@ def test_frame_counts_only_outcomes_strictly_after_and_inside_the_window(tiny):
     assert frame.columns == [
         "send_id", "user_id", "message_class", "channel", "decided_at", "treated",
         "propensity", "randomized", "country", "tenure_days",
+        "pre_conversion", "pre_engagement", "pre_retention", "pre_reachability",
         "conversion", "engagement", "retention", "reachability",
     ]  # fmt: skip
     rows = {r["send_id"]: r for r in frame.iter_rows(named=True)}
@@ -79,6 +80,50 @@ def test_frame_counts_only_outcomes_strictly_after_and_inside_the_window(tiny):
     assert rows["s2"]["engagement"] == 0.0
     assert rows["s3"]["country"] is None  # a user without covariates keeps the decision
     assert rows["s1"]["decided_at"] == _t("2026-11-16 10:00")
+    # pre-period values: strictly before the decision, at most 28 days
+    assert rows["s1"]["pre_conversion"] == 0.0  # the start at the decision itself is neither
+    assert rows["s1"]["pre_engagement"] == 0.0
+    assert rows["s4"]["pre_conversion"] == 1.0  # 11-16 10:00, a week before s4
+    assert rows["s4"]["pre_engagement"] == 50.0  # 30 + 20; the 5 and 7 after s4 do not leak
+    assert rows["s4"]["pre_retention"] == 2.0  # 11-17 and 11-18
+    assert rows["s2"]["pre_reachability"] == 1.0  # the opt-out at 09:00, before s2 at 10:00
+    assert rows["s2"]["reachability"] == 1.0  # and the one at 11:00 after it
+
+
+def test_pre_period_values_never_see_an_outcome_at_or_after_the_decision(tiny):
+    # events one microsecond either side of a decision, at it, and at the window's edges
+    at = _t("2026-12-20 12:00")
+    tiny.execute(
+        "INSERT INTO sends (send_id, user_id, message_class, channel, decided_at, treated) "
+        "VALUES ('s9', 'u9', 'c', 'push', ?, true)",
+        [at],
+    )
+    micro, day = timedelta(microseconds=1), timedelta(days=1)
+    events = [
+        (at - 28 * day, 1.0),  # exactly pre_window before: outside the open window
+        (at - 28 * day + micro, 2.0),  # just inside
+        (at - micro, 4.0),  # just before the decision
+        (at, 8.0),  # at the decision: neither before nor after it
+        (at + micro, 16.0),  # just after: the objective's, never the pre-period's
+        (at + 7 * day, 32.0),  # the objective window's last instant
+    ]
+    tiny.executemany(
+        "INSERT INTO outcomes (user_id, occurred_at, event, value) VALUES ('u9', ?, "
+        "'stream_minutes', ?)",
+        events,
+    )
+    row = decision_frame(tiny, Config(), classes=["c"]).row(0, named=True)
+    assert row["pre_engagement"] == 2.0 + 4.0
+    assert row["engagement"] == 16.0 + 32.0
+    # a shorter pre-window moves its edge; "0d" drops the pre-period columns altogether
+    week = Config(uplift=Uplift(pre_window="1w"))
+    assert decision_frame(tiny, week, classes=["c"]).row(0, named=True)["pre_engagement"] == 4.0
+    off = decision_frame(tiny, Config(uplift=Uplift(pre_window="0d")), classes=["c"])
+    assert not [c for c in off.columns if c.startswith("pre_")]
+    assert off.row(0, named=True)["engagement"] == 16.0 + 32.0
+    # the period filter must not cut the pre-window: s9's past is before --start
+    late = decision_frame(tiny, Config(), classes=["c"], start="2026-12-20")
+    assert late.row(0, named=True)["pre_engagement"] == 6.0
 
 
 def test_frame_filters_classes_period_and_objectives(tiny):
@@ -101,22 +146,31 @@ def test_frame_refuses_unknown_objectives_and_clashing_columns(tiny):
     with pytest.raises(UsageError, match="'clicks' is not configured"):
         decision_frame(tiny, Config(), objectives=["clicks"])
     assert covariate_columns(tiny) == ["country", "tenure_days"]
+    tiny.execute("ALTER TABLE users ADD COLUMN pre_engagement DOUBLE")
+    with pytest.raises(UsageError, match=r"users\.pre_engagement clashes with a pre-period"):
+        decision_frame(tiny, Config())
+    assert "pre_engagement" in decision_frame(tiny, Config(uplift=Uplift(pre_window="0d")))
     tiny.execute("ALTER TABLE users ADD COLUMN channel VARCHAR")
     with pytest.raises(UsageError, match=r"users\.channel clashes"):
         decision_frame(tiny, Config())
 
 
-def _brute_force(world, objectives) -> pl.DataFrame:
-    """Each objective per decision by an explicit polars join: the independent reference."""
+def _brute_force(world, objectives, pre_days: float = 28.0) -> pl.DataFrame:
+    """Each objective per decision, and its pre-period value, by an explicit polars join:
+    the independent reference."""
     out = world.sends.select("send_id", "user_id", "decided_at")
     pairs = out.join(world.outcomes, on="user_id", how="inner")
-    for name, objective in objectives.items():
-        window = timedelta(days=objective.window_days)
-        inside = pairs.filter(
-            pl.col("event").is_in(list(objective.events))
-            & (pl.col("occurred_at") > pl.col("decided_at"))
-            & (pl.col("occurred_at") <= pl.col("decided_at") + window)
-        )
+    when, at = pl.col("occurred_at"), pl.col("decided_at")
+    spans = {
+        name: (objective, (when > at) & (when <= at + timedelta(days=objective.window_days)))
+        for name, objective in objectives.items()
+    }
+    spans |= {
+        f"pre_{name}": (objective, (when < at) & (when > at - timedelta(days=pre_days)))
+        for name, objective in objectives.items()
+    }
+    for name, (objective, span) in spans.items():
+        inside = pairs.filter(pl.col("event").is_in(list(objective.events)) & span)
         agg = {
             "any": pl.len().gt(0).cast(pl.Float64),
             "sum": pl.col("value").sum(),
@@ -143,7 +197,8 @@ def test_frame_matches_a_brute_force_join_on_a_simulated_world():
     expected = _brute_force(world, objectives)
     assert frame.height == world.sends.height
     assert frame["send_id"].to_list() == expected["send_id"].to_list()
-    for name in objectives:
+    assert frame["pre_engagement"].sum() > 0  # the world has a past to measure
+    for name in [*objectives, *(f"pre_{o}" for o in objectives)]:
         # sums of float minutes may differ in the last bits by summation order
         np.testing.assert_allclose(frame[name].to_numpy(), expected[name].to_numpy(), rtol=1e-12)
     covariates = [c for c in world.users.columns if c != "user_id"]

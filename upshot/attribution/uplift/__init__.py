@@ -12,7 +12,7 @@ A map of the package, in the order one class's estimate flows through it:
 - `classfit`        one class: guards, shared propensity and folds, objectives, covariance
 - `econml_adapter`  the EconML adapter: propensity design, folds, one objective's fit
 - `nuisances`       scikit-learn pieces given to EconML (known propensity, capped models)
-- `refute`          the DoWhy adapter: placebo, random common cause and subset refuters
+- `refute`          placebo, random common cause and subset refuters re-running our estimator
 - `evaluate`        held-out Qini, AUUC and calibration of CATE models
 - `sensitivity`     bounds under unobserved confounding (omitted-variable bias)
 - `results`         the records: `UpliftEstimate`, `UpliftCovariance`, `UpliftResults`

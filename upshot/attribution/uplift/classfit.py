@@ -11,8 +11,9 @@ Per class: guards → the design-aware propensity and stratified folds, their tr
 parts capped at `nuisance_max_rows` (shared by every objective; `adapter.py`,
 `sampling.py`) → one EconML fit per objective
 with the overall ATE and segment GATEs → joint covariance of the objectives' ATEs per
-segment (correlation of doubly robust scores × EconML's standard errors) → DoWhy
-refutation on a subsample (`refute.py`) → records. Segment cells with fewer than
+segment (correlation of doubly robust scores × EconML's standard errors) →
+refutation by the same estimator on a
+subsample (`refute.py`) → records. Segment cells with fewer than
 `min_segment_size` decisions, or too few in an arm, keep their counts but no estimates.
 
 A class larger than `max_rows_per_fit` arrives already cut to a stratified sample of that
@@ -40,8 +41,9 @@ from upshot.attribution.uplift.econml_adapter import (
     propensity_design,
     stratified_folds,
 )
-from upshot.attribution.uplift.refute import refute_class
+from upshot.attribution.uplift.refute import refute_task
 from upshot.attribution.uplift.results import (
+    CONFOUNDING_RISK,
     INSUFFICIENT,
     NO_OVERLAP,
     OK,
@@ -154,7 +156,7 @@ def _class_status(
 
 def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
     s = task.settings
-    T, Y, X = task.T, task.Y, task.X
+    T, X = task.T, task.X
     fitted, treated = len(T), int(T.sum())
     if task.n < s.min_decisions or min(treated, fitted - treated) < MIN_ARM_PER_FOLD * s.folds:
         return _class_status(task, INSUFFICIENT, None, {"n": task.n, "sampling": task.sampling})
@@ -177,6 +179,7 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
         "clipped_share": design.clipped_share,
         "ess_treated": round(design.ess_treated, 1),
         "ess_control": round(design.ess_control, 1),
+        "pre_period": task.pre_period,
     }
     if design.clipped_share > s.max_clipped_share:
         return _class_status(task, NO_OVERLAP, design.design, diagnostics)
@@ -187,12 +190,23 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
     for j, name in enumerate(task.objectives):
         fits[name] = _fit_one(task, j, design, (folds, crossfit), masks, threads, on_ray)
     covariance = _covariance(task, cells, fits)
-    refutations = _refute(task, T, Y, X, fits, diagnostics)
+    refutations = _refute(task, T, X, fits, diagnostics, threads)
     estimates = _estimates(task, cells, fits, refutations, design.design, diagnostics)
     # where the folds ran is the class's note, not an estimate's provenance: it changes
     # no number (tests compare the estimates of both backends bit for bit)
     notes = {**diagnostics, "design": design.design, "crossfit": "ray" if on_ray else "local"}
+    if _fitted_status(task, design.design) != OK:
+        notes["status"] = _fitted_status(task, design.design)
     return ClassOutcome(estimates, covariance, notes)
+
+
+def _fitted_status(task: ClassTask, design: str) -> str:
+    """`ok`, or `confounding_risk` for a targeted class whose propensity had to be estimated
+    from covariates without any past behaviour: the targeting most likely used activity
+    that they miss, and nothing then corrects the bias (its numbers are kept)."""
+    if design == "estimated_propensity" and task.pre_period is False:
+        return CONFOUNDING_RISK
+    return OK
 
 
 Folds = Sequence[tuple[np.ndarray, np.ndarray]]
@@ -305,26 +319,16 @@ def _covariance(
 def _refute(
     task: ClassTask,
     T: np.ndarray,
-    Y: np.ndarray,
     X: np.ndarray,
     fits: dict[str, ObjectiveFit | str],
     diagnostics: dict[str, Any],
+    threads: int,
 ) -> dict[str, Any]:
     names = [name for name, f in fits.items() if isinstance(f, ObjectiveFit)]
     if not task.refute or not names:
         return {}
-    s = task.settings
-    columns = [task.objectives.index(name) for name in names]
     try:
-        return refute_class(
-            Y[:, columns],
-            T,
-            X,
-            names,
-            sample=s.refute_sample,
-            simulations=s.refute_simulations,
-            seed=s.seed,
-        )
+        return refute_task(task, T, X, names, threads=threads, min_arm=MIN_ARM_PER_FOLD)
     except MemoryError:
         raise
     except Exception as exc:  # refutation is a check; its failure must not void the estimate
@@ -376,7 +380,8 @@ def _estimates(
             }
             if cell.fit is None:
                 values.update(_overall_extras(fit, refutations.get(name), diagnostics))
-            out.append(_record(task, name, cell.label, design, {**values, "status": OK}))
+            status = _fitted_status(task, design)
+            out.append(_record(task, name, cell.label, design, {**values, "status": status}))
     return tuple(out)
 
 
@@ -414,7 +419,7 @@ def _overall_extras(
             "placebo_passed": refutation.placebo_passed,
             "random_cause_passed": refutation.random_cause_passed,
             "subset_passed": refutation.subset_passed,
-            "dowhy_pvalues": refutation.pvalues,
+            "pvalues": refutation.pvalues,
         }
     extras["details"] = details
     return extras

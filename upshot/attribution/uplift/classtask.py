@@ -49,7 +49,8 @@ class ClassTask:
     design matrix; `logged` (n,) the logged propensity (NaN where missing) or None;
     `randomized` (n,) bool or None. `population` maps each cell label ("all",
     "<column>=<level>") to its whole-class `CellCounts`; `sampling` records how the rows
-    were drawn (`sampling.sampling_record`).
+    were drawn (`sampling.sampling_record`). `pre_period` says whether `X` holds a
+    pre-period behaviour covariate that varies (None: not known, e.g. a flat table).
     """
 
     message_class: str
@@ -67,6 +68,7 @@ class ClassTask:
     sampling: dict[str, Any]
     refute: bool = True
     threads: int = 1
+    pre_period: bool | None = None
 
     @property
     def n(self) -> int:

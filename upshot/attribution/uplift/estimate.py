@@ -26,6 +26,7 @@ from upshot.attribution.uplift.frames import (
     covariate_columns,
     decision_frame,
     encode_covariates,
+    pre_columns,
 )
 from upshot.attribution.uplift.results import UpliftResults
 from upshot.errors import InputError, UsageError
@@ -173,6 +174,7 @@ def _tasks(
     settings: Uplift,
     refute: bool,
     threads: int,
+    pre_period: Sequence[str] | None = None,
 ) -> Iterator[ClassTask]:
     """One task per class, built only when asked for so a single class is in memory.
 
@@ -205,12 +207,13 @@ def _tasks(
         logged = None
         if p_col is not None:
             logged = part.get_column(p_col).cast(pl.Float64).fill_null(np.nan).to_numpy()
+        design = encode_covariates(part, covariates)
         yield ClassTask(
             message_class=str(name),
             channel=channel,
             T=T,
             Y=Y,
-            X=encode_covariates(part, covariates).X,
+            X=design.X,
             logged=logged,
             randomized=randomized,
             objectives=tuple(outcomes),
@@ -221,7 +224,14 @@ def _tasks(
             sampling=sampling,
             refute=refute,
             threads=threads,
+            pre_period=None if pre_period is None else _varies(design.names, pre_period),
         )
+
+
+def _varies(names: Sequence[str], columns: Sequence[str]) -> bool:
+    """Whether a design column (`c`, `c:missing`, `c=level`; constant ones are already
+    dropped) comes from one of `columns`."""
+    return any(n == c or n.startswith((f"{c}:", f"{c}=")) for n in names for c in columns)
 
 
 def estimate_uplift(
@@ -241,6 +251,7 @@ def estimate_uplift(
     jobs: int | None = None,
     source: str = "frame",
     progress: Callable[[str], None] | None = None,
+    pre_period: Sequence[str] | None = None,
 ) -> UpliftResults:
     """The uplift of each message class on each outcome column of `frame` (not modified;
     a lazy frame is collected one class at a time).
@@ -250,6 +261,10 @@ def estimate_uplift(
     the roles and `FRAME_KEYS`. Optional role columns (`propensity_col`, `randomized_col`,
     `channel_col`) are used when present. `settings` default to `Uplift()`; `jobs`
     defaults to `settings.jobs`. `progress` receives one line per class.
+
+    `pre_period` names the covariates that hold past behaviour (the warehouse's
+    `pre_<objective>`): a class with a targeted design, no logged propensity and none of
+    them varying gets status `confounding_risk`. None (the default): not judged.
     """
     from upshot.config import Uplift
 
@@ -303,6 +318,7 @@ def estimate_uplift(
         settings=settings,
         refute=refute,
         threads=threads_per_fit(jobs),
+        pre_period=pre_period,
     )
     done: list[int] = []
 
@@ -372,17 +388,21 @@ def estimate_frame(
     jobs: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> UpliftResults:
-    """`estimate_uplift` on a `decision_frame` with its `covariates` (`covariate_columns`).
+    """`estimate_uplift` on a `decision_frame` with its `covariates` (`covariate_columns`)
+    and its pre-period covariates (`pre_columns`), which are judged as past behaviour.
 
     Objectives are binary when their aggregation is `any`.
     """
     if frame_height(frame) == 0:
         raise UsageError("no send decisions in the warehouse for the classes and period asked")
     names = list(objectives) if objectives else list(config.objectives)
+    present = set(frame.lazy().collect_schema().names())
+    pre = [c for c in pre_columns(config) if c in present]
     return estimate_uplift(
         frame,
         outcomes=names,
-        covariates=covariates,
+        covariates=[*covariates, *(c for c in pre if c not in covariates)],
+        pre_period=pre,
         binary=[n for n in names if config.objectives[n].binary],
         settings=settings or config.uplift,
         refute=refute,

@@ -2,12 +2,17 @@
 
 `decision_frame` joins the decisions of the classes and period asked to their users'
 covariates and to every objective's outcome in one pass: a single join of decisions to
-outcome events (same user, strictly after `decided_at`, inside the longest window) with
-one conditional aggregate per objective (`any` → 0/1, `sum` of values, `count` of events,
-`distinct_days`: distinct UTC dates). Columns, in order:
+outcome events (same user, from `uplift.pre_window` before `decided_at` to the longest
+window after it) with one conditional aggregate per objective (`any` → 0/1, `sum` of
+values, `count` of events, `distinct_days`: distinct UTC dates) over the events strictly
+after the decision, and, unless `pre_window` is "0d", the same aggregate of every
+configured objective over the events strictly before it and less than `pre_window` earlier:
+`pre_<objective>`, the user's past behaviour as a covariate (as CUPED does for
+experiments), measured without any post-decision outcome. Columns, in order:
 
     send_id, user_id, message_class, channel, decided_at, treated, propensity, randomized,
-    <every non-id column of users>, <one Float64 column per objective, named after it>
+    <every non-id column of users>, <pre_<objective> per configured objective>,
+    <one Float64 column per objective asked, named after it>
 
 `encode_covariates` turns the raw covariates of a frame into the numeric design matrix the
 estimators need (categoricals one-hot, missing values imputed with an indicator).
@@ -47,6 +52,7 @@ FRAME_KEYS = (
 )
 # a categorical with more levels keeps the most frequent ones and pools the rest
 MAX_LEVELS = 20
+PRE = "pre_"  # the pre-period covariate of objective o is the column pre_<o>
 
 
 def known_classes(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -62,12 +68,24 @@ def covariate_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     ]
 
 
-def _objective_sql(index: int, objective: Objective) -> str:
-    inside = (
-        query("frames", "objective-inside")
-        .replace("{events}", f"$events_{index}")
-        .replace("{window}", f"$window_{index}")
-    )
+def pre_columns(config: Config) -> list[str]:
+    """The pre-period covariates a warehouse frame holds: `pre_<objective>` for every
+    configured objective, none when `uplift.pre_window` is "0d"."""
+    if config.uplift.pre_window_days <= 0:
+        return []
+    return [PRE + name for name in config.objectives]
+
+
+def _objective_sql(index: int, objective: Objective, *, pre: bool = False) -> str:
+    """The aggregate of objective `index`: after the decision, or before it when `pre`."""
+    if pre:
+        inside = query("frames", "pre-inside").replace("{events}", f"$pre_events_{index}")
+    else:
+        inside = (
+            query("frames", "objective-inside")
+            .replace("{events}", f"$events_{index}")
+            .replace("{window}", f"$window_{index}")
+        )
     return query("frames", f"objective-{objective.aggregation}").replace("{inside}", inside)
 
 
@@ -84,7 +102,9 @@ def decision_frame(
 
     Objective columns hold each objective of `config.objectives` (or the `objectives`
     named) measured after the decision: only events strictly after `decided_at` and no
-    later than `decided_at + window` count. Rows are ordered by class, time and send_id.
+    later than `decided_at + window` count. `pre_<objective>` columns (`pre_columns`) hold
+    every configured objective over (decided_at − uplift.pre_window, decided_at): only
+    events strictly before the decision count. Rows are ordered by class, time and send_id.
     """
     return _frame_relation(con, config, classes, start, end, objectives).pl()
 
@@ -145,24 +165,37 @@ def _frame_relation(
     if not names:
         raise UsageError("no objectives to measure: configure [objectives] in upshot.toml")
     covariates = covariate_columns(con)
-    clash = sorted(set(covariates) & (set(FRAME_KEYS) | set(names)))
+    pre = pre_columns(config)
+    clash = sorted(set(covariates) & (set(FRAME_KEYS) | set(names) | set(pre)))
     if clash:
-        raise UsageError(f"users.{clash[0]} clashes with a decision column or objective name")
+        what = "pre-period covariate" if clash[0] in pre else "decision column or objective name"
+        raise UsageError(
+            f"users.{clash[0]} clashes with a {what}: rename it"
+            + (' or set [uplift] pre_window = "0d"' if clash[0] in pre else "")
+        )
+    inner = sorted(set(pre) & set(names))
+    if inner:
+        raise UsageError(f"objective {inner[0]!r} clashes with a pre-period covariate: rename it")
     chosen = [config.objectives[n] for n in names]
+    before = [config.objectives[n] for n in config.objectives] if pre else []
     params: dict[str, Any] = {
         "classes": list(classes) if classes else None,
         "start": as_instant(start, "--start"),
         "end": as_instant(end, "--end"),
-        "events": sorted({e for o in chosen for e in o.events}),
+        "events": sorted({e for o in [*chosen, *before] for e in o.events}),
         "max_window": max(o.window_days for o in chosen) * 86400.0,
+        "pre_window": config.uplift.pre_window_days * 86400.0,
     }
     aggregates = []
+    for i, (name, objective) in enumerate(zip(pre, before, strict=True)):
+        params[f"pre_events_{i}"] = list(objective.events)
+        aggregates.append(f"{_objective_sql(i, objective, pre=True)} AS {ident(name)}")
     for i, (name, objective) in enumerate(zip(names, chosen, strict=True)):
         params[f"events_{i}"] = list(objective.events)
         params[f"window_{i}"] = objective.window_days * 86400.0
         aggregates.append(f"{_objective_sql(i, objective)} AS {ident(name)}")
     rest = "".join(f", u.{ident(c)}" for c in covariates)
-    rest += "".join(f", p.{ident(n)}" for n in names)
+    rest += "".join(f", p.{ident(n)}" for n in [*pre, *names])
     sql = (
         query("frames", "decision-frame")
         .replace("{objectives}", ",\n        ".join(aggregates))

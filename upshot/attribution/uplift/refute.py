@@ -1,53 +1,79 @@
-"""DoWhy refutation of each class's estimate: placebo treatment, random common cause, subset.
+"""Refutation of each class's estimate by re-running OUR estimator: placebo, random common
+cause and data subset, following DoWhy's definitions of the three refuters.
 
-For one class, DoWhy gets a causal model (treatment → outcome, every covariate a common
-cause), identifies the backdoor estimand, estimates it by inverse propensity weighting
-(normalized weights, logistic propensity) on a seeded subsample of `refute_sample` rows
-(stratified on the arm), and runs three refuters with `refute_simulations` simulations each:
+The refuters must refute the estimate that is reported, so every re-estimate runs the very
+function that produced the class's ATE (`classfit` hands it over as `Estimate`: the same
+propensity design, estimator, nuisances and folds) on a seeded subsample of
+`refute_sample` decisions (stratified on the arm). `estimate` and `se` are that estimator
+on the subsample: the reported ATE and its SE whenever the class has no more decisions.
+Each refuter runs `refute_simulations` times and reports the mean of its re-estimates:
 
-- placebo treatment (permuted): the effect must vanish; passes when
-  |placebo| ≤ 3 · se / √simulations (the mean of that many null estimates);
-- random common cause: adding a pure-noise covariate must not move the estimate;
-  passes when |new − estimate| ≤ 0.5 · se;
-- data subset (80%): passes when |new − estimate| ≤ 3 · se · √(0.2 / 0.8), the spread of
-  a subset's estimate around the full sample's.
+- placebo treatment (DoWhy's `permute`): the treatment is permuted, so it is a randomized
+  assignment with a known propensity (its share), and its effect must vanish. Passes when
+  |placebo| ≤ 3 · se_placebo / √simulations: se_placebo is the root mean square of the
+  placebo fits' own standard errors, and the mean of that many independent permutations
+  has that spread (3 SE: about 0.3% false alarms).
+- random common cause: a standard normal covariate, independent of everything, is added
+  to the covariates; passes when it moves the estimate by at most 0.5 · se.
+- data subset: 80% of the subsample without replacement; passes when the mean moves by at
+  most 3 · se · √(0.2 / 0.8), three times the spread of one subset's estimate around the
+  whole sample's (for a mean, Var(θ_sub − θ) = se² · (1/0.8 − 1)).
 
-`se` is the standard error of DoWhy's own estimate, from the influence function of the
-normalized IPW estimator with DoWhy's propensities clipped to [0.05, 0.95] as it does.
-
-Guard against DoWhy's stale-propensity problem (py-why/dowhy#1728): a propensity
-estimator writes a `propensity_score` column into the frame it is given, and a refuter
-handed that frame skips refitting, so the placebo is weighted by the *real* treatment's
-propensity and shows a large spurious effect. Every DoWhy call here gets its own fresh
-copy of a frame that has no such column, so the placebo's propensity is refitted on the
-placebo; `tests/attribution/uplift/test_refute.py` shows both the failure and the guard.
+None of the three can see an unobserved confounder by construction (a permutation, pure
+noise and a subset are all independent of it); the sensitivity bounds are for that. What
+they catch is an estimate that reacts to what it should not: a spurious effect of a
+random treatment, or an instability. `draw_placebo` and `draw_cause` are the only
+randomness; a test hands them a placebo that really acts and a confounder that really
+confounds, and the refuters fail (tests/attribution/uplift/test_refute.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from upshot.attribution.uplift.econml_adapter import (
+    fit_objective,
+    propensity_design,
+    stratified_folds,
+)
 from upshot.attribution.uplift.sampling import stratified_rows
 
-PS_COLUMN = "propensity_score"  # DoWhy's default; must never be in a frame we hand over
-_PS_BOUNDS = (0.05, 0.95)  # DoWhy's min_ps_score / max_ps_score
+if TYPE_CHECKING:
+    from upshot.attribution.uplift.classtask import ClassTask
+
 SUBSET_FRACTION = 0.8
+
+Estimate = Callable[[np.ndarray, np.ndarray, np.ndarray, bool], np.ndarray]
+"""`(rows, t, x, placebo) -> (m, 2)`: the class's estimator on `rows` of the class with
+treatment `t` and covariates `x` (both over `rows`), returning [ate, se] per objective
+(NaN where an objective cannot be fitted); `placebo`: `t` was drawn at random, so its
+propensity is its share, whatever the class's design."""
+
+Draw = Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray]
+"""`(rng, rows, t) -> values` over `rows`: a placebo treatment (0/1) or a common cause."""
+
+
+def permuted(rng: np.random.Generator, rows: np.ndarray, t: np.ndarray) -> np.ndarray:  # noqa: ARG001
+    """DoWhy's `permute` placebo: the treatment, shuffled."""
+    return rng.permutation(t)
+
+
+def noise(rng: np.random.Generator, rows: np.ndarray, t: np.ndarray) -> np.ndarray:  # noqa: ARG001
+    """DoWhy's random common cause: a standard normal variable."""
+    return rng.standard_normal(len(rows))
 
 
 @dataclass(frozen=True, slots=True)
 class Refutation:
-    """DoWhy's estimate on the subsample and the three refuters' re-estimates (outcome units).
+    """Our estimate on the subsample and the three refuters' mean re-estimates (outcome units).
 
-    `*_passed` apply the rules in the module docstring; `pvalues` are DoWhy's own
-    significance tests, kept for reference.
+    `*_passed` apply the rules in the module docstring; `pvalues` are two-sided normal
+    p-values of the placebo mean against 0 and of the subset shift (see `_judge`).
     """
 
     estimate: float
@@ -67,145 +93,159 @@ class Refutation:
         return self.placebo_passed and self.random_cause_passed and self.subset_passed
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    logger = logging.getLogger("dowhy")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-
-
-def ipw_se(y: np.ndarray, t: np.ndarray, propensity: np.ndarray) -> float:
-    """Standard error of the normalized (Hájek) IPW difference of means."""
-    p = np.clip(propensity, *_PS_BOUNDS)
-    w1 = t / p
-    w0 = (1 - t) / (1 - p)
-    mu1 = np.sum(w1 * y) / np.sum(w1)
-    mu0 = np.sum(w0 * y) / np.sum(w0)
-    psi = w1 * (y - mu1) / w1.mean() - w0 * (y - mu0) / w0.mean()
-    return float(np.sqrt(np.mean(psi**2) / len(y)))
-
-
 def refute_class(
-    Y: np.ndarray,
     T: np.ndarray,
     X: np.ndarray,
     objectives: Sequence[str],
+    estimate: Estimate,
     *,
     sample: int,
     simulations: int,
     seed: int,
+    draw_placebo: Draw = permuted,
+    draw_cause: Draw = noise,
 ) -> dict[str, Refutation]:
-    """Refute the effect of `T` (n,) on each column of `Y` (n, m) given covariates `X` (n, k).
+    """Refute the effect of `T` (n,) on each objective given covariates `X` (n, k), by
+    re-running `estimate` (see `Estimate`) under the three refuters.
 
-    Objectives whose outcome does not vary on the subsample are left out.
+    Objectives the estimator cannot fit on the subsample (NaN) are left out.
     """
-    import pandas as pd
-    from dowhy import CausalModel
-    from dowhy.causal_estimator import estimate_effect
-    from dowhy.causal_estimators.propensity_score_weighting_estimator import (
-        PropensityScoreWeightingEstimator,
-    )
-    from dowhy.causal_refuters import (
-        refute_data_subset,
-        refute_placebo_treatment,
-        refute_random_common_cause,
-    )
-    from dowhy.causal_refuters.placebo_treatment_refuter import PlaceboType
-    from sklearn.linear_model import LogisticRegression
-
+    t_all = np.asarray(T, dtype=np.int8)
     # the treated share kept exactly (sampling.py): the refuters see the class's design
-    picked = stratified_rows(np.asarray(T, dtype=np.int8), sample, seed)
-    rows = np.arange(len(T)) if picked is None else picked
-    x = X[rows]
-    scale = x.std(axis=0)
-    keep = scale > 0
-    # standardized covariates: DoWhy's logistic propensity model converges on them
-    x = (x[:, keep] - x[:, keep].mean(axis=0)) / scale[keep]
-    causes = [f"c{i}" for i in range(x.shape[1])]
-    clean = pd.DataFrame(x, columns=causes)
-    clean["treated"] = T[rows].astype(bool)
-    clean["y"] = 0.0
-    if PS_COLUMN in clean.columns:  # pragma: no cover - names are ours, kept as a tripwire
-        raise RuntimeError(f"{PS_COLUMN} must not be in a frame given to DoWhy")
+    picked = stratified_rows(t_all, sample, seed)
+    rows = np.arange(len(t_all)) if picked is None else picked
+    t, x = t_all[rows], X[rows]
+    rng = np.random.default_rng([seed, 1728])
+    base = estimate(rows, t, x, False)
+    placebo, cause, subset = [], [], []
+    for _ in range(simulations):
+        fake = np.asarray(draw_placebo(rng, rows, t), dtype=np.int8)
+        placebo.append(estimate(rows, fake, x, True))
+        extra = np.column_stack([x, draw_cause(rng, rows, t)])
+        cause.append(estimate(rows, t, extra, False))
+        # DoWhy's subset: a plain random 80%, without replacement
+        part = np.sort(rng.choice(len(rows), int(SUBSET_FRACTION * len(rows)), replace=False))
+        subset.append(estimate(rows[part], t[part], x[part], False))
     out: dict[str, Refutation] = {}
-    with _quiet():
-        model = CausalModel(
-            data=clean.copy(), treatment="treated", outcome="y", common_causes=causes
+    for j, name in enumerate(objectives):
+        if not np.all(np.isfinite(base[j])):
+            continue
+        out[name] = _judge(
+            base[j],
+            np.array([p[j] for p in placebo]),
+            np.array([c[j, 0] for c in cause]),
+            np.array([s[j, 0] for s in subset]),
+            len(rows),
         )
-        estimand = model.identify_effect(proceed_when_unidentifiable=True)
-        for j, name in enumerate(objectives):
-            y = Y[rows, j].astype(np.float64)
-            if np.ptp(y) == 0:
-                continue
-            frame = clean.assign(y=y)
-            fitted = frame.copy()  # DoWhy writes its propensity column into this copy
-            estimate = estimate_effect(
-                data=fitted,
-                treatment="treated",
-                outcome="y",
-                identifier_name="backdoor",
-                estimator=PropensityScoreWeightingEstimator(
-                    estimand,
-                    weighting_scheme="ips_normalized_weight",
-                    propensity_score_model=LogisticRegression(max_iter=1000),
-                ),
-                target_units="ate",
-                method_params={},
-            )
-            t = frame["treated"].to_numpy(dtype=np.float64)
-            se = ipw_se(y, t, fitted[PS_COLUMN].to_numpy(dtype=np.float64))
-            placebo = refute_placebo_treatment(
-                frame.copy(),
-                estimand,
-                estimate,
-                ["treated"],
-                num_simulations=simulations,
-                placebo_type=PlaceboType.PERMUTE,
-                random_state=seed,
-            )
-            random_cause = refute_random_common_cause(
-                frame.copy(), estimand, estimate, num_simulations=simulations, random_state=seed
-            )
-            subset = refute_data_subset(
-                frame.copy(),
-                estimand,
-                estimate,
-                subset_fraction=SUBSET_FRACTION,
-                num_simulations=simulations,
-                random_state=seed,
-            )
-            out[name] = _judge(
-                float(estimate.value), se, placebo, random_cause, subset, len(rows), simulations
-            )
     return out
 
 
+def _pvalue(z: float) -> float:
+    return math.erfc(abs(z) / math.sqrt(2)) if math.isfinite(z) else math.nan
+
+
 def _judge(
-    value: float, se: float, placebo: Any, random_cause: Any, subset: Any, n: int, sims: int
+    base: np.ndarray, placebo: np.ndarray, cause: np.ndarray, subset: np.ndarray, n: int
 ) -> Refutation:
-    p, r, s = float(placebo.new_effect), float(random_cause.new_effect), float(subset.new_effect)
-    spread = math.sqrt((1 - SUBSET_FRACTION) / SUBSET_FRACTION)
-    pvalues = {
-        name: float(ref.refutation_result["p_value"])
-        for name, ref in (("placebo", placebo), ("random_cause", random_cause), ("subset", subset))
-        if isinstance(getattr(ref, "refutation_result", None), dict)
-    }
+    """The rules of the module docstring; `base` [ate, se], `placebo` (S, 2), others (S,)."""
+    value, se = float(base[0]), float(base[1])
+    sims = len(cause)
+    p_mean = float(np.nanmean(placebo[:, 0]))
+    p_se = float(np.sqrt(np.nanmean(placebo[:, 1] ** 2)) / math.sqrt(sims))
+    r_mean, s_mean = float(np.nanmean(cause)), float(np.nanmean(subset))
+    spread = se * math.sqrt((1 - SUBSET_FRACTION) / SUBSET_FRACTION)
     return Refutation(
         estimate=value,
         se=se,
-        placebo=p,
-        random_cause=r,
-        subset=s,
-        placebo_passed=abs(p) <= 3 * se / math.sqrt(sims),
-        random_cause_passed=abs(r - value) <= 0.5 * se,
-        subset_passed=abs(s - value) <= 3 * se * spread,
+        placebo=p_mean,
+        random_cause=r_mean,
+        subset=s_mean,
+        placebo_passed=bool(abs(p_mean) <= 3 * p_se),
+        random_cause_passed=bool(abs(r_mean - value) <= 0.5 * se),
+        subset_passed=bool(abs(s_mean - value) <= 3 * spread),
         n=n,
         simulations=sims,
-        pvalues=pvalues,
+        pvalues={
+            "placebo": _pvalue(p_mean / p_se) if p_se > 0 else math.nan,
+            "subset": _pvalue((s_mean - value) / spread) if spread > 0 else math.nan,
+        },
     )
+
+
+def refute_task(
+    task: ClassTask,
+    T: np.ndarray,
+    X: np.ndarray,
+    objectives: Sequence[str],
+    *,
+    threads: int = 1,
+    min_arm: int = 10,
+) -> dict[str, Refutation]:
+    """`refute_class` on a class's fitted rows with `reestimate` as the estimator."""
+    columns = [task.objectives.index(name) for name in objectives]
+    s = task.settings
+
+    def estimate(rows: np.ndarray, t: np.ndarray, x: np.ndarray, placebo: bool) -> np.ndarray:
+        return reestimate(
+            task, columns, rows, t, x, placebo=placebo, threads=threads, min_arm=min_arm
+        )
+
+    return refute_class(
+        T,
+        X,
+        objectives,
+        estimate,
+        sample=s.refute_sample,
+        simulations=s.refute_simulations,
+        seed=s.seed,
+    )
+
+
+def reestimate(
+    task: ClassTask,
+    columns: Sequence[int],
+    rows: np.ndarray,
+    t: np.ndarray,
+    x: np.ndarray,
+    *,
+    placebo: bool,
+    threads: int = 1,
+    min_arm: int = 10,
+) -> np.ndarray:
+    """The class's estimator on `rows` with treatment `t` and covariates `x`: [ate, se] of
+    each objective in `columns` (m, 2), NaN where it cannot be fitted (an arm with fewer
+    than `min_arm` decisions per fold, an outcome that does not vary). The same steps as
+    the reported ATE (`classfit`: propensity by design, stratified folds, `fit_objective`);
+    a `placebo` treatment is a random draw, so its propensity is its share."""
+    s = task.settings
+    out = np.full((len(columns), 2), np.nan)
+    treated = int(t.sum())
+    if min(treated, len(t) - treated) < min_arm * s.folds:
+        return out
+    folds = stratified_folds(t, s.folds, s.seed)
+    logged = None if placebo or task.logged is None else task.logged[rows]
+    randomized = np.ones(len(t), dtype=bool) if placebo else None
+    if not placebo and task.randomized is not None:
+        randomized = task.randomized[rows]
+    design = propensity_design(t, x, logged, randomized, folds=folds, settings=s, threads=threads)
+    for k, j in enumerate(columns):
+        y = task.Y[rows, j]
+        if np.ptp(y) == 0:
+            continue
+        discrete = task.binary[j] and all(np.ptp(y[train]) > 0 for train, _ in folds)
+        fit = fit_objective(
+            y,
+            t,
+            x,
+            design.p,
+            estimator=s.estimator,
+            nuisance=s.nuisance,
+            discrete_outcome=discrete,
+            folds=folds,
+            seed=s.seed,
+            threads=threads,
+            alpha=s.alpha,
+            calibration_groups=s.calibration_groups,
+        )
+        out[k] = fit.overall.ate, fit.overall.se
+    return out

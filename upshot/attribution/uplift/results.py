@@ -18,6 +18,9 @@ OK = "ok"
 INSUFFICIENT = "insufficient_data"
 NO_OVERLAP = "no_overlap"
 ZERO_VARIANCE = "zero_variance"
+# estimated, but from a targeted design with neither a logged propensity nor past behaviour
+# among the covariates: targeting on activity the covariates miss biases it (numbers kept)
+CONFOUNDING_RISK = "confounding_risk"
 NAN = math.nan
 
 
@@ -33,11 +36,12 @@ class UpliftEstimate:
 
     `ate` and its CI (level `1 - alpha`) come from the causal estimator; `naive_effect` is
     the plain sent-minus-held-out difference of means, shown so the bias is visible.
-    `refute_*` are DoWhy's re-estimates under a placebo treatment (≈ 0 expected), with a
-    random common cause added, and on random subsets (≈ `ate` expected); `qini`, `auuc`
+    `refute_*` are our estimator's re-estimates under a placebo treatment (≈ 0 expected),
+    with a random common cause added, and on random subsets (≈ `ate` expected); `qini`, `auuc`
     and `calibration` evaluate the CATE model on held-out folds; `robustness_value` is
     the confounding strength (share of residual variance, 0..1) that would make the CI
-    reach 0, reported for non-randomized designs. NaN wherever `status` is not `ok`.
+    reach 0, reported for non-randomized designs. NaN wherever `status` is not `ok` or
+    `confounding_risk` (estimated, but possibly confounded: see `classfit._fitted_status`).
     """
 
     message_class: str
