@@ -223,7 +223,12 @@ EVALUATION_FIELDS = (
 def _evaluation_table(evaluation: Evaluation | None) -> dict[str, list[dict[str, Any]]]:
     if evaluation is None:
         return {}
-    title = f"off-policy estimate ({evaluation.policy}), per decision"
+    window = evaluation.window or {}
+    span = f"{window.get('start')} to {window.get('end')}, {evaluation.split}"
+    if evaluation.status != "ok":
+        title = f"off-policy estimate ({evaluation.policy}, {span}): {evaluation.status}"
+        return {title: [{"reason": evaluation.reason}]}
+    title = f"off-policy estimate ({evaluation.policy}, {span}), per decision"
     return {title: [{k: row[k] for k in EVALUATION_FIELDS} for row in evaluation.to_dicts()]}
 
 
@@ -391,7 +396,9 @@ def evaluate(
     and arm). Each gives the policy's value and its difference from what was logged, with
     a CI of level 1 - governance.alpha, per objective and in value units per decision.
     Needs logged propensities;
-    decisions without one are left out and counted.
+    decisions without one are left out and counted. By default it evaluates on the
+    decisions of the window right after the estimates' (split next_window), never on the
+    ones the uplift was estimated from; status not_evaluated when there are none yet.
     """
     from upshot import store
     from upshot.attribution.weights import export as lib
@@ -407,10 +414,25 @@ def evaluate(
         else:
             subject = lib.document_subject(read(_target(_directory(st.config, directory), target)))
         asked = parse(None, start, end)
-        window = Period(asked.start or subject.window.start, asked.end or subject.window.end)
+        after = lib.next_window(subject.window)
+        window = Period(asked.start or after.start, asked.end or after.end)
+        same = (window.start, window.end) == (after.start, after.end)
+        split = "next_window" if same else lib.split_of(window, subject.window)
+        if split == "in_sample":
+            info(
+                "warning: this window overlaps the decisions the uplift was estimated on; "
+                "the estimate is optimistic (split in_sample)"
+            )
         info(f"evaluating {subject.version} on the logged decisions ...")
         result = lib.evaluate_policy(
-            con, st.config, subject.weights, subject.rates, window, policy=_policy(policy), cap=cap
+            con,
+            st.config,
+            subject.weights,
+            subject.rates,
+            window,
+            policy=_policy(policy),
+            cap=cap,
+            split=split,
         )
     if result is None:
         raise UsageError("nothing to evaluate: no class, or no rated objective is configured")
