@@ -84,6 +84,16 @@ def run(
             show_default=False,
         ),
     ] = None,
+    weeks: Annotated[
+        int,
+        typer.Option(
+            "--weeks",
+            help="Estimate uplift and weights from the decisions of the trailing N ISO weeks "
+            "ending with the week (more decisions per class, slower to react). Default 1.",
+            min=1,
+            max=52,
+        ),
+    ] = 1,
     fmt: FormatOption = Format.table,
     as_json: JsonOption = False,
 ) -> None:
@@ -91,7 +101,8 @@ def run(
 
     load appends new files from load.sources in upshot.toml (files loaded
     before are skipped). uplift estimates every message class on every
-    objective from the week's decisions. experiments analyses and decides
+    objective from the week's decisions (with --weeks N, from the trailing N
+    weeks' decisions). experiments analyses and decides
     each experiment live that week. weights publishes the value weights of
     that uplift run (the drift circuit breaker may refuse). touches credits the
     week's conversions to channels by the touch-based methods, beside the causal column.
@@ -121,6 +132,7 @@ def run(
         report_dir=reports,
         weights_dir=weights_dir,
         progress=info,
+        weeks=weeks,
     )
     _finish(job, resolve(fmt, as_json))
 

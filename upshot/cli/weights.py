@@ -132,7 +132,9 @@ def export(
     Per class (and segment): value = Σ rate × uplift with a CI from the joint covariance
     of the objective estimates, shrunk toward the channel mean (empirical Bayes). Classes
     whose opt-out uplift's upper CI bound exceeds max_optout_harm, whose refutation failed,
-    or with too few decisions get no positive weight; the reason is in the file. The new
+    or with too few decisions get no positive weight; the reason is in the file. For each
+    class blocked by the opt-out guardrail it prints the decisions it would need to clear
+    it if its estimate held (optout_clearance in --json). The new
     weights are compared with the published ones: when more than drift_max_share of the
     classes move by more than drift_threshold, the circuit breaker refuses (exit 5) unless
     --force. Files are written atomically and latest.json is switched last, so a killed
@@ -140,6 +142,7 @@ def export(
 
     Example: upshot weights export --check --json
     """
+    from upshot.attribution.weights.clearance import optout_clearance
     from upshot.attribution.weights.export import export as run_export
 
     st = state(ctx)
@@ -157,6 +160,7 @@ def export(
         cap=cap,
     )
     cand, published = out.candidate, out.published
+    blocked = optout_clearance(cand.weights, st.config.governance)
     document = {
         "weights_version": cand.version,
         "uplift_run_id": cand.inputs.run_id,
@@ -173,8 +177,11 @@ def export(
         "classes": cand.weights.to_dicts(),
         "diff": out.drift.to_dicts(),
         "evaluation": _evaluation_document(out.evaluation),
+        "optout_clearance": blocked.to_dicts(),
     }
     tables = {"classes": cand.weights.to_dicts(), **_drift_table(out.drift)}
+    if blocked.rows:
+        tables["blocked by the opt-out guardrail: decisions to clear it"] = blocked.to_dicts()
     tables.update(_evaluation_table(out.evaluation))
     emit(resolve(fmt, as_json), document, tables, main="classes")
     if out.drift.tripped and not force:

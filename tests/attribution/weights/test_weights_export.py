@@ -240,3 +240,22 @@ def test_week_window_and_explicit_version(tmp_path):
         LATEST,
         MANIFEST,
     ]
+
+
+def test_a_trailing_window_run_covers_its_recorded_window(world_db, tmp_path):
+    """A run of `upshot run --weeks 2` is labelled W44 but made from W43 and W44: the
+    weights window is the two weeks, and the evaluation the two weeks after."""
+    db, world = world_db
+    with store.writing(_config(), str(db), "test") as con:
+        run_id = store.start_run(con, "uplift", _config())
+        window = {"start": "2026-10-19T00:00:00+00:00", "end": "2026-11-02T00:00:00+00:00"}
+        store.finish_run(con, run_id, "ok", {"week": "2026-W44", "weeks": 2, **window})
+    rows = truth_rows(world, created_at=CREATED - timedelta(days=2))
+    insert_estimates(db, [{**r, "week": "2026-W44"} for r in rows], run_id)
+    out = export(_config(), str(db), run_id=run_id, directory=tmp_path / "w", check=True)
+    assert out.candidate.document["window"] == {**window, "week": None}
+    assert out.evaluation is not None
+    assert out.evaluation.window == {
+        "start": "2026-11-02T00:00:00+00:00",
+        "end": "2026-11-16T00:00:00+00:00",
+    }

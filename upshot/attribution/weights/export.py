@@ -123,9 +123,11 @@ def _details(raw: Any) -> dict[str, Any]:
 def _window(
     con: duckdb.DuckDBPyConnection, estimates: list[dict[str, Any]], details: dict[str, Any]
 ) -> Period:
-    """The run's ISO week, else the start/end it recorded, else the whole days it covers."""
+    """The run's ISO week, else the start/end it recorded, else the whole days it covers.
+    A run of a trailing window (`upshot run --weeks N`, N > 1) is labelled with its last
+    week but covers the start/end it recorded."""
     weeks = {r["week"] for r in estimates if r.get("week")}
-    if len(weeks) == 1:
+    if len(weeks) == 1 and int(details.get("weeks") or 1) == 1:
         week = weeks.pop()
         return Period.of_week(week)
     if details.get("start") or details.get("end"):
