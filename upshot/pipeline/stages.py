@@ -262,7 +262,10 @@ def stage_weights(
         return Stage(
             "weights",
             "warning",
-            detail=f"published {version}, but no class has a positive weight: {_why(classes)}",
+            # no version in the detail: the alert quotes it, and a rerun of the week (new
+            # estimates, new version) must give the same report
+            detail=f"no class has a positive weight, the published weights send nothing: "
+            f"{_why(classes)}",
             outputs={"weights_version": version},
         )
     return Stage(
