@@ -107,7 +107,11 @@ def test_every_stage_runs_in_order_and_the_failing_class_is_reported(world):
     assert [f["subject"] for f in status["uplift"].failures] == [FAILING]
     assert "singular matrix" in status["uplift"].failures[0]["status"]
     assert status["experiments"].status == "ok"
-    assert status["weights"].status == "ok"
+    # at 5,000 users every class's opt-out upper bound is over max_optout_harm (0.002):
+    # the weights are published but weight nothing, which the stage and an alert say
+    assert status["weights"].status == "warning"
+    assert "no class has a positive weight" in status["weights"].detail
+    assert status["weights"].outputs["weights_version"]
     assert status["touches"].status == "ok"
     assert status["report"].status == "ok"
     # one class of eight is under report.max_failed_share: the job did not fail on it ...
@@ -116,6 +120,7 @@ def test_every_stage_runs_in_order_and_the_failing_class_is_reported(world):
     # ... it is an alert, and the planted opt-out harm is a critical one: exit 3
     rules = {(a.rule, a.subject) for a in week.alerts}
     assert ("estimation_failed", FAILING) in rules
+    assert ("stage_warning", "weights") in rules
     assert job.exit_code == EXIT_DATA_QUALITY
     index = (week.report.directory / "index.html").read_text()
     assert FAILING in index
@@ -292,3 +297,56 @@ def test_the_demo_runs_every_week_and_says_where_things_are(tmp_path, monkeypatc
     (out / "mine.txt").write_text("a user's note")
     prepare(out)
     assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "mine.txt"])
+
+
+def test_weights_that_weight_nothing_are_a_warning_with_the_reason(tmp_path):
+    """Every class blocked (max_optout_harm 0: every opt-out upper bound is over it): the
+    weights are published, the stage says `warning` and why, and the report alerts."""
+    from tests.attribution.weights.test_weights_data import estimate_rows, insert_estimates
+    from upshot.pipeline.stages import stage_weights
+    from upshot.reports.alerts import stage_health
+
+    db = tmp_path / "upshot.duckdb"
+    insert_estimates(db, estimate_rows(segments=("all",)), "run-1")
+    base = Config()
+    config = dataclasses.replace(
+        base, governance=dataclasses.replace(base.governance, max_optout_harm=0.0)
+    )
+    stage = stage_weights(config, str(db), "run-1", tmp_path / "weights")
+    assert stage.status == "warning"
+    assert stage.outputs["weights_version"]
+    assert stage.detail.startswith(
+        "no class has a positive weight, the published weights send nothing: "
+        "4 classes: 4 guardrail (a_push: reachability uplift upper CI"
+    )
+    data = dataclasses.make_dataclass("Data", ["stages"])(stages=[stage.to_dict()])
+    (alert,) = stage_health(data)  # type: ignore[arg-type]
+    assert (alert.rule, alert.severity, alert.subject) == ("stage_warning", "warning", "weights")
+    assert "no class has a positive weight" in alert.message
+    # with the default limit some class is weighted above 0: ok
+    assert stage_weights(Config(), str(db), "run-1", tmp_path / "w2").status == "ok"
+
+
+def test_weeks_n_estimates_on_the_trailing_window(tmp_path, monkeypatch):
+    """`upshot run --weeks 2 --week W44` reads the decisions of W43 and W44."""
+    import upshot.attribution.uplift.frames as frames
+
+    seen = []
+
+    def record(con, config, path, *, start, end, **kwargs):
+        seen.append((start.isoformat(), end.isoformat()))
+        return 0  # no decisions: the stage stops here, saying where it looked
+
+    monkeypatch.setattr(frames, "write_decision_frame", record)
+    db = tmp_path / "upshot.duckdb"
+    args = ("--db", str(db), "run", "--week", W2, "--no-load", "--json", "--fail-on", "never")
+    result = run_cli(*args, "--weeks", "2", cwd=tmp_path)
+    assert seen == [("2026-10-19T00:00:00+00:00", "2026-11-02T00:00:00+00:00")]
+    stages = {s["stage"]: s for s in json.loads(result.out)["weeks"][0]["stages"]}
+    assert stages["uplift"]["status"] == "skipped"
+    assert stages["uplift"]["detail"] == f"no decisions in the 2 weeks to {W2}"
+    seen.clear()
+    run_cli(*args, cwd=tmp_path)
+    assert seen == [("2026-10-26T00:00:00+00:00", "2026-11-02T00:00:00+00:00")]
+    bad = run_cli(*args, "--weeks", "0", cwd=tmp_path)
+    assert bad.code == 2

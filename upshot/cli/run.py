@@ -86,6 +86,16 @@ def run(
             show_default=False,
         ),
     ] = None,
+    weeks: Annotated[
+        int,
+        typer.Option(
+            "--weeks",
+            help="Estimate uplift and weights from the decisions of the trailing N ISO weeks "
+            "ending with the week (more decisions per class, slower to react). Default 1.",
+            min=1,
+            max=52,
+        ),
+    ] = 1,
     fmt: FormatOption = Format.table,
     as_json: JsonOption = False,
 ) -> None:
@@ -95,7 +105,8 @@ def run(
     load appends new files from load.sources in upshot.toml (files loaded
     before are skipped). check runs `upshot check`: an error stops the job there
     with exit 3 unless --fail-on never. uplift estimates every message class on every
-    objective from the week's decisions. experiments analyses and decides
+    objective from the week's decisions (with --weeks N, from the trailing N
+    weeks' decisions). experiments analyses and decides
     each experiment live that week. weights publishes the value weights of
     that uplift run (the drift circuit breaker may refuse). touches credits the
     week's conversions to channels by the touch-based methods, beside the causal column.
@@ -126,6 +137,7 @@ def run(
         report_dir=reports,
         weights_dir=weights_dir,
         progress=info,
+        weeks=weeks,
     )
     _finish(job, resolve(fmt, as_json))
 

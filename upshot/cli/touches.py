@@ -194,7 +194,8 @@ def _print(fmt: Format, result: TouchAttribution) -> None:
         # every row has every column, in one order, so the table lines up
         blank = {key: item} | dict.fromkeys(methods, math.nan)
         return pivot.setdefault(
-            item, blank | {"causal": math.nan, "causal_ci": "", "causal_status": ""}
+            item,
+            blank | {"causal": math.nan, "causal_ci": "", "causal_rel_ci": "", "causal_status": ""},
         )
 
     for row in result.to_dicts():
@@ -202,7 +203,12 @@ def _print(fmt: Format, result: TouchAttribution) -> None:
     for row in result.causal_dicts():
         entry(row[key])["causal"] = row["effect"]
         entry(row[key])["causal_ci"] = _interval(row["effect_ci_lower"], row["effect_ci_upper"])
+        entry(row[key])["causal_rel_ci"] = _relative_interval(
+            row["rel_effect_ci_lower"], row["rel_effect_ci_upper"]
+        )
         entry(row[key])["causal_status"] = row["status"]
+        if row["warning"]:
+            info(f"warning: {row[key]}: {row['warning']}")
     totals = [
         {
             "touched_conversions": result.table.total_conversions,
@@ -213,6 +219,14 @@ def _print(fmt: Format, result: TouchAttribution) -> None:
         }
     ]
     emit(fmt, {}, {"credited conversions by method": list(pivot.values()), "totals": totals})
+
+
+def _relative_interval(lower: float, upper: float) -> str:
+    """A relative CI as percentages; the lower bound is above -100% by construction."""
+    if math.isnan(lower) or math.isnan(upper):
+        return ""
+    high = "+inf" if math.isinf(upper) else f"{upper:+.1%}"
+    return f"[{max(lower, -1.0):+.1%}, {high}]"
 
 
 def _interval(lower: float, upper: float) -> str:

@@ -133,7 +133,9 @@ def export(
     Per class (and segment): value = Σ rate × uplift with a CI from the joint covariance
     of the objective estimates, shrunk toward the channel mean (empirical Bayes). Classes
     whose opt-out uplift's upper CI bound exceeds max_optout_harm, whose refutation failed,
-    or with too few decisions get no positive weight; the reason is in the file. The new
+    or with too few decisions get no positive weight; the reason is in the file. For each
+    class blocked by the opt-out guardrail it prints the decisions it would need to clear
+    it if its estimate held (optout_clearance in --json). The new
     weights are compared with the published ones: when more than drift_max_share of the
     classes move by more than drift_threshold, the circuit breaker refuses (exit 5) unless
     --force. Files are written atomically and latest.json is switched last, so a killed
@@ -141,6 +143,7 @@ def export(
 
     Example: upshot weights export --check --json
     """
+    from upshot.attribution.weights.clearance import optout_clearance
     from upshot.attribution.weights.export import export as run_export
 
     st = state(ctx)
@@ -158,6 +161,7 @@ def export(
         cap=cap,
     )
     cand, published = out.candidate, out.published
+    blocked = optout_clearance(cand.weights, st.config.governance)
     document = {
         "weights_version": cand.version,
         "uplift_run_id": cand.inputs.run_id,
@@ -174,8 +178,11 @@ def export(
         "classes": cand.weights.to_dicts(),
         "diff": out.drift.to_dicts(),
         "evaluation": _evaluation_document(out.evaluation),
+        "optout_clearance": blocked.to_dicts(),
     }
     tables = {"classes": cand.weights.to_dicts(), **_drift_table(out.drift)}
+    if blocked.rows:
+        tables["blocked by the opt-out guardrail: decisions to clear it"] = blocked.to_dicts()
     tables.update(_evaluation_table(out.evaluation))
     emit(resolve(fmt, as_json), document, tables, main="classes")
     if out.drift.tripped and not force:
@@ -224,7 +231,12 @@ EVALUATION_FIELDS = (
 def _evaluation_table(evaluation: Evaluation | None) -> dict[str, list[dict[str, Any]]]:
     if evaluation is None:
         return {}
-    title = f"off-policy estimate ({evaluation.policy}), per decision"
+    window = evaluation.window or {}
+    span = f"{window.get('start')} to {window.get('end')}, {evaluation.split}"
+    if evaluation.status != "ok":
+        title = f"off-policy estimate ({evaluation.policy}, {span}): {evaluation.status}"
+        return {title: [{"reason": evaluation.reason}]}
+    title = f"off-policy estimate ({evaluation.policy}, {span}), per decision"
     return {title: [{k: row[k] for k in EVALUATION_FIELDS} for row in evaluation.to_dicts()]}
 
 
@@ -423,7 +435,9 @@ def evaluate(
     and arm). Each gives the policy's value and its difference from what was logged, with
     a CI of level 1 - governance.alpha, per objective and in value units per decision.
     Needs logged propensities;
-    decisions without one are left out and counted.
+    decisions without one are left out and counted. By default it evaluates on the
+    decisions of the window right after the estimates' (split next_window), never on the
+    ones the uplift was estimated from; status not_evaluated when there are none yet.
     """
     from upshot import store
     from upshot.attribution.weights import export as lib
@@ -439,15 +453,30 @@ def evaluate(
             )
         else:
             subject = lib.document_subject(read(_target(_directory(st.config, directory), target)))
-        window = Period(asked.start or subject.window.start, asked.end or subject.window.end)
+        after = lib.next_window(subject.window)
+        window = Period(asked.start or after.start, asked.end or after.end)
         if window.start and window.end and window.start >= window.end:
             raise UsageError(
                 f"--start/--end: the window {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} "
-                "is empty (the default start or end is the weights' own window)"
+                "is empty (the default start or end is the window after the weights' own)"
+            )
+        same = (window.start, window.end) == (after.start, after.end)
+        split = "next_window" if same else lib.split_of(window, subject.window)
+        if split == "in_sample":
+            info(
+                "warning: this window overlaps the decisions the uplift was estimated on; "
+                "the estimate is optimistic (split in_sample)"
             )
         info(f"evaluating {subject.version} on the logged decisions ...")
         result = lib.evaluate_policy(
-            con, st.config, subject.weights, subject.rates, window, policy=_policy(policy), cap=cap
+            con,
+            st.config,
+            subject.weights,
+            subject.rates,
+            window,
+            policy=_policy(policy),
+            cap=cap,
+            split=split,
         )
     if result is None:
         raise UsageError("nothing to evaluate: no class, or no rated objective is configured")

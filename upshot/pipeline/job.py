@@ -194,6 +194,7 @@ def run_week(
     report_dir: Path | None = None,
     weights_dir: Path | None = None,
     progress: Progress | None = None,
+    weeks: int = 1,
 ) -> WeekResult:
     """The stages after loading for one week (see the module docstring)."""
     from upshot.reports.weekly import build
@@ -203,7 +204,9 @@ def run_week(
     with store.writing(config, db_path, "upshot run") as con:
         con.execute(query("report", "set-data-as-of"), {"run_id": run_id})
     stages = [load] if check is None else [load, check]
-    uplift = timed("uplift", lambda: stage_uplift(config, db_path, week, progress), progress)
+    uplift = timed(
+        "uplift", lambda: stage_uplift(config, db_path, week, progress, weeks=weeks), progress
+    )
     stages.append(uplift)
     stages.append(timed("experiments", lambda: stage_experiments(config, db_path, week), progress))
     if publish:
@@ -279,14 +282,18 @@ def run(
     report_dir: Path | None = None,
     weights_dir: Path | None = None,
     progress: Progress | None = None,
+    weeks: int = 1,
 ) -> JobResult:
     """The weekly job for `week` (default: the last complete ISO week in the business
-    time zone). One job per warehouse at a time (`<db>.run.lock`)."""
+    time zone); uplift and weights from the decisions of the `weeks` weeks ending with it.
+    One job per warehouse at a time (`<db>.run.lock`)."""
     fail_on = fail_on or config.report.fail_on
     if fail_on not in FAIL_ON:
         raise UsageError(f"fail_on == {fail_on!r}, must be one of {', '.join(FAIL_ON)}")
     if db_path == ":memory:":
         raise UsageError("upshot run needs a warehouse file: its stages open it one by one")
+    if weeks < 1:
+        raise UsageError(f"--weeks == {weeks}, must be >= 1")
     zone = config.report.business_timezone
     week = period.parse_week(week) if week else period.last_complete(zone)
     with store.writer_lock(f"{db_path}.run", config.warehouse.lock_timeout, "upshot run"):
@@ -317,6 +324,7 @@ def run(
                     report_dir=report_dir,
                     weights_dir=weights_dir,
                     progress=progress,
+                    weeks=weeks,
                 )
             )
     return outcome(tuple(results), fail_on)

@@ -26,8 +26,9 @@ LOAD_ORDER = ("users", "assignments", "sends", "outcomes")
 
 @dataclass(frozen=True, slots=True)
 class Stage:
-    """One stage of one week: `status` is ok | partial | failed | skipped | unavailable |
-    refused (the weights' circuit breaker).
+    """One stage of one week: `status` is ok | warning | partial | failed | skipped |
+    unavailable | refused (the weights' circuit breaker). `warning`: it ran, but its output
+    needs a person (e.g. weights published with no class weighted above 0).
 
     `failures` lists the classes, experiments or files that failed (`subject`, `status`);
     `attempted` how many there were; `outputs` the run ids or versions it produced.
@@ -131,10 +132,13 @@ def _class_failures(documents: list[dict[str, Any]]) -> tuple[int, list[dict[str
     return len(classes), failures
 
 
-def stage_uplift(config: Config, db_path: str, week: str, progress: Progress | None) -> Stage:
-    """Estimate the uplift of the week's decisions and store it as one run of that week
-    (the same steps as `upshot uplift --week`: the frame is read, the warehouse released
-    while the models fit, then the estimates written in one transaction)."""
+def stage_uplift(
+    config: Config, db_path: str, week: str, progress: Progress | None, *, weeks: int = 1
+) -> Stage:
+    """Estimate the uplift of the decisions of the `weeks` ISO weeks ending with `week` and
+    store it as one run of that week (the same steps as `upshot uplift --week`: the frame
+    is read, the warehouse released while the models fit, then the estimates written in
+    one transaction). The run's details record the window (`start`, `end`, `weeks`)."""
     try:
         # both parts are needed; either missing reads as "not installed"
         from upshot.attribution.uplift.estimate import estimate_frame, write_results  # noqa: F401
@@ -143,25 +147,34 @@ def stage_uplift(config: Config, db_path: str, week: str, progress: Progress | N
         return Stage("uplift", "unavailable", detail="upshot.attribution is not installed")
     # the frame goes to a Parquet file, not into this process: fits read one class at a time
     with frame_folder(config) as folder:
-        return _uplift_from_file(config, db_path, week, progress, folder / "decisions.parquet")
+        path = folder / "decisions.parquet"
+        return _uplift_from_file(config, db_path, week, progress, path, weeks)
+
+
+def trailing(week: str, weeks: int) -> tuple[Any, Any]:
+    """`[start, end)` of the `weeks` ISO weeks ending with `week` (UTC)."""
+    if weeks < 1:
+        raise UsageError(f"--weeks == {weeks}, must be >= 1")
+    return period.bounds(period.shift(week, 1 - weeks))[0], period.bounds(week)[1]
 
 
 def _uplift_from_file(
-    config: Config, db_path: str, week: str, progress: Progress | None, path: Path
+    config: Config, db_path: str, week: str, progress: Progress | None, path: Path, weeks: int
 ) -> Stage:
     import polars as pl
 
     from upshot.attribution.uplift.estimate import estimate_frame, write_results
     from upshot.attribution.uplift.frames import covariate_columns, write_decision_frame
 
-    start, end = period.bounds(week)
+    start, end = trailing(week, weeks)
+    span = week if weeks == 1 else f"the {weeks} weeks to {week}"
     settings = config.uplift
     with store.reading(config, db_path) as con:
         n = write_decision_frame(con, config, path, start=start, end=end)
         covariates = covariate_columns(con)
         fingerprint = store.inputs_fingerprint(con)
     if n == 0:
-        return Stage("uplift", "skipped", detail=f"no decisions in {week}")
+        return Stage("uplift", "skipped", detail=f"no decisions in {span}")
     with store.writing(config, db_path, "upshot run: uplift") as con:
         run_id = store.start_run(
             con, "uplift", config, inputs_fingerprint=fingerprint, seed=settings.seed
@@ -177,12 +190,15 @@ def _uplift_from_file(
         attempted, failures = _class_failures(results.documents())
         with store.writing(config, db_path, "upshot run: uplift") as con, store.transaction(con):
             write_results(con, results, run_id=run_id, week=week, seed=settings.seed)
-            store.finish_run(con, run_id, "ok", {"week": week, "failed": len(failures)})
+            window = {"start": start.isoformat(), "end": end.isoformat(), "weeks": weeks}
+            store.finish_run(con, run_id, "ok", {"week": week, "failed": len(failures), **window})
     except BaseException as exc:
         with store.writing(config, db_path, "upshot run: uplift") as con:
             store.finish_run(con, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
         raise
     detail = f"{attempted} classes, {n:,} decisions; {len(failures)} failed"
+    if weeks > 1:
+        detail += f" (trailing {weeks} weeks from {start:%Y-%m-%d})"
     return Stage(
         "uplift",
         "partial" if failures else "ok",
@@ -258,9 +274,37 @@ def stage_weights(
             f"{uplift_run_id} --force`",
         )
     version = out.published.weights_version
+    classes = out.candidate.weights.classes
+    if not any(c.weight > 0 for c in classes):
+        return Stage(
+            "weights",
+            "warning",
+            # no version in the detail: the alert quotes it, and a rerun of the week (new
+            # estimates, new version) must give the same report
+            detail=f"no class has a positive weight, the published weights send nothing: "
+            f"{_why(classes)}",
+            outputs={"weights_version": version},
+        )
     return Stage(
         "weights", "ok", detail=f"published {version}", outputs={"weights_version": version}
     )
+
+
+def _why(classes: Any) -> str:
+    """Why no class is weighted above 0: the count of classes per status (an `ok` class
+    has a value at or below 0), with one example reason each."""
+    if not classes:
+        return "the uplift run has no class"
+    counts: dict[str, list[Any]] = {}
+    for c in classes:
+        key = "value <= 0" if c.status == "ok" else c.status
+        counts.setdefault(key, []).append(c)
+    parts = []
+    for key, members in sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        first = members[0]
+        example = f" ({first.message_class}: {first.reason})" if first.reason else ""
+        parts.append(f"{len(members)} {key}{example}")
+    return f"{len(classes)} classes: " + "; ".join(parts)
 
 
 def stage_touches(config: Config, db_path: str, week: str) -> Stage:

@@ -16,6 +16,7 @@
 | `estimation_failed` | warning | a class or experiment could not be estimated (`failed:...`) |
 | `stage_failed` | critical | a stage of the weekly job failed as a whole |
 | `weights_refused` | critical | the drift circuit breaker refused to publish the weights |
+| `stage_warning` | warning | a stage ran but needs a person (no class weighted above 0) |
 | `stage_unavailable` | info | a stage is not installed in this upshot |
 | `quarantine` | warning | an input file's quarantined share was over `load.max_reject_rate` |
 
@@ -299,6 +300,8 @@ def stage_health(data: ReportData) -> Iterator[Alert]:
             yield Alert(
                 "stage_failed", "critical", name, f"stage {name} failed: {stage.get('detail', '')}"
             )
+        elif status == "warning":
+            yield Alert("stage_warning", "warning", name, f"{name}: {stage.get('detail', '')}")
         elif status == "unavailable":
             yield Alert(
                 "stage_unavailable",

@@ -156,10 +156,13 @@ SELECT 'untouched', NULL, NULL, (in_period.n - touched.n)::DOUBLE, NULL,
 FROM in_period, touched;
 
 -- name: incremental-conversions
--- Uplift x treated sends per class of one uplift run, summed per item ($by: channel or
--- class), for sends decided in [start, end). A CI sums class CIs for one class and adds
--- half-widths in quadrature across classes (estimated independently). An item with a
--- class lacking a usable estimate gets that class's status in `bad_status`.
+-- Effect on the treated x treated sends per class of one uplift run, summed per item ($by:
+-- channel or class), for sends decided in [start, end). The effect on the treated (`att`,
+-- `att_se` in the estimate's details, from the doubly robust scores) is the per-send
+-- effect of the sends that were made; a run without it falls back to the ATE (counted in
+-- `ate_only`). A CI (att ± $z·att_se, or the stored ATE CI) sums class CIs for one class
+-- and adds half-widths in quadrature across classes (estimated independently). An item
+-- with a class lacking a usable estimate gets that class's status in `bad_status`.
 WITH sent AS (
     SELECT message_class, mode(channel) AS channel, count(*) AS n
     FROM sends
@@ -168,10 +171,17 @@ WITH sent AS (
         AND ($end IS NULL OR decided_at < $end)
     GROUP BY message_class
 ),
-estimates AS (
-    SELECT message_class, ate, ate_ci_lower, ate_ci_upper, status
+stored AS (
+    SELECT
+        message_class, ate, ate_ci_lower, ate_ci_upper, status,
+        TRY_CAST(json_extract_string(details, '$.att') AS DOUBLE) AS att,
+        TRY_CAST(json_extract_string(details, '$.att_se') AS DOUBLE) AS att_se
     FROM uplift_estimates
     WHERE run_id = $run_id AND objective = $objective AND segment = 'all'
+),
+estimates AS (
+    SELECT *, coalesce(isfinite(att) AND isfinite(att_se), false) AS has_att
+    FROM stored
 ),
 per_class AS (
     SELECT
@@ -181,14 +191,16 @@ per_class AS (
         CASE
             WHEN e.message_class IS NULL THEN 'no_estimate'
             WHEN e.status <> 'ok' THEN e.status
+            WHEN e.has_att THEN 'ok'
             WHEN NOT coalesce(
                 isfinite(e.ate) AND isfinite(e.ate_ci_lower) AND isfinite(e.ate_ci_upper), false
             ) THEN 'failed:no_ci'
             ELSE 'ok'
         END AS status,
-        e.ate * s.n AS effect,
-        e.ate_ci_lower * s.n AS lower,
-        e.ate_ci_upper * s.n AS upper
+        coalesce(e.has_att, false) AS has_att,
+        CASE WHEN e.has_att THEN e.att ELSE e.ate END * s.n AS effect,
+        CASE WHEN e.has_att THEN e.att - $z * e.att_se ELSE e.ate_ci_lower END * s.n AS lower,
+        CASE WHEN e.has_att THEN e.att + $z * e.att_se ELSE e.ate_ci_upper END * s.n AS upper
     FROM sent AS s
     LEFT JOIN estimates AS e USING (message_class)
 )
@@ -201,7 +213,8 @@ SELECT
     sum(upper)::DOUBLE AS upper,
     sqrt(sum(((upper - lower) / 2) ^ 2))::DOUBLE AS half_width,
     min(CASE WHEN status <> 'ok' THEN status END) AS bad_status,
-    min(CASE WHEN status <> 'ok' THEN message_class || ': ' || status END) AS note
+    min(CASE WHEN status <> 'ok' THEN message_class || ': ' || status END) AS note,
+    count(*) FILTER (WHERE status = 'ok' AND NOT has_att)::BIGINT AS ate_only
 FROM per_class
 GROUP BY item
 ORDER BY item;

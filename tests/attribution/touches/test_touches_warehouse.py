@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -347,3 +348,89 @@ def test_hash_buckets_add_up_to_one_pass(tmp_path):
         (whole.without_touch, whole.without_touch_value)
     )
     con.close()
+
+
+def test_causal_column_is_the_effect_on_the_treated_times_treated_sends(tmp_path):
+    """With `att`/`att_se` stored (the uplift run's effect on the treated), the column is
+    ATT × treated sends with CI att ± 1.96·att_se; a class without them falls back to its
+    ATE and the item says so (`estimand`)."""
+    import json
+
+    sends, outcomes = make_logs(5)
+    con = make_warehouse(tmp_path / "w.duckdb", sends, outcomes)
+    span = period(week="2026-W44")
+    created = datetime(2026, 11, 2, tzinfo=UTC)
+    rows = [(c, 0.010, 0.002, "ok") for c in CLASSES]
+    add_uplift(con, "run", created, rows)
+    # the targeted push class: ATT 0.0132 (32% above its ATE), se 0.0025
+    con.execute(
+        "UPDATE uplift_estimates SET details = ? WHERE message_class = 'new_release_push'",
+        [json.dumps({"att": 0.0132, "att_se": 0.0025})],
+    )
+    n = treated_counts(sends, span)
+    got = {r.item: r for r in causal_column(con, by="class", span=span, items=[]).rows}
+    push = got["new_release_push"]
+    assert push.estimand == "att"
+    assert push.effect == pytest.approx(0.0132 * n["new_release_push"])
+    z = 1.959963984540054  # scipy's norm.isf(0.025): the uplift's alpha 0.05
+    assert push.effect_ci_lower == pytest.approx((0.0132 - z * 0.0025) * n["new_release_push"])
+    assert push.uplift == pytest.approx(0.0132)
+    other = got["promo_blast_push"]
+    assert other.estimand == "ate"
+    assert other.effect == pytest.approx(0.010 * n["promo_blast_push"])
+    assert "ATE × sends for 1 of 1 classes" in other.note
+    channel = {r.item: r for r in causal_column(con, by="channel", span=span, items=[]).rows}
+    assert channel["push"].estimand == "mixed"
+    assert channel["push"].effect == pytest.approx(
+        0.0132 * n["new_release_push"] + 0.010 * n["promo_blast_push"]
+    )
+    con.close()
+
+
+def test_causal_above_observed_warns_and_relative_cis_stay_above_minus_100_percent(tmp_path):
+    from upshot.attribution.touches.causal import against_observed, missing_row, relative
+
+    sends, outcomes = make_logs(5)
+    con = make_warehouse(tmp_path / "w.duckdb", sends, outcomes)
+    span = period(week="2026-W44")
+    # an effect far larger than anything observed, and a wide CI reaching far below 0
+    add_uplift(
+        con, "run", datetime(2026, 11, 2, tzinfo=UTC), [(c, 0.5, 0.4, "ok") for c in CLASSES]
+    )
+    observed = {"push": 1.0, "email": 1e6}
+    rows = {
+        r.item: r
+        for r in causal_column(con, by="channel", span=span, items=[], observed=observed).rows
+    }
+    assert rows["push"].effect > 1.0
+    assert "above the 1 observed" in rows["push"].warning
+    assert rows["push"].rel_effect == math.inf
+    assert rows["email"].warning == ""
+    assert rows["email"].observed == 1e6
+    # lift over the counterfactual observed - effect: 0.5·n / (1e6 - 0.5·n)
+    e = rows["email"].effect
+    assert rows["email"].rel_effect == pytest.approx(e / (1e6 - e))
+    con.close()
+    # a lower bound of -5 conversions against 2 observed: -5/7 = -71%, not -250%
+    assert relative(-5.0, 2.0) == pytest.approx(-5 / 7)
+    for effect in (-1e9, -100.0, -2.0, 0.0, 1.0):
+        assert relative(effect, 2.0) > -1.0
+    row = against_observed(missing_row("x", 0, "no_uplift_run", ""), 3.0)
+    assert math.isnan(row.rel_effect)  # no estimate, no relative effect
+    assert row.warning == ""
+
+
+def test_touches_cli_prints_relative_cis_and_the_warning(tmp_path):
+    sends, outcomes = make_logs(6)
+    db = tmp_path / "w.duckdb"
+    con = make_warehouse(db, sends, outcomes)
+    add_uplift(
+        con, "run", datetime(2026, 11, 2, tzinfo=UTC), [(c, 0.9, 0.4, "ok") for c in CLASSES]
+    )
+    con.close()
+    result = run_cli("--db", str(db), "touches", "--week", "2026-W44", "--by", "channel")
+    assert result.code == 0, result.err
+    assert "causal_rel_ci" in result.out
+    assert "warning: push: causal conversions" in result.err
+    for cell in re.findall(r"\[([-+][0-9.]+)%", result.out):
+        assert float(cell) > -100.0

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from upshot.attribution.weights.ebci import cva_exact
 from upshot.attribution.weights.shrinkage import (
     Prior,
     fit_prior,
@@ -18,28 +19,30 @@ from upshot.attribution.weights.shrinkage import (
 )
 
 
-def test_known_prior_is_the_closed_form_posterior():
-    # y = 2, s = 1, prior N(0, 1): posterior mean (2/1 + 0/1)/(1 + 1) = 1, variance 1/2, B = 1/2
+def test_known_prior_is_the_closed_form_posterior_mean():
+    # y = 2, s = 1, prior N(0, 1): posterior mean (2/1 + 0/1)/(1 + 1) = 1, B = 1/2
     s = shrink(2.0, 1.0, Prior(0.0, 0.0, 1.0, 10, "reml", "x"))
     assert s.estimate == pytest.approx(1.0)
-    assert s.se == pytest.approx(math.sqrt(0.5))
     assert s.shrinkage == pytest.approx(0.5)
+    # the noise of the shrunk estimate is w·s; the normalised bias has E b² = s²/τ² = 1
+    assert s.se == pytest.approx(0.5)
+    assert s.ci_upper - s.estimate == pytest.approx(cva_exact(1.0) * 0.5, rel=1e-4)
     # general case: precision-weighted average
     y, se, mu, tau = 0.3, 0.2, -0.1, 0.15
     s = shrink(y, se, Prior(mu, 0.0, tau, 10, "reml", "x"))
     precision = 1 / se**2 + 1 / tau**2
     assert s.estimate == pytest.approx((y / se**2 + mu / tau**2) / precision, rel=1e-12)
-    assert s.se == pytest.approx(math.sqrt(1 / precision), rel=1e-12)
     assert s.shrinkage == pytest.approx(se**2 / (se**2 + tau**2))
 
 
-def test_uncertain_prior_widens_the_posterior():
-    # Morris: var = s²(1 - B) + B² Var(μ̂); Kass–Steffey adds (∂θ̂/∂τ²)² Var(τ̂²)
+def test_uncertain_prior_mean_widens_the_interval():
+    # the noise of θ̂ = wy + (1 - w)μ̂ adds (1 - w)² Var(μ̂); t is the bias over that noise
     s = shrink(2.0, 1.0, Prior(0.0, 0.5, 1.0, 10, "reml", "x"))
-    assert s.se == pytest.approx(math.sqrt(0.5 + 0.25 * 0.25))
-    s = shrink(2.0, 1.0, Prior(0.0, 0.5, 1.0, 10, "reml", "x", tau2_var=0.3))
-    slope = 1.0 / (1.0 + 1.0) ** 2 * 2.0
-    assert s.se == pytest.approx(math.sqrt(0.5 + 0.25 * 0.25 + slope**2 * 0.3))
+    sd = math.sqrt(0.25 + 0.25 * 0.25)
+    assert s.se == pytest.approx(sd)
+    t = 0.25 * 1.0 / sd**2
+    assert s.ci_upper - s.estimate == pytest.approx(cva_exact(t) * sd, rel=1e-4)
+    assert s.ci_upper - s.ci_lower > 2 * 1.96 * sd
 
 
 def test_tau2_variance_is_the_inverse_reml_information():
@@ -95,10 +98,15 @@ def test_reml_matches_brute_force_maximisation():
     assert tau2_reml(y, v) == pytest.approx(best.x, rel=1e-5)
 
 
-def test_identical_estimates_shrink_fully():
+def test_identical_estimates_shrink_to_the_floor():
+    # τ̂ = 0, but shrinkage stops at the PMT floor 2 Σs⁴/(k Σs²) = 2 s²/k = 0.005 (AKP 2022),
+    # so B = s²/(s² + 0.005) = 2/3, not 1, and the interval keeps a width
     prior = fit_prior(np.full(4, 0.3), np.full(4, 0.1))
     assert prior.tau == 0.0
-    assert shrink(0.3, 0.1, prior).shrinkage == 1.0
+    assert prior.mu2 == pytest.approx(0.005)
+    s = shrink(0.3, 0.1, prior)
+    assert s.shrinkage == pytest.approx(2 / 3)
+    assert s.ci_upper - s.ci_lower > 0
 
 
 def test_groups_borrow_the_global_prior_and_pass_nan_through():

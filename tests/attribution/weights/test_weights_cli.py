@@ -45,6 +45,11 @@ def world(tmp_path_factory):
     folder = tmp_path_factory.mktemp("world")
     world = world_warehouse(folder / "upshot.duckdb")
     insert_estimates(folder / "upshot.duckdb", truth_rows(world), "run-A")
+    # an older run estimated on the first of the two weeks: W44 is left to evaluate on
+    older = truth_rows(world, created_at=CREATED - timedelta(days=1))
+    insert_estimates(
+        folder / "upshot.duckdb", [{**r, "week": "2026-W43"} for r in older], "run-W43"
+    )
     return folder
 
 
@@ -220,24 +225,50 @@ def test_a_version_published_by_a_killed_export_is_recorded_next_time(db, tmp_pa
 
 
 def test_evaluate_candidate_and_published(world):
-    candidate = cli(world, "weights", "evaluate", "--json")
+    candidate = cli(world, "weights", "evaluate", "--run-id", "run-W43", "--json")
     assert candidate.code == 0, candidate.err
     doc = _json(candidate)
     assert doc["candidate"] is True
     assert doc["policy"] == "positive"
+    assert (doc["status"], doc["split"]) == ("ok", "next_window")
+    assert doc["window"] == {
+        "start": "2026-10-26T00:00:00+00:00",
+        "end": "2026-11-02T00:00:00+00:00",
+    }
     assert {e["estimator"] for e in doc["estimates"]} == {"ips", "snips", "dr"}
-    version = _json(cli(world, "weights", "export", "--no-evaluate", "--json"))["weights_version"]
+    exported = cli(world, "weights", "export", "--run-id", "run-W43", "--no-evaluate", "--json")
+    version = _json(exported)["weights_version"]
     published = cli(
         world, "weights", "evaluate", version, "--policy", "rank", "--cap", "1", "--json"
     )
     assert published.code == 0, published.err
     body = _json(published)
     assert body["candidate"] is False
+    assert body["window"] == doc["window"]  # the week after the published file's window
     assert body["cap"] == 1
     assert body["share_sent_candidate"] <= doc["share_sent_candidate"]
+    table = cli(world, "weights", "export", "--check", "--run-id", "run-W43")
+    assert table.code == 0
+    assert "off-policy estimate (positive, 2026-10-26T00:00:00+00:00 to" in table.out
+
+
+def test_evaluation_without_later_decisions_is_not_a_number(world):
+    """The newest run used every decision: `not_evaluated` with the reason, no estimate."""
+    doc = _json(cli(world, "weights", "evaluate", "--json"))
+    assert doc["status"] == "not_evaluated"
+    assert doc["split"] == "next_window"
+    assert doc["estimates"] == []
+    assert "no logged decision with a propensity" in doc["reason"]
     table = cli(world, "weights", "export", "--check")
     assert table.code == 0
-    assert "off-policy estimate" in table.out
+    assert ": not_evaluated" in table.out
+    # a window overlapping the estimates' is allowed, but flagged as optimistic
+    inside = cli(
+        world, "weights", "evaluate", "--start", "2026-10-19", "--end", "2026-10-26", "--json"
+    )
+    assert inside.code == 0
+    assert _json(inside)["split"] == "in_sample"
+    assert "optimistic (split in_sample)" in inside.err
 
 
 def test_schema_prints_the_shipped_schema():

@@ -25,10 +25,16 @@ from upshot.errors import RefusedError, UsageError
 
 @pytest.fixture(scope="module")
 def world_db(tmp_path_factory):
-    """A small simulated world with its true effects stored as uplift run `run-A`."""
+    """A small simulated world (two ISO weeks, 2026-W43 and W44) with its true effects
+    stored as uplift run `run-A` (the whole span, the newest) and as `run-W43`, estimated
+    on the first week only (older)."""
     db = tmp_path_factory.mktemp("wh") / "upshot.duckdb"
     world = world_warehouse(db)
     insert_estimates(db, truth_rows(world), "run-A")
+    first_week = [
+        {**r, "week": "2026-W43"} for r in truth_rows(world, created_at=CREATED - timedelta(1))
+    ]
+    insert_estimates(db, first_week, "run-W43")
     return db, world
 
 
@@ -51,15 +57,25 @@ def test_export_publishes_verified_weights_with_an_evaluation(world_db, tmp_path
     # the data window: whole UTC days around the decisions
     assert doc["window"]["start"] == "2026-10-19T00:00:00+00:00"
     assert doc["window"]["end"] == "2026-11-02T00:00:00+00:00"
+    # the run used every decision there is: nothing left to evaluate on, and it says so
     ev = out.evaluation
     assert ev is not None
-    assert ev.n_decisions == world.sends.height
-    assert {e.objective for e in ev.estimates} >= {"conversion", "value"}
+    assert ev.status == "not_evaluated"
+    assert ev.estimates == ()
     manifest = read_manifest(tmp_path / "w")["versions"][-1]
     assert manifest["provenance"]["uplift_run_id"] == "run-A"
     assert manifest["provenance"]["config_hash"] == _config().fingerprint()
     assert manifest["publication"]["forced"] is False
-    assert manifest["evaluation"]["policy"] == "positive"
+    evaluation = manifest["evaluation"]
+    assert evaluation["policy"] == "positive"
+    assert evaluation["status"] == "not_evaluated"
+    assert evaluation["split"] == "next_window"
+    assert evaluation["window"] == {
+        "start": "2026-11-02T00:00:00+00:00",
+        "end": "2026-11-16T00:00:00+00:00",
+    }
+    assert "no logged decision" in evaluation["reason"]
+    assert evaluation["estimates"] == []
     with store.reading(Config(), str(db)) as con:
         journal = con.execute(
             "SELECT weights_version, uplift_run_id, forced, n_classes FROM weight_versions"
@@ -158,14 +174,40 @@ def test_derived_reachability_rate_from_the_warehouse(world_db, tmp_path):
     assert out.candidate.weights.rates_for("push")["reachability"] == derived["rate"]
 
 
+def test_evaluation_is_on_the_week_after_the_estimates(world_db, tmp_path):
+    """Estimated on W43, evaluated on exactly the decisions of W44 (none of W43's)."""
+    db, world = world_db
+    out = export(_config(), str(db), run_id="run-W43", directory=tmp_path / "w")
+    ev = out.evaluation
+    assert ev is not None
+    assert ev.status == "ok"
+    assert ev.split == "next_window"
+    assert ev.window == {"start": "2026-10-26T00:00:00+00:00", "end": "2026-11-02T00:00:00+00:00"}
+    import polars as pl
+
+    decided = world.sends["decided_at"]
+    in_w44 = world.sends.filter(
+        (decided >= pl.datetime(2026, 10, 26, time_zone="UTC"))
+        & (decided < pl.datetime(2026, 11, 2, time_zone="UTC"))
+    ).height
+    assert 0 < ev.n_decisions + ev.n_excluded == in_w44 < world.sends.height
+    assert {e.objective for e in ev.estimates} >= {"conversion", "value"}
+    entry = read_manifest(tmp_path / "w")["versions"][-1]["evaluation"]
+    assert (entry["status"], entry["split"]) == ("ok", "next_window")
+    assert entry["window"] == ev.window
+    assert entry["estimates"]
+
+
 def test_rank_policy_evaluation(world_db, tmp_path):
     db, _ = world_db
     cfg = _config()
-    out = export(cfg, str(db), directory=tmp_path / "w", check=True, policy="rank", cap=1)
+    out = export(
+        cfg, str(db), run_id="run-W43", directory=tmp_path / "w", check=True, policy="rank", cap=1
+    )
     assert out.evaluation is not None
     assert out.evaluation.policy == "rank"
     assert out.evaluation.cap == 1
-    positive = export(cfg, str(db), directory=tmp_path / "w", check=True)
+    positive = export(cfg, str(db), run_id="run-W43", directory=tmp_path / "w", check=True)
     assert positive.evaluation is not None
     assert out.evaluation.share_sent_candidate <= positive.evaluation.share_sent_candidate
 
@@ -198,3 +240,22 @@ def test_week_window_and_explicit_version(tmp_path):
         LATEST,
         MANIFEST,
     ]
+
+
+def test_a_trailing_window_run_covers_its_recorded_window(world_db, tmp_path):
+    """A run of `upshot run --weeks 2` is labelled W44 but made from W43 and W44: the
+    weights window is the two weeks, and the evaluation the two weeks after."""
+    db, world = world_db
+    with store.writing(_config(), str(db), "test") as con:
+        run_id = store.start_run(con, "uplift", _config())
+        window = {"start": "2026-10-19T00:00:00+00:00", "end": "2026-11-02T00:00:00+00:00"}
+        store.finish_run(con, run_id, "ok", {"week": "2026-W44", "weeks": 2, **window})
+    rows = truth_rows(world, created_at=CREATED - timedelta(days=2))
+    insert_estimates(db, [{**r, "week": "2026-W44"} for r in rows], run_id)
+    out = export(_config(), str(db), run_id=run_id, directory=tmp_path / "w", check=True)
+    assert out.candidate.document["window"] == {**window, "week": None}
+    assert out.evaluation is not None
+    assert out.evaluation.window == {
+        "start": "2026-11-02T00:00:00+00:00",
+        "end": "2026-11-16T00:00:00+00:00",
+    }

@@ -215,7 +215,10 @@ def from_warehouse(
     )
     table = journeys.paths
     credits = attribute(table, methods, markov_order=markov_order, time_decay=journeys.time_decay)
-    causal = causal_column(con, by=by, span=span, items=table.channels)
+    observed = touched_conversions(table)
+    causal = causal_column(
+        con, by=by, span=span, items=table.channels, observed=observed, alpha=config.uplift.alpha
+    )
     return TouchAttribution(
         by,
         "warehouse",
@@ -227,6 +230,15 @@ def from_warehouse(
         journeys.without_touch,
         journeys.without_touch_value,
     )
+
+
+def touched_conversions(table: PathTable) -> dict[str, float]:
+    """Per item, the conversions of the journeys it touched (each journey once)."""
+    out: dict[str, float] = {}
+    for path, conversions in zip(table.paths, table.conversions, strict=True):
+        for item in set(path):
+            out[item] = out.get(item, 0.0) + float(conversions)
+    return out
 
 
 def from_paths(
@@ -309,8 +321,14 @@ class TouchAttribution(ResultsMixin):
             "effect_ci_upper",
             "uplift",
             "n_treatment",
+            "estimand",
+            "observed",
+            "rel_effect",
+            "rel_effect_ci_lower",
+            "rel_effect_ci_upper",
             "status",
             "note",
+            "warning",
         )
         return [{self.by: r.item} | {k: getattr(r, k) for k in names} for r in self.causal.rows]
 

@@ -1,14 +1,23 @@
 """The causal column of touch attribution: incremental conversions from the uplift run.
 
 Beside every touch-based method, each channel or class gets the conversions its treated
-sends caused: the newest uplift run's per-send effect on the conversion objective times
-the treated sends of the period, with a CI (`incremental-conversions` in `touches.sql`).
+sends caused: the newest uplift run's effect on the treated (ATT, per send, on the
+conversion objective) times the treated sends of the period, with a CI
+(`incremental-conversions` in `touches.sql`). The ATT, not the ATE: sends are targeted,
+and the effect of the sends that were made is the effect on the users they went to (the
+two differed by 32% in a targeted world). A run that stored no ATT falls back to the ATE
+and says so in `estimand` and `note`.
+
+`observed` are the conversions of the journeys the item touched: the sends cannot have
+caused more. A causal estimate above them gets a `warning`. `rel_effect` is the lift over
+the conversions those journeys would have had without the sends, `effect / (observed -
+effect)`, which maps the CI monotonically and never below -100%.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,10 +39,14 @@ def check_by(by: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class CausalRow:
-    """Incremental conversions of one channel or class: uplift × treated sends.
+    """Incremental conversions of one channel or class: ATT × treated sends.
 
-    `effect` and its 95% CI are conversions; `uplift` is the per-send effect of the
-    uplift run (for a channel: `effect / n_treatment`); NaN when `status` is not `ok`.
+    `effect` and its 95% CI are conversions; `uplift` is the per-send effect on the
+    treated (for a channel: `effect / n_treatment`); NaN when `status` is not `ok`.
+    `estimand` is `att`, or `ate` (or `mixed`) where the run stored no ATT. `observed`
+    are the conversions of the journeys the item touched (NaN: not known), `rel_effect*`
+    the lift over what they would have been without the sends (see the module);
+    `warning` says when the estimate is above `observed`.
     """
 
     item: str
@@ -44,6 +57,12 @@ class CausalRow:
     n_treatment: int
     status: str
     note: str = ""
+    estimand: str = "att"
+    observed: float = math.nan
+    rel_effect: float = math.nan
+    rel_effect_ci_lower: float = math.nan
+    rel_effect_ci_upper: float = math.nan
+    warning: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +80,15 @@ def causal_column(
     span: Period,
     items: Sequence[str],
     objective: str = "conversion",
+    observed: Mapping[str, float] | None = None,
+    alpha: float = 0.05,
 ) -> Causal:
     """Incremental conversions per channel or class from the newest uplift run (its
     `segment='all'` estimates of `objective`, preferring one of `span.week`); see
-    `incremental-conversions` in `touches.sql` for the arithmetic and the CIs."""
+    `incremental-conversions` in `touches.sql` for the arithmetic and the CIs.
+    `observed[item]` are the conversions of the journeys the item touched."""
     import duckdb
+    from scipy.stats import norm
 
     check_by(by)
     try:
@@ -74,18 +97,28 @@ def causal_column(
         ).fetchone()
     except duckdb.CatalogException:  # a warehouse from before the uplift tables
         run = None
-    params = {"by": by, "start": span.start, "end": span.end, "objective": objective}
+    params: dict[str, object] = {
+        "by": by,
+        "start": span.start,
+        "end": span.end,
+        "objective": objective,
+        "z": float(norm.isf(alpha / 2)),
+    }
     found = con.execute(
         query("touches", "incremental-conversions"), params | {"run_id": run[0] if run else None}
     ).fetchall()
     rows = {}
-    for item, n, classes, effect, lower, upper, half, bad, note in found:
+    seen = observed or {}
+    for item, n, classes, effect, lower, upper, half, bad, note, ate_only in found:
         if run is None or bad is not None:
             rows[item] = missing_row(item, n, "no_uplift_run" if run is None else bad, note or "")
-        elif classes == 1:
-            rows[item] = CausalRow(item, effect, lower, upper, effect / n, n, "ok")
-        else:
-            rows[item] = CausalRow(item, effect, effect - half, effect + half, effect / n, n, "ok")
+            continue
+        if classes > 1:
+            lower, upper = effect - half, effect + half
+        estimand = "att" if ate_only == 0 else "ate" if ate_only == classes else "mixed"
+        basis = "" if estimand == "att" else f"ATE × sends for {ate_only} of {classes} classes"
+        row = CausalRow(item, effect, lower, upper, effect / n, n, "ok", basis, estimand)
+        rows[item] = against_observed(row, seen.get(item, math.nan))
     for item in set(items) - set(rows):
         rows[item] = missing_row(item, 0, "insufficient_data", "no treated sends in the period")
     return Causal(
@@ -97,4 +130,36 @@ def causal_column(
 
 
 def missing_row(item: str, n: int, status: str, note: str) -> CausalRow:
-    return CausalRow(item, math.nan, math.nan, math.nan, math.nan, n, status, note)
+    return CausalRow(item, math.nan, math.nan, math.nan, math.nan, n, status, note, "")
+
+
+def against_observed(row: CausalRow, observed: float) -> CausalRow:
+    """`row` with its observed conversions, its relative effect and, when the causal
+    estimate is above what was observed, a warning."""
+    from dataclasses import replace
+
+    if not (math.isfinite(observed) and observed > 0):
+        return replace(row, observed=observed)
+    warning = ""
+    if row.effect > observed:
+        warning = (
+            f"causal conversions {row.effect:.4g} above the {observed:.4g} observed in the "
+            "journeys it touched: the uplift estimate is too high for this period"
+        )
+    return replace(
+        row,
+        observed=observed,
+        rel_effect=relative(row.effect, observed),
+        rel_effect_ci_lower=relative(row.effect_ci_lower, observed),
+        rel_effect_ci_upper=relative(row.effect_ci_upper, observed),
+        warning=warning,
+    )
+
+
+def relative(effect: float, observed: float) -> float:
+    """Lift over the counterfactual `observed - effect`: in (-1, ∞), ∞ from `observed` on."""
+    if not math.isfinite(effect):
+        return math.nan
+    if effect >= observed:
+        return math.inf
+    return effect / (observed - effect)

@@ -15,6 +15,7 @@ A map of the package, in the order one class's estimate flows through it:
 - `refute`          placebo, random common cause and subset refuters re-running our estimator
 - `evaluate`        held-out Qini, AUUC and calibration of CATE models
 - `sensitivity`     bounds under unobserved confounding (omitted-variable bias)
+- `att`             the effect on the treated from the doubly robust scores
 - `results`         the records: `UpliftEstimate`, `UpliftCovariance`, `UpliftResults`
 
 The public names are re-exported by `upshot.attribution`.

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from upshot.attribution.uplift.att import effect_on_treated
 from upshot.attribution.uplift.backend import THREADED_ROWS
 from upshot.attribution.uplift.classtask import ClassTask
 from upshot.attribution.uplift.econml_adapter import (
@@ -191,7 +192,7 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
         fits[name] = _fit_one(task, j, design, (folds, crossfit), masks, threads, on_ray)
     covariance = _covariance(task, cells, fits)
     refutations = _refute(task, T, X, fits, diagnostics, threads)
-    estimates = _estimates(task, cells, fits, refutations, design.design, diagnostics)
+    estimates = _estimates(task, cells, fits, refutations, design, diagnostics)
     # where the folds ran is the class's note, not an estimate's provenance: it changes
     # no number (tests compare the estimates of both backends bit for bit)
     notes = {**diagnostics, "design": design.design, "crossfit": "ray" if on_ray else "local"}
@@ -341,9 +342,10 @@ def _estimates(
     cells: list[Cell],
     fits: dict[str, ObjectiveFit | str],
     refutations: dict[str, Any],
-    design: str,
+    propensity: PropensityDesign,
     diagnostics: dict[str, Any],
 ) -> tuple[UpliftEstimate, ...]:
+    design = propensity.design
     out: list[UpliftEstimate] = []
     values: dict[str, Any]
     for j, name in enumerate(task.objectives):
@@ -380,6 +382,8 @@ def _estimates(
             }
             if cell.fit is None:
                 values.update(_overall_extras(fit, refutations.get(name), diagnostics))
+                # the effect on the treated, for touches' causal column (`att`)
+                values["details"].update(effect_on_treated(fit.scores, propensity.p))
             status = _fitted_status(task, design)
             out.append(_record(task, name, cell.label, design, {**values, "status": status}))
     return tuple(out)

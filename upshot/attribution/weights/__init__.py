@@ -5,8 +5,10 @@ A map of the package:
 - `combine`    the value of a send: Σ exchange rate × uplift over objectives, with its CI
 - `policy`     the governance policy: exchange rates, guardrails, caps, drift
 - `shrinkage`  empirical-Bayes shrinkage of noisy class values toward their group's mean
+- `ebci`       the robust EBCI critical value (Armstrong, Kolesár, Plagborg-Møller 2022)
 - `weightset`  rates → values → shrinkage → guardrails → caps: one `WeightSet` and its document
 - `ope`        off-policy evaluation of a candidate sending policy on logged decisions
+- `clearance`  decisions a class blocked by the opt-out guardrail needs to clear it
 - `export`     the `upshot weights export` flow: load a run, compute, evaluate, publish
 - `publish`    the writer: atomic files, the manifest, `latest.json`, retention
 - `reconcile`  records in the warehouse a version a killed export published unjournaled

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upshot import store
+from upshot import period, store
 from upshot.attribution.weights.policy import Drift, ReachStats, drift, policy_hash
 from upshot.attribution.weights.weightset import WeightSet, build_document, compute_weights
 from upshot.errors import RefusedError, UsageError
@@ -123,9 +123,11 @@ def _details(raw: Any) -> dict[str, Any]:
 def _window(
     con: duckdb.DuckDBPyConnection, estimates: list[dict[str, Any]], details: dict[str, Any]
 ) -> Period:
-    """The run's ISO week, else the start/end it recorded, else the whole days it covers."""
+    """The run's ISO week, else the start/end it recorded, else the whole days it covers.
+    A run of a trailing window (`upshot run --weeks N`, N > 1) is labelled with its last
+    week but covers the start/end it recorded."""
     weeks = {r["week"] for r in estimates if r.get("week")}
-    if len(weeks) == 1:
+    if len(weeks) == 1 and int(details.get("weeks") or 1) == 1:
         week = weeks.pop()
         return Period.of_week(week)
     if details.get("start") or details.get("end"):
@@ -195,6 +197,25 @@ def document_subject(document: dict[str, Any]) -> Subject:
     )
 
 
+def next_window(window: Period) -> Period:
+    """The decisions the uplift did not use: the period of the same length right after
+    `window` (the next ISO week after a week); unbounded when `window` is."""
+    if window.start is None or window.end is None:
+        return Period(None, None)
+    if window.week is not None:
+        return Period.of_week(period.shift(window.week, 1))
+    return Period(window.end, window.end + (window.end - window.start))
+
+
+def split_of(window: Period, estimated: Period) -> str:
+    """`in_sample` when `window` overlaps the estimates' `estimated`, else `given`."""
+    if estimated.start is None or estimated.end is None:
+        return "in_sample"
+    before = window.end is not None and window.end <= estimated.start
+    after = window.start is not None and window.start >= estimated.end
+    return "given" if before or after else "in_sample"
+
+
 def evaluate_candidate(
     con: duckdb.DuckDBPyConnection,
     config: Config,
@@ -203,10 +224,19 @@ def evaluate_candidate(
     policy: Policy | None = None,
     cap: int | None = None,
 ) -> Evaluation | None:
-    """The off-policy estimate of sending by the candidate's weights on the run's window."""
+    """The off-policy estimate of sending by the candidate's weights, on the decisions of
+    the window after the run's (out of sample: estimating and evaluating on the same
+    decisions rewards the classes whose uplift was overestimated by chance)."""
     subject = candidate_subject(cand)
     return evaluate_policy(
-        con, config, subject.weights, subject.rates, subject.window, policy=policy, cap=cap
+        con,
+        config,
+        subject.weights,
+        subject.rates,
+        next_window(subject.window),
+        policy=policy,
+        cap=cap,
+        split="next_window",
     )
 
 
@@ -219,17 +249,30 @@ def evaluate_policy(
     *,
     policy: Policy | None = None,
     cap: int | None = None,
+    split: str = "given",
 ) -> Evaluation | None:
     """Off-policy estimate of ranking by `weights` (class → weight) on the logged decisions
     of `window`, with `rates[channel][objective]` for the value; None when no rated
-    objective is configured to be measured or there is no class."""
+    objective is configured to be measured or there is no class. `split` is recorded as
+    given; without a bounded window, or without a logged decision with a propensity in
+    it, the evaluation is `not_evaluated`."""
+    from dataclasses import replace
+
+    import polars as pl
+
     from upshot.attribution.uplift.frames import decision_frame
-    from upshot.attribution.weights.ope import evaluate
+    from upshot.attribution.weights.ope import Evaluation, evaluate
 
     rated = {k for r in rates.values() for k, v in r.items() if v != 0}
     objectives = [k for k in config.objectives if k in rated]
     if not objectives or not weights:
         return None
+    chosen = policy or config.governance.ope_policy
+    cap = (cap or config.governance.ope_cap) if chosen == "rank" else None
+    bounds = {"start": _iso(window.start), "end": _iso(window.end)}
+    if window.start is None or window.end is None:
+        reason = "the estimates have no data window, so no later decisions to evaluate on"
+        return Evaluation.not_evaluated(chosen, cap, split, bounds, reason)
     frame = decision_frame(
         con,
         config,
@@ -238,17 +281,27 @@ def evaluate_policy(
         end=window.end,
         objectives=objectives,
     )
-    chosen = policy or config.governance.ope_policy
-    return evaluate(
+    if frame.filter(pl.col("propensity").is_not_null()).height == 0:
+        reason = (
+            f"no logged decision with a propensity in [{bounds['start']}, {bounds['end']}) "
+            "for these classes; evaluate again once that window is loaded"
+        )
+        return Evaluation.not_evaluated(chosen, cap, split, bounds, reason)
+    result = evaluate(
         frame,
         weights,
         rates,
         policy=chosen,
-        cap=(cap or config.governance.ope_cap) if chosen == "rank" else None,
+        cap=cap,
         alpha=config.governance.alpha,
         clip=config.uplift.propensity_clip,
         seed=config.uplift.seed,
     )
+    return replace(result, split=split, window=bounds)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
 
 
 def previous_weights(directory: Path) -> tuple[str | None, dict[str, float] | None]:

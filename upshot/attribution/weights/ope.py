@@ -61,6 +61,10 @@ class Evaluation(ResultsMixin):
 
     `share_sent_*` are the shares of decisions that send; `effective_n` is the Kish
     effective sample size of the importance weights (small: few decisions agree with π).
+    `window` (`{"start", "end"}`, ISO instants) holds the decisions evaluated and `split`
+    how they relate to the estimates: `next_window` (decisions the uplift did not use),
+    `given` (a window the caller chose outside the estimates') or `in_sample` (overlapping
+    them: optimistic). `status` is `ok`, or `not_evaluated` with no estimates and a `reason`.
     """
 
     estimates: tuple[PolicyEstimate, ...]
@@ -72,6 +76,18 @@ class Evaluation(ResultsMixin):
     share_sent_logged: float
     share_sent_candidate: float
     effective_n: float
+    status: str = "ok"
+    split: str = "in_sample"
+    window: dict[str, str | None] | None = None
+    reason: str | None = None
+
+    @classmethod
+    def not_evaluated(
+        cls, policy: str, cap: int | None, split: str, window: dict[str, str | None], reason: str
+    ) -> Evaluation:
+        """No estimate: there were no decisions to evaluate on (`reason` says why)."""
+        nan = math.nan
+        return cls((), policy, cap, 0, 0, 0, nan, nan, 0.0, "not_evaluated", split, window, reason)
 
     def to_dicts(self) -> list[dict[str, object]]:
         from dataclasses import asdict
@@ -80,6 +96,10 @@ class Evaluation(ResultsMixin):
 
     def summary(self) -> dict[str, object]:
         return {
+            "status": self.status,
+            "split": self.split,
+            "window": self.window,
+            "reason": self.reason,
             "policy": self.policy,
             "cap": self.cap,
             "n_decisions": self.n_decisions,

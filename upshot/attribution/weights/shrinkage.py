@@ -1,14 +1,20 @@
 """Empirical-Bayes shrinkage of noisy class values toward their group's mean.
 
 The normal-normal model: an estimate `y_i` with standard error `s_i` measures a true value
-`θ_i ~ N(μ, τ²)` shared by the group (a channel). The prior `(μ, τ²)` is estimated from the
-group's own estimates, by REML (default) or the DerSimonian–Laird method of moments. The
-posterior mean is `μ + (1 - B_i)(y_i - μ)` with shrinkage factor `B_i = s_i² / (s_i² + τ²)`:
-0 keeps the estimate, 1 replaces it with the group mean. The posterior variance adds the
-uncertainty of `μ̂` (Morris 1983) and, to first order, of `τ̂²` (Kass and Steffey 1989):
-`s_i²(1 - B_i) + B_i² Var(μ̂) + (∂θ̂_i/∂τ²)² Var(τ̂²)`, with `Var(τ̂²)` from the REML
-information. Without the last term the intervals run visibly short when a channel has few
-classes, because `τ̂` is then very uncertain.
+`θ_i` drawn around the group's (a channel's) mean `μ` with second moment `μ2 = E(θ - μ)²`.
+`μ` and `τ̂² ` are estimated from the group's own estimates, by REML (default) or the
+DerSimonian–Laird method of moments. The shrunk value is `μ + w_i (y_i - μ)`, with
+`w_i = μ2 / (μ2 + s_i²)` and `μ2 = max(τ̂², floor)`; `shrinkage` is `B_i = 1 - w_i`: 0 keeps
+the estimate, 1 replaces it with the group mean. The floor is the posterior-mean
+truncation of Armstrong, Kolesár and Plagborg-Møller (2022), `2 Σ s⁴ / (k Σ s²)`: when
+`τ̂ = 0` (frequent with few classes even when they differ) the estimates are not pooled
+into one number with an interval of width 0.
+
+The interval is their robust EBCI (`ebci`): `θ̂_i ± cva(t_i) sd_i`, where `sd_i² =
+w_i² s_i² + (1 - w_i)² Var(μ̂)` is the noise of `θ̂_i` and `t_i = (1 - w_i)² μ2 / sd_i²` the
+second moment of its normalised bias `(1 - w_i)(θ_i - μ) / sd_i`. It covers the true values
+of a group on average at 1 - α whatever their distribution, given `μ2`, unlike the posterior
+interval, which covered 59–82% when `τ̂ = 0`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from upshot.attribution.weights.combine import z_value
+from upshot.attribution.weights.ebci import cva
 
 Method = Literal["reml", "moments"]
 K = TypeVar("K", bound=Hashable)
@@ -33,7 +40,8 @@ class Prior:
     """The fitted group prior: mean `mean` (value units), spread `tau` (value units).
 
     `mean_se` is the standard error of `mean`, `tau2_var` the variance of `tau²`
-    (value units⁴); `k` estimates entered the fit; `scope` names the group it was fitted on.
+    (value units⁴); `k` estimates entered the fit; `scope` names the group it was fitted on;
+    `mu2_floor` the smallest second moment shrinkage assumes (value units², see the module).
     """
 
     mean: float
@@ -43,11 +51,18 @@ class Prior:
     method: Method
     scope: str
     tau2_var: float = 0.0
+    mu2_floor: float = 0.0
+
+    @property
+    def mu2(self) -> float:
+        """The second moment of the true values about `mean` that shrinkage uses."""
+        return max(self.tau * self.tau, self.mu2_floor)
 
 
 @dataclass(frozen=True, slots=True)
 class Shrunk:
-    """One estimate after shrinkage: posterior mean and sd, its CI, and `shrinkage` in [0, 1]."""
+    """One estimate after shrinkage: the shrunk value, the sd of its noise, its robust CI
+    (wider than ± z·se: it allows for the shrinkage bias) and `shrinkage` in [0, 1]."""
 
     estimate: float
     se: float
@@ -95,23 +110,47 @@ def fit_prior(y: np.ndarray, se: np.ndarray, method: Method = "reml", scope: str
     w2 = float(w @ w)
     information = 0.5 * (w2 - 2 * float((w**3).sum()) / w.sum() + (w2 / w.sum()) ** 2)
     tau2_var = 1 / information if information > 0 else math.inf
-    return Prior(mean, math.sqrt(1 / w.sum()), math.sqrt(tau2), len(y), method, scope, tau2_var)
+    floor = mu2_floor(y, v)
+    return Prior(
+        mean, math.sqrt(1 / w.sum()), math.sqrt(tau2), len(y), method, scope, tau2_var, floor
+    )
+
+
+def mu2_floor(y: np.ndarray, v: np.ndarray) -> float:
+    """The flat-prior limited-information (FPLIB) estimate of `μ2` of AKP (2022): the mean
+    of a normal truncated at 0, centred at the moment estimate `mean((y - ȳ)² - v)` with
+    its sampling variance. Positive even when `τ̂ = 0`; never below the PMT floor
+    `2 Σ v² / (k Σ v)`."""
+    from scipy.stats import norm
+
+    y, v = _arrays(y, v)
+    k = len(y)
+    excess = (y - y.mean()) ** 2 - v
+    m = float(excess.mean())
+    spread = math.sqrt(float(excess.var(ddof=1)) / k) if k > 1 else 0.0
+    pmt = 2 * float((v * v).sum()) / (k * float(v.sum()))
+    if spread == 0:
+        return max(m, pmt)
+    z = m / spread
+    # E[X | X > 0] for X ~ N(m, spread²), through the log of the Mills ratio for stability
+    tail = spread * math.exp(float(norm.logpdf(z) - norm.logcdf(z)))
+    return max(m + tail, pmt)
 
 
 def shrink(estimate: float, se: float, prior: Prior, *, alpha: float = 0.05) -> Shrunk:
-    """The posterior of one estimate under `prior`; NaN in, NaN out."""
+    """The shrunk estimate and its robust EB interval under `prior`; NaN in, NaN out."""
     if not (math.isfinite(estimate) and math.isfinite(se)):
         return Shrunk(math.nan, math.nan, math.nan, math.nan, math.nan)
-    v = se * se
-    tau2 = prior.tau * prior.tau
-    # an exact estimate (se 0) keeps its value; a degenerate prior (τ 0) takes the mean
-    factor = 0.0 if v == 0 else v / (v + tau2)
-    posterior = prior.mean + (1 - factor) * (estimate - prior.mean)
-    slope = 0.0 if v == 0 else v / (v + tau2) ** 2 * (estimate - prior.mean)  # ∂θ̂/∂τ²
-    spread = slope**2 * prior.tau2_var if slope else 0.0
-    sd = math.sqrt(v * (1 - factor) + (factor * prior.mean_se) ** 2 + spread)
-    z = z_value(alpha)
-    return Shrunk(posterior, sd, posterior - z * sd, posterior + z * sd, factor)
+    v, mu2 = se * se, prior.mu2
+    # an exact estimate (se 0) keeps its value; a degenerate prior (μ2 0) takes the mean
+    w = 1.0 if v == 0 else mu2 / (mu2 + v)
+    shrunk = prior.mean + w * (estimate - prior.mean)
+    sd = math.sqrt(w * w * v + ((1 - w) * prior.mean_se) ** 2)
+    if sd == 0:
+        return Shrunk(shrunk, 0.0, shrunk, shrunk, 1 - w)
+    t = (1 - w) ** 2 * mu2 / (sd * sd)  # E(normalised bias²)
+    half = float(cva(t, alpha)) * sd
+    return Shrunk(shrunk, sd, shrunk - half, shrunk + half, 1 - w)
 
 
 def shrink_groups(

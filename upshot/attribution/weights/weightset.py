@@ -332,7 +332,7 @@ def build_document(
         "source": dict(source),
         "policy": policy_block(ws, governance),
         "priors": {
-            g: {k: v for k, v in asdict(p).items() if k != "tau2_var"}
+            g: {k: v for k, v in asdict(p).items() if k not in ("tau2_var", "mu2_floor")}
             for g, p in sorted(ws.priors.items())
         },
         "classes": [_class_entry(c) for c in sorted(ws.classes, key=_order)],
