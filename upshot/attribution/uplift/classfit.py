@@ -40,11 +40,15 @@ from upshot.attribution.uplift.econml_adapter import (
     propensity_design,
     stratified_folds,
 )
+from upshot.attribution.uplift.nuisances import arm_outcomes
 from upshot.attribution.uplift.refute import refute_class
 from upshot.attribution.uplift.results import (
+    DR_SCORE_MEAN,
     INSUFFICIENT,
+    NO_HOLDOUT,
     NO_OVERLAP,
     OK,
+    POOR_OVERLAP,
     ZERO_VARIANCE,
     UpliftCovariance,
     UpliftEstimate,
@@ -143,6 +147,7 @@ def _class_status(
                 "naive_effect": whole.naive[j],
                 "n_treated": whole.n_treated,
                 "n_control": whole.n_control,
+                "clipped_share": diagnostics.get("clipped_share", float("nan")),
                 "status": status,
                 "details": dict(diagnostics),
             },
@@ -156,6 +161,8 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
     s = task.settings
     T, Y, X = task.T, task.Y, task.X
     fitted, treated = len(T), int(T.sum())
+    if task.population["all"].n_control == 0 and task.n > 0:
+        return _class_status(task, NO_HOLDOUT, None, {"n": task.n, "message": NO_HOLDOUT_MESSAGE})
     if task.n < s.min_decisions or min(treated, fitted - treated) < MIN_ARM_PER_FOLD * s.folds:
         return _class_status(task, INSUFFICIENT, None, {"n": task.n, "sampling": task.sampling})
     folds = stratified_folds(T, s.folds, s.seed)
@@ -178,17 +185,22 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
         "ess_treated": round(design.ess_treated, 1),
         "ess_control": round(design.ess_control, 1),
     }
-    if design.clipped_share > s.max_clipped_share:
+    if design.clipped_share >= 1:  # not one decision within the bounds: nothing to weigh
         return _class_status(task, NO_OVERLAP, design.design, diagnostics)
+    # over the limit the estimates are still made (from the clipped propensity), but the
+    # status says they lean on clipped weights and must not be used as if they were ok
+    status = POOR_OVERLAP if design.clipped_share > s.max_clipped_share else OK
     cells = _cells(task)
     masks = [c.fit for c in cells[1:] if c.big and c.fit is not None]
     on_ray = crossfit_on_ray(task)
+    mu, discrete = _arm_outcomes(task, crossfit, threads)
     fits: dict[str, ObjectiveFit | str] = {}
     for j, name in enumerate(task.objectives):
-        fits[name] = _fit_one(task, j, design, (folds, crossfit), masks, threads, on_ray)
+        arms = (mu[j], discrete[j]) if j in mu else None
+        fits[name] = _fit_one(task, j, design, (folds, crossfit), masks, threads, on_ray, arms)
     covariance = _covariance(task, cells, fits)
     refutations = _refute(task, T, Y, X, fits, diagnostics)
-    estimates = _estimates(task, cells, fits, refutations, design.design, diagnostics)
+    estimates = _estimates(task, cells, fits, refutations, design, diagnostics, status)
     # where the folds ran is the class's note, not an estimate's provenance: it changes
     # no number (tests compare the estimates of both backends bit for bit)
     notes = {**diagnostics, "design": design.design, "crossfit": "ray" if on_ray else "local"}
@@ -196,6 +208,37 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
 
 
 Folds = Sequence[tuple[np.ndarray, np.ndarray]]
+
+NO_HOLDOUT_MESSAGE = (
+    "no hold-out decisions: log every eligible decision, including the sends held back "
+    "(treated = false, with the propensity the decision service used), e.g. a random "
+    "holdout of a few percent of eligible users"
+)
+
+
+def _arm_outcomes(
+    task: ClassTask, crossfit: Folds, threads: int
+) -> tuple[dict[int, np.ndarray], dict[int, bool]]:
+    """Per-arm outcome predictions of every objective that varies, fitted once for the
+    class on the capped folds: {objective index: (n, 2)}, and which are classifiers."""
+    T, Y = task.T, task.Y
+    varying = [j for j in range(Y.shape[1]) if np.ptp(Y[:, j]) > 0]
+    if not varying:
+        return {}, {}
+    # a classifier needs both values in every fold's training rows of each arm
+    discrete = [
+        task.binary[j]
+        and all(np.ptp(Y[train[T[train] == a], j]) > 0 for train, _ in crossfit for a in (0, 1))
+        for j in varying
+    ]
+    s = task.settings
+    mu = arm_outcomes(
+        Y[:, varying], discrete, T, task.X, crossfit, kind=s.nuisance, seed=s.seed, threads=threads
+    )
+    return (
+        {j: mu[:, k, :] for k, j in enumerate(varying)},
+        dict(zip(varying, discrete, strict=True)),
+    )
 
 
 def crossfit_on_ray(task: ClassTask) -> bool:
@@ -225,25 +268,25 @@ def _fit_one(
     masks: Sequence[np.ndarray],
     threads: int,
     use_ray: bool,
+    arms: tuple[np.ndarray, bool] | None,
 ) -> ObjectiveFit | str:
     """One objective's fit, or the status saying why there is none; `folds` are the whole
-    folds and the capped ones the nuisances train on."""
+    folds and the capped ones the nuisances train on; `arms` its per-arm outcomes (n, 2)
+    and whether they came from classifiers (None: the objective never varies)."""
     s = task.settings
     y = task.Y[:, j]
-    if np.ptp(y) == 0:
+    if arms is None:
         return ZERO_VARIANCE
     whole, crossfit = folds
-    # a classifier nuisance needs both values in every training split
-    discrete = task.binary[j] and all(np.ptp(y[train]) > 0 for train, _ in crossfit)
     try:
         fit = fit_objective(
             y,
             task.T,
             task.X,
             design.p,
+            arms[0],
             estimator=s.estimator,
-            nuisance=s.nuisance,
-            discrete_outcome=discrete,
+            discrete_outcome=arms[1],
             folds=whole,
             crossfit=crossfit,
             use_ray=use_ray,
@@ -337,20 +380,24 @@ def _estimates(
     cells: list[Cell],
     fits: dict[str, ObjectiveFit | str],
     refutations: dict[str, Any],
-    design: str,
+    propensity: PropensityDesign,
     diagnostics: dict[str, Any],
+    status: str,
 ) -> tuple[UpliftEstimate, ...]:
     out: list[UpliftEstimate] = []
+    design = propensity.design
     values: dict[str, Any]
     for j, name in enumerate(task.objectives):
         fit = fits[name]
         gate_index = 0
         for cell in cells:
             counts = task.population[cell.label]
+            clipped = propensity.clipped if cell.fit is None else propensity.clipped[cell.fit]
             base: dict[str, Any] = {
                 "naive_effect": counts.naive[j],
                 "n_treated": counts.n_treated,
                 "n_control": counts.n_control,
+                "clipped_share": float(clipped.mean()) if len(clipped) else float("nan"),
             }
             if cell.fit is not None:
                 base["details"] = {"sampling": diagnostics["sampling"]}
@@ -373,10 +420,11 @@ def _estimates(
                 "ate_ci_lower": effect.ci_lower,
                 "ate_ci_upper": effect.ci_upper,
                 "pvalue": effect.pvalue,
+                "method": DR_SCORE_MEAN,
             }
             if cell.fit is None:
                 values.update(_overall_extras(fit, refutations.get(name), diagnostics))
-            out.append(_record(task, name, cell.label, design, {**values, "status": OK}))
+            out.append(_record(task, name, cell.label, design, {**values, "status": status}))
     return tuple(out)
 
 
