@@ -2,17 +2,20 @@
 
 `estimate_uplift(frame, ...)` splits a per-decision frame (from `decision_frame` or a flat
 table) into one `ClassTask` per message class and runs `fit_class` on each through
-`backend.map_fits` (`--jobs`). `fit_class` never raises: a class without both arms,
-without overlap or with too few decisions, or whose fit breaks, gets its status
-(`insufficient_data`, `no_overlap`, `zero_variance`, `failed:<reason>`) and NaN numbers,
-and the run goes on with the other classes.
+`backend.map_fits` (`--jobs`). `fit_class` never raises: a class without hold-out
+decisions (`no_holdout`, with what to log), without both arms, without overlap or with
+too few decisions, or whose fit breaks, gets its status (`insufficient_data`,
+`no_overlap`, `zero_variance`, `failed:<reason>`) and NaN numbers, and the run goes on
+with the other classes. Over `max_clipped_share` clipped propensities a class is
+estimated but gets `poor_overlap`, not `ok`.
 
 Per class: guards → the design-aware propensity and stratified folds, their training
-parts capped at `nuisance_max_rows` (shared by every objective; `adapter.py`,
-`sampling.py`) → one EconML fit per objective
-with the overall ATE and segment GATEs → joint covariance of the objectives' ATEs per
-segment (correlation of doubly robust scores × EconML's standard errors) → DoWhy
-refutation on a subsample (`refute.py`) → records. Segment cells with fewer than
+parts capped at `nuisance_max_rows` (shared by every objective; `econml_adapter.py`,
+`sampling.py`) → per-arm outcome models of every objective, once
+(`nuisances.arm_outcomes`) → per objective the doubly robust scores, whose means are the
+overall ATE and the segment GATEs (`econml_adapter.fit_objective`) → joint covariance of
+the objectives' ATEs per segment (correlation of the scores × their standard errors) →
+DoWhy refutation on a subsample (`refute.py`) → records. Segment cells with fewer than
 `min_segment_size` decisions, or too few in an arm, keep their counts but no estimates.
 
 A class larger than `max_rows_per_fit` arrives already cut to a stratified sample of that

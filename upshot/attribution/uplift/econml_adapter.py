@@ -8,16 +8,17 @@ Per class, `upshot.attribution.uplift.classfit.fit_class` calls, in order:
    share of decisions beyond [clip, 1 − clip] is the overlap diagnostic; `p` is clipped.
 2. `stratified_folds`: cross-fitting folds stratified on `T` (every fold holds both
    arms), shared by every objective.
-3. `fit_objective` per objective: LinearDML / LinearDRLearner / CausalForestDML with the
-   propensity passed through `W` to a fixed treatment model (`KnownPropensity`), so only
-   the outcome nuisance is fitted per objective. Binary objectives are discrete outcomes
-   (a classifier nuisance) when the caller says every training fold holds both values.
-   It returns our `ObjectiveFit`: the ATE and segment GATEs with CIs, doubly robust
-   scores `φ_i` (E[φ_i | x_i] = τ(x_i) when `p` is right) for the joint covariance across
-   objectives, the held-out CATE evaluation, and the sensitivity bounds when asked. The
-   ATE and GATEs of DML and of the causal forest are means of the `φ_i` (for the forest,
-   its own out-of-bag version), so they estimate the ATE even where the CATE model is
-   misspecified; the DR learner's linear final stage averages to the same mean.
+3. `nuisances.arm_outcomes` (called by `classfit`, once for all objectives): the
+   cross-fitted per-arm outcome predictions mu0(x), mu1(x).
+4. `fit_objective` per objective: the doubly robust (AIPW) scores `dr_scores`, ψ_i
+   (E[ψ_i | x_i] = τ(x_i) when the propensity or the outcome models are right), whose
+   mean is the ATE and whose means over segment cells are the GATEs, SE sd/√n, for
+   every estimator. EconML's LinearDML / LinearDRLearner / CausalForestDML is given the
+   propensity and the outcomes as known models (`KnownPropensity`, `KnownOutcome`,
+   through `W`), so it fits only its final stage; it is called for the forest's CATE and
+   for the sensitivity bounds, not otherwise. It returns our `ObjectiveFit`: ATE, GATEs,
+   ψ (for the joint covariance across objectives), the held-out CATE evaluation and the
+   sensitivity bounds when asked.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The scikit-learn pieces handed to EconML: nuisance models and the known propensity.
+"""The nuisances: per-arm outcome models fitted once per class, and what EconML is handed.
+
+`arm_outcomes` cross-fits E[Y | x, arm] for every objective of a class at once, sharing
+the training rows (and LightGBM's binned dataset) across objectives. `KnownOutcome`
+hands those predictions to EconML the way `KnownPropensity` hands it the propensity.
 
 EconML fits its treatment nuisance on `hstack([X, W])`. upshot passes the propensity of
 each decision (logged, known by design, or cross-fitted once per class) as the last column
