@@ -15,10 +15,10 @@ Per class, `upshot.attribution.uplift.classfit.fit_class` calls, in order:
    mean is the ATE and whose means over segment cells are the GATEs, SE sd/√n, for
    every estimator. EconML's LinearDML / LinearDRLearner / CausalForestDML is given the
    propensity and the outcomes as known models (`KnownPropensity`, `KnownOutcome`,
-   through `W`), so it fits only its final stage; it is called for the forest's CATE and
-   for the sensitivity bounds, not otherwise. It returns our `ObjectiveFit`: ATE, GATEs,
-   ψ (for the joint covariance across objectives), the held-out CATE evaluation and the
-   sensitivity bounds when asked.
+   through `W`), so it fits only its final stage; only the causal forest needs it (the
+   sensitivity bounds come from EconML's functions on the same nuisances). It returns
+   our `ObjectiveFit`: ATE, GATEs, ψ (for the joint covariance across objectives), the
+   held-out CATE evaluation and the sensitivity bounds when asked.
 """
 
 from __future__ import annotations
@@ -226,16 +226,15 @@ def fit_objective(
     `p` (n,) the clipped propensity; `mu` (n, 2) the per-arm outcome predictions
     (`nuisances.arm_outcomes`, cross-fitted on `crossfit`); `masks` boolean (n,) rows
     of each segment cell. The ATE and every GATE are means of the same doubly robust
-    scores, whatever the estimator; EconML (its nuisances known, so only its final stage
-    is fitted) gives the causal forest's CATE and the sensitivity bounds, and is not
-    called when neither is needed. The held-out evaluation uses the whole `folds`.
+    scores, whatever the estimator. EconML's CausalForestDML (its nuisances known, so only
+    the forest is fitted) gives the forest's CATE; EconML's sensitivity functions give
+    the bounds from the same nuisances. The held-out evaluation uses the whole `folds`.
     """
     scores = dr_scores(y, T, p, mu)
     overall = _mean_effect(scores, alpha)
     gates = tuple(_mean_effect(scores[m], alpha) for m in masks)
     features = np.column_stack([np.ones(len(y)), X])
-    est = None
-    if estimator == "causal_forest" or sensitivity_strength is not None:
+    if estimator == "causal_forest":
         est = make_estimator(
             estimator,
             folds=folds if crossfit is None else crossfit,
@@ -246,9 +245,8 @@ def fit_objective(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(y, T, X=X, W=outcome_columns(mu, p), cache_values=True)
-    if estimator == "causal_forest":
         # the forest's own out-of-bag predictions; NaN for the rare row every tree saw
-        cate_oof = np.ravel(est.model_cate.oob_predict(X))  # type: ignore[union-attr]
+        cate_oof = np.ravel(est.model_cate.oob_predict(X))
     elif estimator == "dr_learner":
         cate_oof = out_of_fold_linear(features, scores, np.ones(len(y)), folds)
     else:
@@ -258,7 +256,7 @@ def fit_objective(
     sens = None
     if sensitivity_strength is not None:
         sens = sensitivity(
-            est, dr=estimator == "dr_learner", alpha=alpha, strength=sensitivity_strength
+            y, T, p, mu, dr=estimator == "dr_learner", alpha=alpha, strength=sensitivity_strength
         )
     evaluation = evaluate_cate(cate_oof, scores, groups=calibration_groups)
     return ObjectiveFit(overall, scores, evaluation, gates, sens, discrete_outcome)
