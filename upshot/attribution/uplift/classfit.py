@@ -250,9 +250,11 @@ def crossfit_on_ray(task: ClassTask) -> bool:
     Only inside a Ray task (`uplift.backend = "ray"`), and only when the cluster has CPUs
     idle for them: with fewer classes than task slots (one huge class on a big cluster)
     the folds then run side by side; when every slot already fits a class, nesting would
-    only add scheduling and copies. The fits are the same, so the numbers are too.
+    only add scheduling and copies. The fits are the same, so the numbers are too. Only
+    the causal forest still fits folds inside EconML: the outcome and propensity models
+    are fitted once per class, in the class's own task, for every estimator.
     """
-    if task.settings.backend != "ray":
+    if task.settings.backend != "ray" or task.settings.estimator != "causal_forest":
         return False
     try:
         import ray
