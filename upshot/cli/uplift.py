@@ -50,6 +50,7 @@ _WIDE = (
     "naive_effect",
     "n_treated",
     "n_control",
+    "clipped_share",
     "refute_passed",
     "qini",
     "status",
@@ -139,6 +140,8 @@ def _read_table(path: Path) -> pl.DataFrame:
 def _document(
     run_id: str, week: str | None, source: str, results: UpliftResults, s: Uplift
 ) -> dict[str, Any]:
+    from upshot.attribution.uplift.results import DR_SCORE_MEAN
+
     return {
         "run_id": run_id,
         "week": week,
@@ -146,6 +149,8 @@ def _document(
         "estimator": s.estimator,
         "nuisance": s.nuisance,
         "seed": s.seed,
+        # how every `ate` (overall and per segment) is computed, whatever the estimator
+        "method": DR_SCORE_MEAN,
         "estimates": results.documents(),
         "covariance": results.covariance_dicts(),
         "classes": results.classes,

@@ -60,6 +60,10 @@ def test_table_path_prints_one_json_document(flat):
         for o in ("conversion", "engagement")
     }  # fmt: skip
     assert all(r["status"] == "ok" and r["estimator"] == "linear_dml" for r in overall)
+    # issue 13: how the estimates are made, and the overlap of each row's decisions
+    assert document["method"] == "dr_score_mean"
+    assert {r["method"] for r in rows if r["status"] == "ok"} == {"dr_score_mean"}
+    assert all(0 <= r["clipped_share"] <= 1 for r in rows)
     assert {r["design"] for r in overall} == {"logged_propensity", "estimated_propensity"}
     assert any(r["segment"].startswith("country=") for r in rows)
     assert "[4/4]" in result.err  # progress per class on stderr
@@ -73,7 +77,9 @@ def test_table_path_table_format_and_csv(flat):
     assert table.code == 0, table.err
     assert "promo_push" in table.out
     assert " naive " in table.out  # the compact table; --wide has every column
-    assert "naive_effect" in run_cli(*base, "--wide").out
+    wide = run_cli(*base, "--wide").out
+    assert "naive_effect" in wide
+    assert "clipped_share" in wide
     csv = run_cli(*base, "--format", "csv")
     assert csv.code == 0
     parsed = pl.read_csv(csv.out.encode())
@@ -154,6 +160,8 @@ def test_warehouse_path_writes_estimates_with_run_id_and_week(warehouse):
     assert promo["nuisance"] == "linear"
     assert promo["design"] == "logged_propensity"
     assert json.loads(promo["details"])["clipped_share"] == 0.0
+    assert promo["clipped_share"] == 0.0
+    assert promo["method"] == "dr_score_mean"
     small = stored.filter(pl.col("status") == "insufficient_data")
     assert all(math.isnan(v) for v in small["ate"])
     pairs = covariance.filter(
@@ -181,3 +189,25 @@ def test_warehouse_path_errors(warehouse, tmp_path):
     unknown = run_cli("--db", db, "uplift", "--class", "promo_blast_push", "--class", "nope")
     assert unknown.code == 2
     assert "no send decisions of class 'nope'" in unknown.err
+
+
+def test_a_class_without_holdout_gets_no_holdout_and_what_to_log(flat, tmp_path):
+    path, _ = flat
+    frame = pl.read_csv(path).filter(pl.col("message_class").is_in(["banner", "promo_push"]))
+    sent = frame.with_columns(
+        pl.when(pl.col("message_class") == "banner").then(1).otherwise(pl.col("treatment"))
+        .alias("treatment")
+    )  # fmt: skip
+    sent.write_csv(tmp_path / "sent.csv")
+    result = run_cli(
+        "uplift", "--table", str(tmp_path / "sent.csv"), "--outcome-col", "engagement",
+        "--covariates", "activity", "--nuisance", "linear", "--no-refute", "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    rows = {r["message_class"]: r for r in json.loads(result.out)["estimates"]}
+    assert rows["banner"]["status"] == "no_holdout"
+    assert rows["banner"]["ate"] is None
+    assert rows["banner"]["n_control"] == 0
+    assert rows["promo_push"]["status"] == "ok"
+    assert "banner: 1,200 decisions, -, no_holdout (" in result.err
+    assert "): no hold-out decisions: log every eligible decision" in result.err

@@ -10,8 +10,8 @@ A map of the package, in the order one class's estimate flows through it:
 - `ray_backend`     the same fits as Ray tasks
 - `budget`          one task under a memory budget in a worker process, and how it failed
 - `classfit`        one class: guards, shared propensity and folds, objectives, covariance
-- `econml_adapter`  the EconML adapter: propensity design, folds, one objective's fit
-- `nuisances`       scikit-learn pieces given to EconML (known propensity, capped models)
+- `econml_adapter`  propensity design, folds, one objective's doubly robust scores and fit
+- `nuisances`       per-arm outcome models of a class, and the known nuisances given to EconML
 - `refute`          placebo, random common cause and subset refuters re-running our estimator
 - `evaluate`        held-out Qini, AUUC and calibration of CATE models
 - `sensitivity`     bounds under unobserved confounding (omitted-variable bias)

@@ -2,19 +2,22 @@
 
 `estimate_uplift(frame, ...)` splits a per-decision frame (from `decision_frame` or a flat
 table) into one `ClassTask` per message class and runs `fit_class` on each through
-`backend.map_fits` (`--jobs`). `fit_class` never raises: a class without both arms,
-without overlap or with too few decisions, or whose fit breaks, gets its status
-(`insufficient_data`, `no_overlap`, `zero_variance`, `failed:<reason>`) and NaN numbers,
-and the run goes on with the other classes.
+`backend.map_fits` (`--jobs`). `fit_class` never raises: a class without hold-out
+decisions (`no_holdout`, with what to log), without both arms, without overlap or with
+too few decisions, or whose fit breaks, gets its status (`insufficient_data`,
+`no_overlap`, `zero_variance`, `failed:<reason>`) and NaN numbers, and the run goes on
+with the other classes. Over `max_clipped_share` clipped propensities a class is
+estimated but gets `poor_overlap`, not `ok`.
 
 Per class: guards → the design-aware propensity and stratified folds, their training
-parts capped at `nuisance_max_rows` (shared by every objective; `adapter.py`,
-`sampling.py`) → one EconML fit per objective
-with the overall ATE and segment GATEs → joint covariance of the objectives' ATEs per
-segment (correlation of doubly robust scores × EconML's standard errors) →
-refutation by the same estimator on a
-subsample (`refute.py`) → records. Segment cells with fewer than
-`min_segment_size` decisions, or too few in an arm, keep their counts but no estimates.
+parts capped at `nuisance_max_rows` (shared by every objective; `econml_adapter.py`,
+`sampling.py`) → per-arm outcome models of every objective, once
+(`nuisances.arm_outcomes`) → per objective the doubly robust scores, whose means are the
+overall ATE and the segment GATEs (`econml_adapter.fit_objective`) → joint covariance of
+the objectives' ATEs per segment (correlation of the scores × their standard errors) →
+refutation by the same estimator on a subsample (`refute.py`) → records. Segment cells
+with fewer than `min_segment_size` decisions, or too few in an arm, keep their counts but
+no estimates.
 
 A class larger than `max_rows_per_fit` arrives already cut to a stratified sample of that
 size (`sample_class`, called where the tasks are built), with its whole-class counts and
@@ -42,12 +45,16 @@ from upshot.attribution.uplift.econml_adapter import (
     propensity_design,
     stratified_folds,
 )
+from upshot.attribution.uplift.nuisances import arm_outcomes
 from upshot.attribution.uplift.refute import refute_task
 from upshot.attribution.uplift.results import (
     CONFOUNDING_RISK,
+    DR_SCORE_MEAN,
     INSUFFICIENT,
+    NO_HOLDOUT,
     NO_OVERLAP,
     OK,
+    POOR_OVERLAP,
     ZERO_VARIANCE,
     UpliftCovariance,
     UpliftEstimate,
@@ -146,6 +153,7 @@ def _class_status(
                 "naive_effect": whole.naive[j],
                 "n_treated": whole.n_treated,
                 "n_control": whole.n_control,
+                "clipped_share": diagnostics.get("clipped_share", float("nan")),
                 "status": status,
                 "details": dict(diagnostics),
             },
@@ -159,6 +167,8 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
     s = task.settings
     T, X = task.T, task.X
     fitted, treated = len(T), int(T.sum())
+    if task.population["all"].n_control == 0 and task.n > 0:
+        return _class_status(task, NO_HOLDOUT, None, {"n": task.n, "message": NO_HOLDOUT_MESSAGE})
     if task.n < s.min_decisions or min(treated, fitted - treated) < MIN_ARM_PER_FOLD * s.folds:
         return _class_status(task, INSUFFICIENT, None, {"n": task.n, "sampling": task.sampling})
     folds = stratified_folds(T, s.folds, s.seed)
@@ -182,22 +192,29 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
         "ess_control": round(design.ess_control, 1),
         "pre_period": task.pre_period,
     }
-    if design.clipped_share > s.max_clipped_share:
+    if design.clipped_share >= 1:  # not one decision within the bounds: nothing to weigh
         return _class_status(task, NO_OVERLAP, design.design, diagnostics)
+    # over the limit the estimates are still made (from the clipped propensity), but the
+    # status says they lean on clipped weights and must not be used as if they were ok
+    status = POOR_OVERLAP if design.clipped_share > s.max_clipped_share else OK
     cells = _cells(task)
     masks = [c.fit for c in cells[1:] if c.big and c.fit is not None]
     on_ray = crossfit_on_ray(task)
+    mu, discrete = _arm_outcomes(task, crossfit, threads)
     fits: dict[str, ObjectiveFit | str] = {}
     for j, name in enumerate(task.objectives):
-        fits[name] = _fit_one(task, j, design, (folds, crossfit), masks, threads, on_ray)
+        arms = (mu[j], discrete[j]) if j in mu else None
+        fits[name] = _fit_one(task, j, design, (folds, crossfit), masks, threads, on_ray, arms)
     covariance = _covariance(task, cells, fits)
     refutations = _refute(task, T, X, fits, diagnostics, threads)
-    estimates = _estimates(task, cells, fits, refutations, design, diagnostics)
+    if status == OK:
+        status = _fitted_status(task, design.design)
+    estimates = _estimates(task, cells, fits, refutations, design, diagnostics, status)
     # where the folds ran is the class's note, not an estimate's provenance: it changes
     # no number (tests compare the estimates of both backends bit for bit)
     notes = {**diagnostics, "design": design.design, "crossfit": "ray" if on_ray else "local"}
-    if _fitted_status(task, design.design) != OK:
-        notes["status"] = _fitted_status(task, design.design)
+    if status != OK:
+        notes["status"] = status
     return ClassOutcome(estimates, covariance, notes)
 
 
@@ -212,6 +229,37 @@ def _fitted_status(task: ClassTask, design: str) -> str:
 
 Folds = Sequence[tuple[np.ndarray, np.ndarray]]
 
+NO_HOLDOUT_MESSAGE = (
+    "no hold-out decisions: log every eligible decision, including the sends held back "
+    "(treated = false, with the propensity the decision service used), e.g. a random "
+    "holdout of a few percent of eligible users"
+)
+
+
+def _arm_outcomes(
+    task: ClassTask, crossfit: Folds, threads: int
+) -> tuple[dict[int, np.ndarray], dict[int, bool]]:
+    """Per-arm outcome predictions of every objective that varies, fitted once for the
+    class on the capped folds: {objective index: (n, 2)}, and which are classifiers."""
+    T, Y = task.T, task.Y
+    varying = [j for j in range(Y.shape[1]) if np.ptp(Y[:, j]) > 0]
+    if not varying:
+        return {}, {}
+    # a classifier needs both values in every fold's training rows of each arm
+    discrete = [
+        task.binary[j]
+        and all(np.ptp(Y[train[T[train] == a], j]) > 0 for train, _ in crossfit for a in (0, 1))
+        for j in varying
+    ]
+    s = task.settings
+    mu = arm_outcomes(
+        Y[:, varying], discrete, T, task.X, crossfit, kind=s.nuisance, seed=s.seed, threads=threads
+    )
+    return (
+        {j: mu[:, k, :] for k, j in enumerate(varying)},
+        dict(zip(varying, discrete, strict=True)),
+    )
+
 
 def crossfit_on_ray(task: ClassTask) -> bool:
     """Whether EconML should fit this class's fold nuisances as nested Ray tasks.
@@ -219,9 +267,11 @@ def crossfit_on_ray(task: ClassTask) -> bool:
     Only inside a Ray task (`uplift.backend = "ray"`), and only when the cluster has CPUs
     idle for them: with fewer classes than task slots (one huge class on a big cluster)
     the folds then run side by side; when every slot already fits a class, nesting would
-    only add scheduling and copies. The fits are the same, so the numbers are too.
+    only add scheduling and copies. The fits are the same, so the numbers are too. Only
+    the causal forest still fits folds inside EconML: the outcome and propensity models
+    are fitted once per class, in the class's own task, for every estimator.
     """
-    if task.settings.backend != "ray":
+    if task.settings.backend != "ray" or task.settings.estimator != "causal_forest":
         return False
     try:
         import ray
@@ -240,25 +290,25 @@ def _fit_one(
     masks: Sequence[np.ndarray],
     threads: int,
     use_ray: bool,
+    arms: tuple[np.ndarray, bool] | None,
 ) -> ObjectiveFit | str:
     """One objective's fit, or the status saying why there is none; `folds` are the whole
-    folds and the capped ones the nuisances train on."""
+    folds and the capped ones the nuisances train on; `arms` its per-arm outcomes (n, 2)
+    and whether they came from classifiers (None: the objective never varies)."""
     s = task.settings
     y = task.Y[:, j]
-    if np.ptp(y) == 0:
+    if arms is None:
         return ZERO_VARIANCE
     whole, crossfit = folds
-    # a classifier nuisance needs both values in every training split
-    discrete = task.binary[j] and all(np.ptp(y[train]) > 0 for train, _ in crossfit)
     try:
         fit = fit_objective(
             y,
             task.T,
             task.X,
             design.p,
+            arms[0],
             estimator=s.estimator,
-            nuisance=s.nuisance,
-            discrete_outcome=discrete,
+            discrete_outcome=arms[1],
             folds=whole,
             crossfit=crossfit,
             use_ray=use_ray,
@@ -344,19 +394,23 @@ def _estimates(
     refutations: dict[str, Any],
     propensity: PropensityDesign,
     diagnostics: dict[str, Any],
+    status: str,
 ) -> tuple[UpliftEstimate, ...]:
     design = propensity.design
     out: list[UpliftEstimate] = []
+    design = propensity.design
     values: dict[str, Any]
     for j, name in enumerate(task.objectives):
         fit = fits[name]
         gate_index = 0
         for cell in cells:
             counts = task.population[cell.label]
+            clipped = propensity.clipped if cell.fit is None else propensity.clipped[cell.fit]
             base: dict[str, Any] = {
                 "naive_effect": counts.naive[j],
                 "n_treated": counts.n_treated,
                 "n_control": counts.n_control,
+                "clipped_share": float(clipped.mean()) if len(clipped) else float("nan"),
             }
             if cell.fit is not None:
                 base["details"] = {"sampling": diagnostics["sampling"]}
@@ -379,12 +433,12 @@ def _estimates(
                 "ate_ci_lower": effect.ci_lower,
                 "ate_ci_upper": effect.ci_upper,
                 "pvalue": effect.pvalue,
+                "method": DR_SCORE_MEAN,
             }
             if cell.fit is None:
                 values.update(_overall_extras(fit, refutations.get(name), diagnostics))
                 # the effect on the treated, for touches' causal column (`att`)
                 values["details"].update(effect_on_treated(fit.scores, propensity.p))
-            status = _fitted_status(task, design)
             out.append(_record(task, name, cell.label, design, {**values, "status": status}))
     return tuple(out)
 

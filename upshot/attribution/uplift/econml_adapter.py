@@ -8,16 +8,17 @@ Per class, `upshot.attribution.uplift.classfit.fit_class` calls, in order:
    share of decisions beyond [clip, 1 − clip] is the overlap diagnostic; `p` is clipped.
 2. `stratified_folds`: cross-fitting folds stratified on `T` (every fold holds both
    arms), shared by every objective.
-3. `fit_objective` per objective: LinearDML / LinearDRLearner / CausalForestDML with the
-   propensity passed through `W` to a fixed treatment model (`KnownPropensity`), so only
-   the outcome nuisance is fitted per objective. Binary objectives are discrete outcomes
-   (a classifier nuisance) when the caller says every training fold holds both values.
-   It returns our `ObjectiveFit`: the ATE and segment GATEs with CIs, doubly robust
-   scores `φ_i` (E[φ_i | x_i] = τ(x_i) when `p` is right) for the joint covariance across
-   objectives, the held-out CATE evaluation, and the sensitivity bounds when asked. The
-   ATE and GATEs of DML and of the causal forest are means of the `φ_i` (for the forest,
-   its own out-of-bag version), so they estimate the ATE even where the CATE model is
-   misspecified; the DR learner's linear final stage averages to the same mean.
+3. `nuisances.arm_outcomes` (called by `classfit`, once for all objectives): the
+   cross-fitted per-arm outcome predictions mu0(x), mu1(x).
+4. `fit_objective` per objective: the doubly robust (AIPW) scores `dr_scores`, ψ_i
+   (E[ψ_i | x_i] = τ(x_i) when the propensity or the outcome models are right), whose
+   mean is the ATE and whose means over segment cells are the GATEs, SE sd/√n, for
+   every estimator. EconML's LinearDML / LinearDRLearner / CausalForestDML is given the
+   propensity and the outcomes as known models (`KnownPropensity`, `KnownOutcome`,
+   through `W`), so it fits only its final stage; only the causal forest needs it (the
+   sensitivity bounds come from EconML's functions on the same nuisances). It returns
+   our `ObjectiveFit`: ATE, GATEs, ψ (for the joint covariance across objectives), the
+   held-out CATE evaluation and the sensitivity bounds when asked.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from upshot.attribution.uplift.evaluate import CateEvaluation, evaluate_cate, out_of_fold_linear
-from upshot.attribution.uplift.nuisances import KnownPropensity, nuisance_model
+from upshot.attribution.uplift.nuisances import (
+    KnownOutcome,
+    KnownPropensity,
+    nuisance_model,
+    outcome_columns,
+)
 from upshot.attribution.uplift.sensitivity import Sensitivity, sensitivity
 
 if TYPE_CHECKING:
@@ -76,6 +82,7 @@ class PropensityDesign:
     p: np.ndarray
     design: str  # randomized | logged_propensity | estimated_propensity
     clipped_share: float
+    clipped: np.ndarray  # (n,) bool: the raw propensity was outside [clip, 1 - clip]
     ess_treated: float
     ess_control: float
 
@@ -120,6 +127,7 @@ def propensity_design(
         p=p,
         design=design,
         clipped_share=float(outside.mean()),
+        clipped=outside,
         ess_treated=_ess(1 / p[T == 1]),
         ess_control=_ess(1 / (1 - p[T == 0])),
     )
@@ -133,48 +141,55 @@ def _ess(weights: np.ndarray) -> float:
 def make_estimator(
     estimator: str,
     *,
-    nuisance: str,
-    discrete_outcome: bool,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     seed: int,
     threads: int,
     use_ray: bool = False,
 ) -> Any:
-    """The unfitted EconML estimator, cross-fitting on `folds`; its treatment model reads
-    the propensity from `W`. With `use_ray` EconML fits the folds' nuisances as Ray tasks
-    of `threads` CPUs each (the same fits, so the same numbers)."""
-    model_y = nuisance_model(nuisance, binary=discrete_outcome, seed=seed, threads=threads)
-    common: dict[str, Any] = {
-        "discrete_outcome": discrete_outcome,
-        "cv": list(folds),
-        "random_state": seed,
-    }
+    """The unfitted EconML estimator, cross-fitting on `folds`. Its nuisances are known:
+    the propensity and the per-arm outcomes arrive in `W` (`outcome_columns`), so EconML
+    fits only its final stage. With `use_ray` EconML runs the folds as Ray tasks of
+    `threads` CPUs each (the same numbers)."""
+    common: dict[str, Any] = {"discrete_outcome": False, "cv": list(folds), "random_state": seed}
     if use_ray:
         common.update(use_ray=True, ray_remote_func_options={"num_cpus": threads})
     if estimator == "linear_dml":
         from econml.dml import LinearDML
 
         return LinearDML(
-            model_y=model_y, model_t=KnownPropensity(), discrete_treatment=True, **common
+            model_y=KnownOutcome(), model_t=KnownPropensity(), discrete_treatment=True, **common
         )
     if estimator == "dr_learner":
         from econml.dr import LinearDRLearner
 
         # the propensity is already clipped; EconML's own floor must not move it again
         return LinearDRLearner(
-            model_propensity=KnownPropensity(), model_regression=model_y, min_propensity=0, **common
+            model_propensity=KnownPropensity(),
+            model_regression=KnownOutcome(by_arm=True),
+            min_propensity=0,
+            **common,
         )
     if estimator == "causal_forest":
         from econml.dml import CausalForestDML
 
         return CausalForestDML(
-            model_y=model_y,
+            model_y=KnownOutcome(),
             model_t=KnownPropensity(),
             discrete_treatment=True,
             n_jobs=threads,
             **common,
         )
     raise ValueError(f"estimator == {estimator!r}, must be one of {', '.join(ESTIMATORS)}")
+
+
+def dr_scores(y: np.ndarray, T: np.ndarray, p: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """The doubly robust (AIPW) score of each row: (n,), from per-arm outcomes `mu` (n, 2)
+    and the clipped propensity `p`; E[ψ_i | x_i] = τ(x_i) when either is right.
+
+    ψ = mu1 − mu0 + T(Y − mu1)/p − (1 − T)(Y − mu0)/(1 − p).
+    """
+    mu0, mu1 = mu[:, 0], mu[:, 1]
+    return mu1 - mu0 + T * (y - mu1) / p - (1 - T) * (y - mu0) / (1 - p)
 
 
 def _effect(point: float, se: float, alpha: float) -> Effect:
@@ -191,9 +206,9 @@ def fit_objective(
     T: np.ndarray,
     X: np.ndarray,
     p: np.ndarray,
+    mu: np.ndarray,
     *,
     estimator: str,
-    nuisance: str,
     discrete_outcome: bool,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     seed: int,
@@ -205,71 +220,45 @@ def fit_objective(
     sensitivity_strength: float | None = None,
     calibration_groups: int = 4,
 ) -> ObjectiveFit:
-    """Fit one objective with EconML and return our record (see `ObjectiveFit`).
+    """One objective's estimates from its cross-fitted nuisances (see `ObjectiveFit`).
 
     `y` (n,) outcome; `T` (n,) 0/1; `X` (n, k) covariates (also the CATE features);
-    `p` (n,) the clipped propensity; `masks` boolean (n,) rows of each segment cell.
-    The nuisances are cross-fitted on `crossfit` (default `folds`): the same test parts,
-    training parts possibly capped (`sampling.capped_folds`); the held-out evaluation
-    uses the whole `folds`.
+    `p` (n,) the clipped propensity; `mu` (n, 2) the per-arm outcome predictions
+    (`nuisances.arm_outcomes`, cross-fitted on `crossfit`); `masks` boolean (n,) rows
+    of each segment cell. The ATE and every GATE are means of the same doubly robust
+    scores, whatever the estimator. EconML's CausalForestDML (its nuisances known, so only
+    the forest is fitted) gives the forest's CATE; EconML's sensitivity functions give
+    the bounds from the same nuisances. The held-out evaluation uses the whole `folds`.
     """
-    est = make_estimator(
-        estimator,
-        nuisance=nuisance,
-        discrete_outcome=discrete_outcome,
-        folds=folds if crossfit is None else crossfit,
-        seed=seed,
-        threads=threads,
-        use_ray=use_ray,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(y, T, X=X, W=p[:, None], cache_values=True)
+    scores = dr_scores(y, T, p, mu)
+    overall = _mean_effect(scores, alpha)
+    gates = tuple(_mean_effect(scores[m], alpha) for m in masks)
     features = np.column_stack([np.ones(len(y)), X])
-    if estimator == "dr_learner":
-        # DR pseudo-outcomes per arm, (n, 2) or (n, 1, 2) for a discrete outcome
-        y_pred = est._cached_values.nuisances[0].reshape(len(y), 2)
-        scores = y_pred[:, 1] - y_pred[:, 0]
-        cate_oof = out_of_fold_linear(features, scores, np.ones(len(y)), folds)
-        eval_scores = scores
-    else:
-        y_res, t_res, _, _ = est.residuals_
-        y_res, t_res = np.ravel(y_res), np.ravel(t_res)
-        variance = p * (1 - p)
-        if estimator == "linear_dml":
-            theta = np.ravel(est.effect(X))
-            cate_oof = out_of_fold_linear(features, y_res, t_res, folds)
-        else:
-            # the forest's own out-of-bag predictions, as in its doubly robust ATE; NaN for
-            # the rare row that every tree saw
-            theta = cate_oof = np.ravel(est.model_cate.oob_predict(X))
-        scores = theta + t_res * (y_res - t_res * theta) / variance
-        eval_scores = cate_oof + t_res * (y_res - t_res * cate_oof) / variance
     if estimator == "causal_forest":
-        inference = est.ate__inference()
-        overall = _effect(
-            float(np.ravel(inference.point_estimate)[0]),
-            float(np.ravel(inference.stderr)[0]),
-            alpha,
+        est = make_estimator(
+            estimator,
+            folds=folds if crossfit is None else crossfit,
+            seed=seed,
+            threads=threads,
+            use_ray=use_ray,
         )
-        gates = tuple(_mean_effect(scores[m], alpha) for m in masks)
-    elif estimator == "linear_dml":
-        # The mean of the doubly robust scores, not EconML's mean of θ(x): the R-learner
-        # fits θ with weights (T − p)², so when the effect is not linear in x and varies
-        # with the propensity, the mean of θ(x) is an overlap-weighted average, not the
-        # ATE (off by 4–6 SE at 1M decisions in benchmarks/bench_uplift.py). The score mean
-        # is the ATE whenever `p` is right, whatever θ's form (test_uplift.py simulates it).
-        overall = _mean_effect(scores, alpha)
-        gates = tuple(_mean_effect(scores[m], alpha) for m in masks)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(y, T, X=X, W=outcome_columns(mu, p), cache_values=True)
+        # the forest's own out-of-bag predictions; NaN for the rare row every tree saw
+        cate_oof = np.ravel(est.model_cate.oob_predict(X))
+    elif estimator == "dr_learner":
+        cate_oof = out_of_fold_linear(features, scores, np.ones(len(y)), folds)
     else:
-        overall = _linear_ate(est, X, alpha)
-        gates = tuple(_linear_ate(est, X[m], alpha) for m in masks)
+        # the R-learner's linear θ(x), each row's from the other folds
+        m = p * mu[:, 1] + (1 - p) * mu[:, 0]
+        cate_oof = out_of_fold_linear(features, y - m, T - p, folds)
     sens = None
     if sensitivity_strength is not None:
         sens = sensitivity(
-            est, dr=estimator == "dr_learner", alpha=alpha, strength=sensitivity_strength
+            y, T, p, mu, dr=estimator == "dr_learner", alpha=alpha, strength=sensitivity_strength
         )
-    evaluation = evaluate_cate(cate_oof, eval_scores, groups=calibration_groups)
+    evaluation = evaluate_cate(cate_oof, scores, groups=calibration_groups)
     return ObjectiveFit(overall, scores, evaluation, gates, sens, discrete_outcome)
 
 
@@ -279,10 +268,3 @@ def _mean_effect(scores: np.ndarray, alpha: float) -> Effect:
     if len(kept) < 2:
         return Effect(math.nan, math.nan, math.nan, math.nan, math.nan)
     return _effect(float(kept.mean()), float(kept.std(ddof=1) / math.sqrt(len(kept))), alpha)
-
-
-def _linear_ate(est: Any, X: np.ndarray, alpha: float) -> Effect:
-    inference = est.ate_inference(X=X)
-    # a discrete outcome is fitted as one column: every result has a trailing axis
-    point = np.ravel(inference.mean_point)[0]
-    return _effect(float(point), float(np.ravel(inference.stderr_mean)[0]), alpha)

@@ -329,6 +329,7 @@ def estimate_uplift(
             progress(
                 f"[{len(done)}/{len(wanted)}] {wanted[i]}: {d.get('n', 0):,} decisions, "
                 f"{d.get('design') or '-'}, {d.get('status', 'ok')} ({d.get('seconds', 0):.1f}s)"
+                + (f": {d['message']}" if d.get("message") else "")
             )
 
     outcomes_ = map_fits(

@@ -1,4 +1,8 @@
-"""The scikit-learn pieces handed to EconML: nuisance models and the known propensity.
+"""The nuisances: per-arm outcome models fitted once per class, and what EconML is handed.
+
+`arm_outcomes` cross-fits E[Y | x, arm] for every objective of a class at once, sharing
+the training rows (and LightGBM's binned dataset) across objectives. `KnownOutcome`
+hands those predictions to EconML the way `KnownPropensity` hands it the propensity.
 
 EconML fits its treatment nuisance on `hstack([X, W])`. upshot passes the propensity of
 each decision (logged, known by design, or cross-fitted once per class) as the last column
@@ -14,6 +18,7 @@ trains on is set by the cross-fitting folds (`sampling.capped_folds`), not here.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 # OpenMP threads that spin while waiting make LightGBM several times slower whenever other
@@ -140,3 +145,121 @@ def nuisance_model(kind: str, *, binary: bool, seed: int, threads: int) -> Any:
     """`base_model` predicting with `threads`, without `score`; a classifier when `binary`."""
     model = base_model(kind, binary=binary, seed=seed)
     return NuisanceClassifier(model, threads) if binary else NuisanceRegressor(model, threads)
+
+
+class KnownOutcome(RegressorMixin, BaseEstimator):
+    """An outcome 'model' reading cross-fitted per-arm predictions from the row's last columns.
+
+    EconML's outcome nuisance sees `hstack([X, W])` with `W = [mu0, mu1, p]`
+    (`outcome_columns`): for DML it returns E[Y | x] = p·mu1 + (1 − p)·mu0. The DR
+    learner's regression sees `[X, W, T]` (`by_arm`): it returns mu_T of the row.
+    Nothing is learnt: `arm_outcomes` already fitted the models, once per class.
+    """
+
+    def __init__(self, by_arm: bool = False) -> None:
+        self.by_arm = by_arm
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> KnownOutcome:  # noqa: ARG002
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if self.by_arm:
+            return np.where(X[:, -1] == 1, X[:, -3], X[:, -4])
+        mu0, mu1, p = X[:, -3], X[:, -2], X[:, -1]
+        return p * mu1 + (1 - p) * mu0
+
+    @available_if(_no_score)
+    def score(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> float:
+        raise NotImplementedError  # pragma: no cover - hidden by available_if
+
+
+def outcome_columns(mu: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """`W` for EconML: (n, 3) = [mu0, mu1, p], read by `KnownOutcome` and `KnownPropensity`."""
+    return np.column_stack([mu[:, 0], mu[:, 1], p])
+
+
+def arm_outcomes(
+    Y: np.ndarray,
+    discrete: Sequence[bool],
+    T: np.ndarray,
+    X: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    kind: str,
+    seed: int,
+    threads: int,
+) -> np.ndarray:
+    """Cross-fitted E[Y_j | x, arm] of every column of `Y` (n, m): (n, m, 2), arm 0 then 1.
+
+    Each test part is predicted by models trained on its fold's training part (capped by
+    `sampling.capped_folds`), one per fold × arm × column, classifiers where `discrete`.
+    What the columns share is built once per fold × arm: the training rows and, for
+    LightGBM, the binned Dataset (the bins depend on X, not on the label). Per-arm models
+    make the doubly robust score right when the propensity is estimated and the effect is
+    not linear in x, where the linear θ(x) of DML is not (issue 13, item 6).
+    """
+    n, m = Y.shape
+    mu = np.empty((n, m, 2))
+    for train, test in folds:
+        for arm in (0, 1):
+            rows = train[T[train] == arm]
+            fit = _lightgbm_arms if kind == "lightgbm" else _linear_arms
+            mu[test, :, arm] = fit(X[rows], Y[rows], discrete, X[test], seed, threads)
+    return mu
+
+
+def _lgbm_params(seed: int) -> dict[str, Any]:
+    """LightGBM's native names for `base_model`'s LGBM parameters (the same trees)."""
+    return {
+        "learning_rate": 0.1,
+        "num_leaves": 31,
+        "min_data_in_leaf": 20,
+        "min_sum_hessian_in_leaf": 1e-3,
+        "seed": seed,
+        "num_threads": 1,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbose": -1,
+    }
+
+
+def _lightgbm_arms(
+    X: np.ndarray,
+    Y: np.ndarray,
+    discrete: Sequence[bool],
+    X_test: np.ndarray,
+    seed: int,
+    threads: int,
+) -> np.ndarray:
+    import lightgbm as lgb
+
+    params = _lgbm_params(seed)
+    data = lgb.Dataset(X, label=Y[:, 0], params=params, free_raw_data=False).construct()
+    out = np.empty((len(X_test), Y.shape[1]))
+    for j in range(Y.shape[1]):
+        data.set_label(Y[:, j])
+        objective = "binary" if discrete[j] else "regression"
+        booster = lgb.train({**params, "objective": objective}, data, num_boost_round=100)
+        out[:, j] = booster.predict(X_test, num_threads=threads)
+    return out
+
+
+def _linear_arms(
+    X: np.ndarray,
+    Y: np.ndarray,
+    discrete: Sequence[bool],
+    X_test: np.ndarray,
+    seed: int,
+    threads: int,  # noqa: ARG001
+) -> np.ndarray:
+    out = np.empty((len(X_test), Y.shape[1]))
+    numeric = [j for j in range(Y.shape[1]) if not discrete[j]]
+    if numeric:  # one least-squares solve serves every numeric column
+        model = base_model("linear", binary=False, seed=seed).fit(X, Y[:, numeric])
+        out[:, numeric] = np.asarray(model.predict(X_test)).reshape(len(X_test), -1)
+    for j in range(Y.shape[1]):
+        if discrete[j]:
+            model = base_model("linear", binary=True, seed=seed).fit(X, Y[:, j])
+            out[:, j] = model.predict_proba(X_test)[:, 1]
+    return out

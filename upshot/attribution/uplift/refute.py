@@ -41,6 +41,7 @@ from upshot.attribution.uplift.econml_adapter import (
     propensity_design,
     stratified_folds,
 )
+from upshot.attribution.uplift.nuisances import arm_outcomes
 from upshot.attribution.uplift.sampling import stratified_rows
 
 if TYPE_CHECKING:
@@ -228,19 +229,32 @@ def reestimate(
     if not placebo and task.randomized is not None:
         randomized = task.randomized[rows]
     design = propensity_design(t, x, logged, randomized, folds=folds, settings=s, threads=threads)
+    y_all = task.Y[rows]
+    varying = [j for j in columns if np.ptp(y_all[:, j]) > 0]
+    if not varying:
+        return out
+    # per-arm outcome models of every objective at once, as `classfit` fits them; a
+    # classifier needs both values in every fold's training rows of each arm
+    discrete = [
+        task.binary[j]
+        and all(np.ptp(y_all[train[t[train] == a], j]) > 0 for train, _ in folds for a in (0, 1))
+        for j in varying
+    ]
+    mu = arm_outcomes(
+        y_all[:, varying], discrete, t, x, folds, kind=s.nuisance, seed=s.seed, threads=threads
+    )
     for k, j in enumerate(columns):
-        y = task.Y[rows, j]
-        if np.ptp(y) == 0:
+        if j not in varying:
             continue
-        discrete = task.binary[j] and all(np.ptp(y[train]) > 0 for train, _ in folds)
+        i = varying.index(j)
         fit = fit_objective(
-            y,
+            y_all[:, j],
             t,
             x,
             design.p,
+            mu[:, i, :],
             estimator=s.estimator,
-            nuisance=s.nuisance,
-            discrete_outcome=discrete,
+            discrete_outcome=discrete[i],
             folds=folds,
             seed=s.seed,
             threads=threads,

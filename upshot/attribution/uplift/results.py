@@ -17,11 +17,16 @@ from upshot.results import ResultsMixin
 OK = "ok"
 INSUFFICIENT = "insufficient_data"
 NO_OVERLAP = "no_overlap"
+POOR_OVERLAP = "poor_overlap"
+NO_HOLDOUT = "no_holdout"
 ZERO_VARIANCE = "zero_variance"
 # estimated, but from a targeted design with neither a logged propensity nor past behaviour
 # among the covariates: targeting on activity the covariates miss biases it (numbers kept)
 CONFOUNDING_RISK = "confounding_risk"
 NAN = math.nan
+# how `ate` is computed, on every estimated row whatever the estimator: the mean of the
+# cross-fitted doubly robust (AIPW) scores over the cell's rows, SE sd/sqrt(n) of the cell
+DR_SCORE_MEAN = "dr_score_mean"
 
 
 def failed(reason: str) -> str:
@@ -40,8 +45,14 @@ class UpliftEstimate:
     with a random common cause added, and on random subsets (≈ `ate` expected); `qini`, `auuc`
     and `calibration` evaluate the CATE model on held-out folds; `robustness_value` is
     the confounding strength (share of residual variance, 0..1) that would make the CI
-    reach 0, reported for non-randomized designs. NaN wherever `status` is not `ok` or
-    `confounding_risk` (estimated, but possibly confounded: see `classfit._fitted_status`).
+    reach 0, reported for non-randomized designs. NaN wherever nothing was estimated.
+    `ate` of every estimator, overall and per segment, is the mean of the same doubly
+    robust scores over the cell (`method`, `DR_SCORE_MEAN`), so the n-weighted mean of a
+    segment column's GATEs is the overall ATE. `clipped_share` is the share of the cell's
+    fitted decisions whose propensity was clipped; over `max_clipped_share` in the class
+    the status is `poor_overlap` (estimates kept, not to be used as `ok`). A targeted class
+    estimated without a logged propensity or pre-period covariates keeps its estimates
+    with status `confounding_risk` (see `classfit._fitted_status`).
     """
 
     message_class: str
@@ -59,6 +70,8 @@ class UpliftEstimate:
     naive_effect: float = NAN
     n_treated: int = 0
     n_control: int = 0
+    clipped_share: float = NAN
+    method: str | None = None
     refute_placebo: float = NAN
     refute_random_cause: float = NAN
     refute_subset: float = NAN

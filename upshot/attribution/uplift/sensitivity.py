@@ -10,15 +10,18 @@ would explain. upshot reports two numbers from it:
   (0: the CI already contains 0; higher is more robust);
 - the CI under a confounder of strength `strength` (`uplift.sensitivity_strength`).
 
-They refer to EconML's partially linear (DML) or doubly robust (DR) average effect of the
-fitted model, which is the ATE when effects are homogeneous and close to it otherwise.
+They refer to EconML's partially linear (DML, causal forest) or doubly robust (DR)
+average effect, computed by EconML's own functions from the cross-fitted nuisances
+(no estimator is refitted for them); the DML one is the ATE when effects are homogeneous
+and close to it otherwise.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +34,44 @@ class Sensitivity:
     strength: float
 
 
-def sensitivity(est: Any, *, dr: bool, alpha: float, strength: float) -> Sensitivity:
-    """EconML's sensitivity analysis of a fitted DML (`dr=False`) or DR learner."""
-    extra = {"T": 1} if dr else {}
+def sensitivity(
+    y: np.ndarray,
+    T: np.ndarray,
+    p: np.ndarray,
+    mu: np.ndarray,
+    *,
+    dr: bool,
+    alpha: float,
+    strength: float,
+) -> Sensitivity:
+    """EconML's sensitivity analysis from the cross-fitted nuisances, without refitting
+    an estimator: its own `dml_sensitivity_values` (DML and the causal forest) or
+    `dr_sensitivity_values` (`dr`) of the residuals it would compute from the same
+    nuisances, then its `RV` and `sensitivity_interval`. `y` (n,), `T` (n,) 0/1, `p` (n,)
+    the clipped propensity, `mu` (n, 2) the per-arm outcomes."""
+    from econml.validate.sensitivity_analysis import (
+        RV,
+        dml_sensitivity_values,
+        dr_sensitivity_values,
+        sensitivity_interval,
+    )
+
     try:
-        rv = float(est.robustness_value(alpha=alpha, **extra))
-        lower, upper = est.sensitivity_interval(alpha=alpha, c_y=strength, c_t=strength, **extra)
-    except (ValueError, AttributeError, FloatingPointError):
+        with np.errstate(all="raise"):
+            if dr:
+                # EconML's DR nuisances: per-arm predictions with the doubly robust correction
+                t_pred = np.column_stack([1 - p, p])
+                y_pred = mu + (y[:, None] - mu) * np.column_stack([T == 0, T == 1]) / t_pred
+                values = dr_sensitivity_values(y, T[:, None].astype(float), y_pred, t_pred)
+                params = {k: v[0] for k, v in values._asdict().items()}
+            else:
+                m = p * mu[:, 1] + (1 - p) * mu[:, 0]
+                params = dml_sensitivity_values(T - p, y - m)._asdict()
+            rv = float(RV(**params, alpha=alpha))
+            lower, upper = sensitivity_interval(
+                **params, alpha=alpha, c_y=strength, c_t=strength, rho=1.0
+            )
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError):
         # too little residual variation (e.g. a degenerate fold): no bounds, not fake ones
         return Sensitivity(math.nan, math.nan, math.nan, strength)
-    return Sensitivity(rv, float(lower), float(upper), strength)
+    return Sensitivity(rv, float(np.ravel(lower)[0]), float(np.ravel(upper)[0]), strength)
