@@ -298,12 +298,12 @@ def test_a_class_whose_fit_breaks_is_failed_and_the_others_go_on(decisions, monk
 
     real = uplift.fit_objective
 
-    def flaky(y, T, X, p, *arms, **kw):
+    def flaky(y, T, X, p, *args, **kw):
         if (
             len(y) == 2500 and X.shape[1] == 7 and p.min() == p.max()
         ):  # digest_email: 0.8 everywhere
             raise np.linalg.LinAlgError("singular matrix")
-        return real(y, T, X, p, *arms, **kw)
+        return real(y, T, X, p, *args, **kw)
 
     monkeypatch.setattr(uplift, "fit_objective", flaky)
     frame = decisions[0].filter(pl.col("message_class").is_in(["digest_email", "promo_push"]))
