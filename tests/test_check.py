@@ -140,7 +140,14 @@ def test_a_targeted_class_without_propensity_or_pre_period_covariates_is_named(t
         randomized=pl.when(is_one).then(False).otherwise(pl.col("randomized")),
         propensity=pl.when(is_one).then(None).otherwise(pl.col("propensity")),
     )
-    code, checks = check(warehouse(tmp_path, world, sends=sends))
+    db = warehouse(tmp_path, world, sends=sends)
+    # by default each objective's pre-period value is a covariate: the class is adjustable
+    code, checks = check(db)
+    assert checks["propensity"]["status"] == "ok"
+    assert checks["propensity"]["unadjusted"] == []
+    # with the pre-window off, nothing adjusts for its targeting
+    (tmp_path / "off.toml").write_text('[uplift]\npre_window = "0d"\n')
+    code, checks = check(db, "--config", str(tmp_path / "off.toml"))
     assert checks["propensity"]["status"] == "warning"
     assert checks["propensity"]["unadjusted"] == [one]
     assert code == EXIT_OK

@@ -117,7 +117,7 @@ def test_one_bad_file_in_a_batch_does_not_stop_the_others(tmp_path):
         "b.csv": "failed",
         "c.csv": "loaded",
     }
-    assert "missing required column 'message_class'" in files["b.csv"]["error"]
+    assert "missing required column(s) message_class" in files["b.csv"]["error"]
     assert files["a.csv"]["error"] is None
     assert document["totals"]["files_failed"] == 1
     assert document["totals"]["rows_accepted"] == 2

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tests.test_load import checksum
 from upshot.config import Config
-from upshot.contract import snake
+from upshot.contract import DECISION_COLUMNS, snake
 from upshot.errors import InputError
 from upshot.load import load
 from upshot.sql import SqlFileError, ident, parse, query
@@ -74,19 +74,22 @@ def test_hostile_values_and_column_names_load_verbatim(tmp_path_factory, value):
         {
             "user_id": ["u1"],
             value: [value],  # a hostile covariate name; its value is hostile too
-            "message_class": [value],
+            "tier_name": [value],
         }
     ).write_ndjson(tmp / "users.ndjson")
     db = tmp / "w.duckdb"
     column = snake(value)
-    if column in ("", "user_id", "message_class", "load_id"):
+    config = Config()
+    # names a users covariate may not take: the frame's own columns would clash with it
+    clashes = {*DECISION_COLUMNS, *config.objectives, *(f"pre_{o}" for o in config.objectives)}
+    if column in ("", "user_id", "tier_name", "load_id") or column in clashes:
         # no usable name, or it collides with another column: the file fails, naming it
-        with pytest.raises(InputError, match=r"users\.ndjson: column"):
-            load(str(db), "users", [str(tmp / "users.ndjson")], config=Config())
+        with pytest.raises(InputError, match=r"users\.ndjson: (users )?column"):
+            load(str(db), "users", [str(tmp / "users.ndjson")], config=config)
         return
-    load(str(db), "users", [str(tmp / "users.ndjson")], config=Config())
+    load(str(db), "users", [str(tmp / "users.ndjson")], config=config)
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT message_class FROM users").fetchone() == (value,)
+        assert con.execute("SELECT tier_name FROM users").fetchone() == (value,)
         got = con.execute(f"SELECT {ident(column)} FROM users").fetchone()
         assert got == (value,)
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}

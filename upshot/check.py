@@ -195,14 +195,14 @@ def holdouts(con: duckdb.DuckDBPyConnection) -> Finding:
 def confounding(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
     """Non-randomized classes with neither a logged propensity nor pre-period covariates.
 
-    Pre-period covariates come from `[uplift] pre_window` where this upshot has it.
+    Pre-period covariates come from `[uplift] pre_window` (default 28 days; "0d" is off).
     """
-    pre_window = getattr(config.uplift, "pre_window", None)
+    pre_window = config.uplift.pre_window
     classes = _rows(con, "classes")
     bare = [
         c["message_class"]
         for c in classes
-        if not c["randomized"] and not c["logged_propensity"] and not pre_window
+        if not c["randomized"] and not c["logged_propensity"] and config.uplift.pre_window_days <= 0
     ]
     facts = {"unadjusted": bare, "pre_window": pre_window}
     if not bare:

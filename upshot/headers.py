@@ -95,6 +95,8 @@ def refuse_clashes(
         return
     taken = dict.fromkeys(contract.DECISION_COLUMNS, "a decision column")
     taken |= dict.fromkeys(config.objectives, "an objective")
+    if config.uplift.pre_window_days > 0:  # the frame adds each objective's pre-period value
+        taken |= dict.fromkeys((f"pre_{o}" for o in config.objectives), "a pre-period covariate")
     for name, (source, _) in sorted(mapping.items()):
         if name in taken:
             raise InputError(

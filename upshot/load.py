@@ -555,7 +555,8 @@ def load(
                 if len(report.failed) == 1
                 else f"{len(report.failed)} files failed, the first: {first.error}"
             )
-            + f"; {others} other file(s) were processed",
+            # a batch says what else happened; a single file's error is the whole story
+            + (f"; {others} other file(s) were processed" if len(report.files) > 1 else ""),
             report=report,
         )
     if report.over_gate:
