@@ -61,25 +61,31 @@ def test_oracle_scores_cover_the_att():
 
 @pytest.mark.slow
 def test_linear_dml_scores_give_the_att_although_theta_is_misspecified():
-    """Through EconML (`fit_objective`, linear_dml, linear θ(x) while τ is quadratic):
-    the propensity-weighted score mean is within 3 SE of the true ATT in each of 5
-    worlds of 20,000 decisions, and more than 5 SE away from the ATE that the causal
-    column used to multiply the treated sends by."""
+    """Through the product's fit (`fit_objective`, linear_dml, per-arm linear outcome
+    models while τ is quadratic): the propensity-weighted score mean is within 3 SE of the
+    true ATT in each of 5 worlds of 20,000 decisions, and more than 5 SE away from the ATE
+    that the causal column used to multiply the treated sends by."""
     from upshot.attribution.uplift.econml_adapter import fit_objective, stratified_folds
+    from upshot.attribution.uplift.nuisances import arm_outcomes
 
     ate, att = _truth()
     for seed in range(5):
         rng = np.random.default_rng(100 + seed)
         activity, p, T, _, _, y = _world(20_000, rng)
+        folds = stratified_folds(T.astype(int), 2, seed)
+        X = activity[:, None]
+        mu = arm_outcomes(
+            y[:, None], [False], T.astype(int), X, folds, kind="linear", seed=seed, threads=1
+        )
         fit = fit_objective(
             y,
             T.astype(int),
-            activity[:, None],
+            X,
             p,
+            mu[:, 0, :],
             estimator="linear_dml",
-            nuisance="linear",
             discrete_outcome=False,
-            folds=stratified_folds(T.astype(int), 2, seed),
+            folds=folds,
             seed=seed,
             threads=1,
             alpha=0.05,
