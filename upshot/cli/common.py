@@ -9,6 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import polars as pl
+
     from upshot.config import Config
 
 
@@ -61,3 +65,27 @@ def info(message: str) -> None:
 
 def progress_enabled() -> bool:
     return sys.stderr.isatty()
+
+
+def read_frame(path: Path, flag: str) -> pl.DataFrame:
+    """A `--table`-style file (Parquet, CSV/TSV, NDJSON) as polars, or a one-line error
+    naming `flag` and the file."""
+    import polars as pl
+
+    from upshot.errors import InputError, UsageError
+
+    if not path.exists():
+        raise UsageError(f"{flag} {path}: no such file")
+    suffix = "".join(path.suffixes).lower()
+    try:
+        if suffix.endswith(".parquet"):
+            return pl.read_parquet(path)
+        if suffix.endswith((".csv", ".csv.gz", ".tsv")):
+            return pl.read_csv(
+                path, separator="\t" if ".tsv" in suffix else ",", infer_schema_length=100_000
+            )
+        if suffix.endswith((".ndjson", ".jsonl")):
+            return pl.read_ndjson(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{path}: {str(exc).splitlines()[0]}") from None
+    raise UsageError(f"{flag} {path}: must end in .parquet, .csv, .tsv, .ndjson or .jsonl")

@@ -7,32 +7,12 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from upshot.cli.common import info
+from upshot.cli.common import info, read_frame
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
-from upshot.errors import InputError, UsageError
+from upshot.errors import UsageError
 
 if TYPE_CHECKING:
-    import polars as pl
-
-
-def _read(path: Path, flag: str) -> pl.DataFrame:
-    import polars as pl
-
-    if not path.exists():
-        raise UsageError(f"{flag} {path}: no such file")
-    suffix = "".join(path.suffixes).lower()
-    try:
-        if suffix.endswith(".parquet"):
-            return pl.read_parquet(path)
-        if suffix.endswith((".csv", ".csv.gz", ".tsv")):
-            return pl.read_csv(
-                path, separator="\t" if ".tsv" in suffix else ",", infer_schema_length=100_000
-            )
-        if suffix.endswith((".ndjson", ".jsonl")):
-            return pl.read_ndjson(path)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"{path}: {str(exc).splitlines()[0]}") from None
-    raise UsageError(f"{flag} {path}: must end in .parquet, .csv, .tsv, .ndjson or .jsonl")
+    pass
 
 
 def _columns(text: str | None) -> list[str]:
@@ -130,7 +110,7 @@ def longterm(
     from upshot.attribution.longterm.table import surrogate_index_tables
 
     out_format = resolve(fmt, as_json)
-    hist, exp = _read(history, "--history"), _read(experiment, "--experiment")
+    hist, exp = read_frame(history, "--history"), read_frame(experiment, "--experiment")
     info(f"{history}: {hist.height:,} history rows; {experiment}: {exp.height:,} experiment rows")
     result = surrogate_index_tables(
         hist,
@@ -202,7 +182,7 @@ def validate(
     from upshot.attribution.longterm.table import backtest_tables
 
     out_format = resolve(fmt, as_json)
-    hist, old = _read(history, "--history"), _read(past, "--past")
+    hist, old = read_frame(history, "--history"), read_frame(past, "--past")
     info(f"{history}: {hist.height:,} history rows; {past}: {old.height:,} past rows")
     result = backtest_tables(
         hist,

@@ -9,15 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from upshot.cli.common import info, state
+from upshot.cli.common import info, read_frame, state
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
 from upshot.config import parse_size
-from upshot.errors import ConfigError, InputError, UsageError
+from upshot.errors import ConfigError, UsageError
 from upshot.results import format_value
 
 if TYPE_CHECKING:
-    import polars as pl
-
     from upshot.attribution.uplift.results import UpliftResults
     from upshot.config import Config, Uplift
 
@@ -115,26 +113,6 @@ def _settings(
 
 def _method(s: Uplift) -> str:
     return f"{s.estimator} with {s.nuisance} nuisances, {s.folds} folds, seed {s.seed}"
-
-
-def _read_table(path: Path) -> pl.DataFrame:
-    import polars as pl
-
-    if not path.exists():
-        raise UsageError(f"--table {path}: no such file")
-    suffix = "".join(path.suffixes).lower()
-    try:
-        if suffix.endswith(".parquet"):
-            return pl.read_parquet(path)
-        if suffix.endswith((".csv", ".csv.gz", ".tsv")):
-            return pl.read_csv(
-                path, separator="\t" if ".tsv" in suffix else ",", infer_schema_length=100_000
-            )
-        if suffix.endswith((".ndjson", ".jsonl")):
-            return pl.read_ndjson(path)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"{path}: {str(exc).splitlines()[0]}") from None
-    raise UsageError(f"--table {path}: must end in .parquet, .csv, .tsv, .ndjson or .jsonl")
 
 
 def _document(
@@ -361,7 +339,7 @@ def uplift(
             raise UsageError(
                 "--objective names warehouse objectives; with --table use --outcome-col"
             )
-        frame = _read_table(table)
+        frame = read_frame(table, "--table")
         covs = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else None
         info(f"{table}: {frame.height:,} decisions; {_method(settings)}")
         results = estimate_uplift(
