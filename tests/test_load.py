@@ -189,6 +189,26 @@ def test_naive_timestamps_follow_the_configured_zone(tmp_path):
     assert row == ("04:30",)
 
 
+def test_date_only_values_are_days_in_the_configured_zone_not_offsets(tmp_path):
+    # a column mixing zoned and date-only values is read as text; "2026-11-16" must be
+    # midnight in the configured zone, not 16:00 on the 16th taken as an offset of -16
+    rows = [
+        GOOD.format(i=1).replace("2026-11-16 10:00:00", "2026-11-16"),
+        GOOD.format(i=2).replace("2026-11-16 10:00:00", "2026-11-16T10:00:00+02:00"),
+    ]
+    src = write(tmp_path / "s.csv", "\n".join([HEADER, *rows]) + "\n")
+    db = tmp_path / "w.duckdb"
+    load(str(db), "sends", [str(src)], config=Config(load=Load(naive_timezone="Asia/Kolkata")))
+    with duckdb.connect(str(db), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        got = con.execute(
+            "SELECT send_id, strftime(decided_at, '%Y-%m-%d %H:%M') FROM sends ORDER BY 1"
+        ).fetchall()
+        naive = con.execute("SELECT sum(naive_timestamps) FROM _loads").fetchone()
+    assert got == [("s1", "2026-11-15 18:30"), ("s2", "2026-11-16 08:00")]
+    assert naive == (1,)
+
+
 def test_reject_gate_loads_good_rows_and_exits_3(tmp_path):
     rows = [GOOD.format(i=i) for i in range(98)] + ["x1,u,promo,fax,2026-11-16,true,0.5,false"]
     src = write(tmp_path / "s.csv", "\n".join([HEADER, *rows]) + "\n")

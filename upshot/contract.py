@@ -13,7 +13,8 @@ from upshot.sql import ident, literal
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _NON_WORD = re.compile(r"[^0-9a-zA-Z]+")
-_OFFSET = r"([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
+# an offset counts only after a time of day: the "-19" of a date-only "2026-10-19" is the day
+ZONED = r"[T ][0-9]{1,2}:[0-9]{2}.*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
 
 
 def snake(name: str) -> str:
@@ -132,7 +133,7 @@ def _timestamp(raw: str, source_type: str, naive_tz: str) -> str:
         # the session time zone is UTC, so a naive string already lands in UTC
         return f"TRY_CAST({text} AS TIMESTAMPTZ)"
     return (
-        f"CASE WHEN regexp_matches({text}, {literal(_OFFSET)}) THEN TRY_CAST({text} AS TIMESTAMPTZ)"
+        f"CASE WHEN regexp_matches({text}, {literal(ZONED)}) THEN TRY_CAST({text} AS TIMESTAMPTZ)"
         f" ELSE timezone({literal(naive_tz)}, TRY_CAST({text} AS TIMESTAMP)) END"
     )
 

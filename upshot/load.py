@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from upshot import contract, headers, partitions
 from upshot.config import parse_size, parse_window
-from upshot.contract import Column, TableSpec
+from upshot.contract import ZONED, Column, TableSpec
 from upshot.errors import (
     DataQualityError,
     InputError,
@@ -319,9 +319,6 @@ def _insert(
     return int(row[0]) if row else 0
 
 
-_ZONED = r"[T ][0-9]{1,2}:[0-9]{2}.*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
-
-
 def _naive_timestamps(
     con: duckdb.DuckDBPyConnection, spec: TableSpec, mapping: dict[str, tuple[str, str]]
 ) -> int:
@@ -338,7 +335,7 @@ def _naive_timestamps(
         naive = (
             f"{raw} IS NOT NULL"
             if upper.startswith(("TIMESTAMP", "DATE"))
-            else f"NOT regexp_matches(trim(CAST({raw} AS VARCHAR)), {literal(_ZONED)})"
+            else f"NOT regexp_matches(trim(CAST({raw} AS VARCHAR)), {literal(ZONED)})"
         )
         counts.append(f"count(*) FILTER (WHERE _fail IS NULL AND {naive})")
     if not counts:
