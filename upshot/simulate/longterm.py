@@ -13,7 +13,7 @@ decision, then the horizon is *sparse*: only the long-term outcome events follow
 
 - an `active_day` on each day 8..179 after the decision's UTC date with chance
   q(S, X) = 0.15 + 0.1 tier + 0.012 pre_active_days + 0.035 S_retention
-  + 0.0001 S_engagement + 0.08 S_conversion − 0.1 S_reachability (minus `HARM` for a
+  + 0.0003 min(S_engagement, 1000) + 0.2 S_conversion − 0.3 S_reachability (minus `HARM` for a
   treated decision of `SURROGACY_VIOLATED`), clipped to [0, 1];
 - a `subscription_start` on one of those days, for a free-tier user who did not convert
   in the 7 days, with chance c(S, X) = 0.01 + 0.004 S_retention + 0.00002 S_engagement
@@ -50,7 +50,7 @@ from upshot.simulate.truth import iso_week, kinds_of
 from upshot.simulate.world import DAY_MS, SECOND_MS, WEEK_MS, Arr, Events
 
 HISTORY_LAG_WEEKS = 34
-HISTORY_WEEKS = 2
+HISTORY_WEEKS = 1
 HISTORY_SHARE = 0.5
 TAIL_FIRST, TAIL_LAST = 8, 179  # tail days, counted from the decision's UTC date
 N_TAIL = TAIL_LAST - TAIL_FIRST + 1
@@ -66,9 +66,9 @@ def tail_rate(s: Mapping[str, Arr], tier: Arr, pre_days: Arr) -> Arr:
         + 0.1 * tier
         + 0.012 * pre_days
         + 0.035 * s["retention"]
-        + 0.0001 * s["engagement"]
-        + 0.08 * s["conversion"]
-        - 0.1 * s["reachability"]
+        + 0.0003 * np.minimum(s["engagement"], 1000.0)
+        + 0.2 * s["conversion"]
+        - 0.3 * s["reachability"]
     )
 
 
