@@ -85,10 +85,8 @@ def test_a_naive_seven_day_times_constant_projection_is_worse(projected):
     truth, results, history = projected
     # the analyst's shortcut: the history's OLS slope of the outcome on its 7-day
     # counterpart, times the class's estimated 7-day effect
-    slope = float(
-        np.cov(history["retention"], history["retention_180d"])[0, 1]
-        / np.var(history["retention"], ddof=1)
-    )
+    s7, y = history["retention"].to_numpy(), history["retention_180d"].to_numpy()
+    slope = float(np.cov(s7, y)[0, 1] / np.var(s7, ddof=1))
     errors = {"surrogate_index": [], "naive": []}
     naive = {}
     for p in results.projections:
