@@ -315,7 +315,10 @@ def uplift(
     cause and data subsets, refutes each estimate, and held-out Qini/AUUC/calibration say
     whether the heterogeneity is real.
     A class without both arms, overlap or enough decisions gets a status instead of
-    numbers, and the others go on. Progress goes to stderr.
+    numbers, and the others go on. With --week (or --start and --end), each class also
+    gets one row per [longterm] outcome with projected: true, its surrogate-index
+    projection and backtest status, once the warehouse holds old enough decisions.
+    Progress goes to stderr.
 
     From the warehouse (rows go to uplift_estimates with a run id):
     upshot uplift --week 2026-W47 --json
