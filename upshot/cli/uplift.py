@@ -288,9 +288,9 @@ def uplift(
         bool,
         typer.Option(
             "--longterm/--no-longterm",
-            help="Warehouse path with a week or --start: add the projected effect of each "
-            "class on each [longterm] outcome (projected: true rows, surrogate index) and "
-            "backtest it on past decisions (--no-longterm: skip).",
+            help="Warehouse path with --week (or --start and --end): add the projected "
+            "effect of each class on each [longterm] outcome (projected: true rows, "
+            "surrogate index) and backtest it on past decisions (--no-longterm: skip).",
         ),
     ] = True,
     wide: Annotated[
