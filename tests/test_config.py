@@ -167,3 +167,41 @@ def test_the_uplift_pre_window_defaults_to_28_days_and_0d_turns_it_off(tmp_path)
     (tmp_path / "upshot.toml").write_text("[uplift]\npre_window = '4 weeks'\n")
     with pytest.raises(ConfigError, match=r"uplift\.pre_window == '4 weeks', must look like 7d"):
         load_config(tmp_path / "upshot.toml")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            "[longterm.outcomes.retention]\nevents = ['active_day']\nwindow = '180d'\n",
+            "longterm.outcomes.retention: an objective has that name; rename it",
+        ),
+        (
+            "[longterm]\nsurrogates = ['streams']\n",
+            (
+                "longterm.surrogates: 'streams' is not an objective (objectives: "
+                "conversion, engagement, retention, reachability)"
+            ),
+        ),
+        (
+            "[longterm.outcomes.r6]\nevents = ['active_day']\nwindow = '6 months'\n",
+            "longterm.outcomes.r6.window == '6 months', must look like 7d, 12h or 2w",
+        ),
+        ("[longterm]\nhistory = '0w'\n", "longterm.history == '0w', must be > 0"),
+        ("[longterm]\nfolds = 1\n", "longterm.folds == 1, must be >= 2"),
+    ],
+)
+def test_longterm_settings_are_checked(tmp_path, toml, message):
+    (tmp_path / "upshot.toml").write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "upshot.toml")
+    assert str(err.value) == message
+
+
+def test_longterm_defaults_are_the_issue_outcomes():
+    lt = Config().longterm
+    assert lt.outcomes["retention_180d"].events == ("active_day",)
+    assert lt.outcomes["retention_180d"].aggregation == "distinct_days"
+    assert lt.outcomes["subscribed_180d"].aggregation == "any"
+    assert lt.horizon_days == 180.0
+    assert lt.history_days == 364.0

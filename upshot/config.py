@@ -237,6 +237,62 @@ class Uplift:
         _ = self.pre_window_days  # so does a malformed window
 
 
+DEFAULT_LONGTERM_OUTCOMES: dict[str, Objective] = {
+    "retention_180d": Objective(("active_day",), "distinct_days", "180d"),
+    "subscribed_180d": Objective(("subscription_start",), "any", "180d"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LongTerm:
+    """The long-term outcomes `upshot uplift` projects with the surrogate index (see
+    upshot.attribution.longterm): h(S, X) = E[outcome | surrogates, covariates] is learned
+    on *history* decisions, old enough that the outcome is observed, and each class's
+    effect on h in the window analysed is its projected long-term effect."""
+
+    # measured after each decision like objectives: an aggregation of events in a window
+    outcomes: dict[str, Objective] = field(default_factory=lambda: dict(DEFAULT_LONGTERM_OUTCOMES))
+    # short-term objectives that carry the effect (empty: every configured objective)
+    surrogates: tuple[str, ...] = ()
+    # the pre_<objective> covariates (uplift.pre_window) join the users' columns in X
+    pre_period: bool = True
+    # history: decisions made in [cut - history, cut), cut = the window's start minus the
+    # longest outcome window, so that every history outcome is complete
+    history: str = "52w"
+    min_history: int = 1_000  # fewer history decisions: no projection (status insufficient_data)
+    max_history: int = 200_000  # a larger history is subsampled (seeded)
+    folds: int = 5
+    alpha: float = 0.05
+    seed: int = 0
+    # the backtest: each class's history decisions projected with h learned on the other
+    # classes, against their realized outcome; fewer decisions per arm: not_backtested
+    backtest: bool = True
+    min_backtest_arm: int = 50
+
+    @property
+    def history_days(self) -> float:
+        return parse_window(self.history, "longterm.history")
+
+    @property
+    def horizon_days(self) -> float:
+        """The longest outcome window, in days (0 without outcomes)."""
+        return max((o.window_days for o in self.outcomes.values()), default=0.0)
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("min_history", self.min_history >= 10, "must be >= 10"),
+            ("max_history", self.max_history >= self.min_history, "must be >= min_history"),
+            ("folds", self.folds >= 2, "must be >= 2"),
+            ("alpha", 0 < self.alpha < 1, "must be in (0, 1)"),
+            ("min_backtest_arm", self.min_backtest_arm >= 2, "must be >= 2"),
+        )
+        for name, ok, must in checks:
+            if not ok:
+                raise ConfigError(f"longterm.{name} == {getattr(self, name)!r}, {must}")
+        if self.history_days <= 0:
+            raise ConfigError(f"longterm.history == {self.history!r}, must be > 0")
+
+
 @dataclass(frozen=True, slots=True)
 class Governance:
     """How objective uplifts become value weights; versioned inside every weights file."""
@@ -361,6 +417,7 @@ class Config:
     experiments: Experiments = field(default_factory=Experiments)
     uplift: Uplift = field(default_factory=Uplift)
     governance: Governance = field(default_factory=Governance)
+    longterm: LongTerm = field(default_factory=LongTerm)
     report: Report = field(default_factory=Report)
     source: str | None = None  # the file it was read from, for provenance
 
@@ -423,6 +480,22 @@ def _build(cls: Any, table: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _check_longterm(config: Config) -> None:
+    lt = config.longterm
+    for name, outcome in lt.outcomes.items():
+        parse_window(outcome.window, f"longterm.outcomes.{name}.window")
+        if not outcome.events:
+            raise ConfigError(f"longterm.outcomes.{name}.events is empty")
+        if name in config.objectives:
+            raise ConfigError(f"longterm.outcomes.{name}: an objective has that name; rename it")
+    for name in lt.surrogates:
+        if name not in config.objectives:
+            known = ", ".join(config.objectives) or "none"
+            raise ConfigError(
+                f"longterm.surrogates: {name!r} is not an objective (objectives: {known})"
+            )
+
+
 def _check(config: Config) -> Config:
     for name, objective in config.objectives.items():
         parse_window(objective.window, f"objectives.{name}.window")
@@ -432,6 +505,7 @@ def _check(config: Config) -> Config:
         parse_window(metric.window, f"experiments.metrics.{name}.window")
         if metric.pre_window:
             parse_window(metric.pre_window, f"experiments.metrics.{name}.pre_window")
+    _check_longterm(config)
     parse_size(config.load.max_field_size, "load.max_field_size")
     parse_window(config.load.max_future, "load.max_future")
     try:

@@ -39,6 +39,16 @@ def simulate(
             "naive and +05:30 timestamps and late events, for exercising `upshot load`.",
         ),
     ] = False,
+    longterm: Annotated[
+        bool,
+        typer.Option(
+            "--longterm",
+            help="Add a history cohort 34 weeks before --start whose 180-day outcomes are in "
+            "the data, and the true long-term effect of every class in truth.json "
+            "(longterm, longterm_by_week); resume_watching_push harms long-term retention "
+            "in a way its 7-day effects do not show. The rest of the world is unchanged.",
+        ),
+    ] = False,
     fmt: FormatOption = "table",  # type: ignore[assignment]
     as_json: JsonOption = False,
 ) -> None:
@@ -63,7 +73,9 @@ def simulate(
     except ValueError:
         raise UsageError(f"--start == {start!r}, must be a date YYYY-MM-DD") from None
     info(f"simulating {users} users over {weeks} weeks from {first} (seed {seed}) into {out}")
-    summary = write_world(out, users=users, weeks=weeks, seed=seed, start=first, dirty=dirty)
+    summary = write_world(
+        out, users=users, weeks=weeks, seed=seed, start=first, dirty=dirty, longterm=longterm
+    )
     document = summary.to_dict()
     rows = [
         {"table": name, "rows": summary.rows[name], "files": summary.files[name]}

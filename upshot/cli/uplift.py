@@ -16,6 +16,7 @@ from upshot.errors import ConfigError, UsageError
 from upshot.results import format_value
 
 if TYPE_CHECKING:
+    from upshot.attribution.longterm.warehouse import LongTermResults
     from upshot.attribution.uplift.results import UpliftResults
     from upshot.config import Config, Uplift
 
@@ -116,10 +117,18 @@ def _method(s: Uplift) -> str:
 
 
 def _document(
-    run_id: str, week: str | None, source: str, results: UpliftResults, s: Uplift
+    run_id: str,
+    week: str | None,
+    source: str,
+    results: UpliftResults,
+    s: Uplift,
+    longterm: LongTermResults | None = None,
 ) -> dict[str, Any]:
     from upshot.attribution.uplift.results import DR_SCORE_MEAN
 
+    estimates = [{**d, "projected": False, "backtest": None} for d in results.documents()]
+    if longterm is not None:
+        estimates += longterm.uplift_rows()
     return {
         "run_id": run_id,
         "week": week,
@@ -129,16 +138,22 @@ def _document(
         "seed": s.seed,
         # how every `ate` (overall and per segment) is computed, whatever the estimator
         "method": DR_SCORE_MEAN,
-        "estimates": results.documents(),
+        "estimates": estimates,
         "covariance": results.covariance_dicts(),
         "classes": results.classes,
     }
 
 
 def _emit(
-    fmt: Format, document: dict[str, Any], results: UpliftResults, wide: bool = False
+    fmt: Format,
+    document: dict[str, Any],
+    results: UpliftResults,
+    wide: bool = False,
+    longterm: LongTermResults | None = None,
 ) -> None:
-    rows = results.to_dicts()
+    rows = [{**r, "projected": False, "backtest": None} for r in results.to_dicts()]
+    if longterm is not None:
+        rows += [{k: v for k, v in r.items() if k != "details"} for r in longterm.uplift_rows()]
     if fmt is Format.table:
         overall = [
             {k: r[k] for k in _WIDE} if wide else _compact(r) for r in rows if r["segment"] == "all"
@@ -269,6 +284,15 @@ def uplift(
             "the covariates.",
         ),
     ] = None,
+    longterm: Annotated[
+        bool,
+        typer.Option(
+            "--longterm/--no-longterm",
+            help="Warehouse path with --week (or --start and --end): add the projected "
+            "effect of each class on each [longterm] outcome (projected: true rows, "
+            "surrogate index) and backtest it on past decisions (--no-longterm: skip).",
+        ),
+    ] = True,
     wide: Annotated[
         bool,
         typer.Option(
@@ -291,7 +315,10 @@ def uplift(
     cause and data subsets, refutes each estimate, and held-out Qini/AUUC/calibration say
     whether the heterogeneity is real.
     A class without both arms, overlap or enough decisions gets a status instead of
-    numbers, and the others go on. Progress goes to stderr.
+    numbers, and the others go on. With --week (or --start and --end), each class also
+    gets one row per [longterm] outcome with projected: true, its surrogate-index
+    projection and backtest status, once the warehouse holds old enough decisions.
+    Progress goes to stderr.
 
     From the warehouse (rows go to uplift_estimates with a run id):
     upshot uplift --week 2026-W47 --json
@@ -303,6 +330,7 @@ def uplift(
     import polars as pl
 
     from upshot import period
+    from upshot.attribution.longterm.warehouse import project_window, write_projections
     from upshot.attribution.uplift.estimate import (
         estimate_frame,
         estimate_uplift,
@@ -400,15 +428,26 @@ def uplift(
                 progress=info,
             )
             not_ok = sum(e.status != "ok" for e in results.estimates if e.segment == "all")
+            projections = None
+            if longterm and lo is not None and hi is not None and config.longterm.outcomes:
+                with reading(config, db) as con:
+                    projections = project_window(
+                        con, config, lo, hi, classes=classes, progress=info
+                    )
+                if projections is None:
+                    info("longterm: no history decision old enough yet; no projection")
             with writing(config, db, "uplift") as con, transaction(con):
                 write_results(con, results, run_id=run_id, week=week, seed=settings.seed)
+                if projections is not None:
+                    write_projections(con, projections, run_id=run_id, week=week)
                 details = {"estimates": len(results.estimates), "not_ok": not_ok, "week": week}
                 finish_run(con, run_id, "ok", details)
         except BaseException as exc:
             with writing(config, db, "uplift") as con:
                 finish_run(con, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
             raise
-    _emit(out_format, _document(run_id, week, "warehouse", results, settings), results, wide)
+    document = _document(run_id, week, "warehouse", results, settings, projections)
+    _emit(out_format, document, results, wide, projections)
 
 
 def register(app: typer.Typer) -> None:

@@ -58,9 +58,14 @@ Y_i(1) − Y_i(0) per objective (the rows behind `uplift`), e.g. to score CATE m
 malformed rows, naive and +05:30 timestamps and late events (see `upshot.simulate.dirty`).
 Every fault row is extra or an exact copy, so a correct load gives back the clean world.
 
+`longterm=True` adds a history cohort 34 weeks before `start` whose 180-day outcomes are
+in the data, and the true long-term effect of every class (`truth["longterm"]`), with
+one class, `resume_watching_push`, harming long-term retention in a way its 7-day
+effects do not show (see `upshot.simulate.longterm`).
+
 The model lives in the submodules: `world` (users, baseline, decisions and their
-latent effects), `experiments`, `truth` (the toggling), `assemble`
-(arrays to frames) and `dirty`.
+latent effects), `experiments`, `truth` (the toggling), `longterm` (the long horizon),
+`assemble` (arrays to frames) and `dirty`.
 """
 
 from __future__ import annotations
@@ -155,21 +160,26 @@ def make_world(
     seed: int = 7,
     start: date = date(2026, 10, 19),
     dirty: bool = False,
+    longterm: bool = False,
 ) -> World:
     """Simulate `users` users over `weeks` decision weeks from Monday `start`, seeded.
 
     The same arguments give identical frames and truth; `dirty` only adds the fault
     rows (drawn from a separate stream), so the clean frames do not depend on it.
+    `longterm` adds the history cohort and the long-term truth (`upshot.simulate.longterm`,
+    its own stream too): the current decisions, their events and truth stay the same.
     """
     _check(users, weeks, seed, start)
     rng = np.random.default_rng(seed)
-    frames, truth = assemble(rng, users, weeks, start)
+    long_rng = np.random.default_rng([seed, 2]) if longterm else None
+    frames, truth = assemble(rng, users, weeks, start, long_rng)
     truth["parameters"] = {
         "users": users,
         "weeks": weeks,
         "seed": seed,
         "start": start.isoformat(),
         "dirty": dirty,
+        "longterm": longterm,
         "pre_days": sw.PRE_DAYS,
         "tail_days": sw.TAIL_DAYS,
     }
@@ -258,6 +268,7 @@ def simulate(
     seed: int = 7,
     start: date = date(2026, 10, 19),
     dirty: bool = False,
+    longterm: bool = False,
 ) -> SimulationSummary:
     """Write the input contract of `make_world(...)` under `out`, truth.json last.
 
@@ -268,7 +279,9 @@ def simulate(
     """
     began = time.perf_counter()
     _check(users, weeks, seed, start)
-    world = make_world(users=users, weeks=weeks, seed=seed, start=start, dirty=dirty)
+    world = make_world(
+        users=users, weeks=weeks, seed=seed, start=start, dirty=dirty, longterm=longterm
+    )
     out = Path(out)
     _prepare(out)
     world.users.write_parquet(out / "users.parquet")

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from upshot.config import DEFAULT_METRICS, DEFAULT_OBJECTIVES
+from upshot.simulate import longterm as lt
 from upshot.simulate import world as sw
 from upshot.simulate.experiments import Latent, Members, enrol, experiment_effects, tag_sends
 from upshot.simulate.truth import Timelines, effects, iso_week, segment_codes, uplift_truth
@@ -51,9 +52,17 @@ def _realised_experiments(latent: Latent, enrolled: list[Members]) -> Arr:
 
 
 def assemble(
-    rng: np.random.Generator, n_users: int, weeks: int, start: date
+    rng: np.random.Generator,
+    n_users: int,
+    weeks: int,
+    start: date,
+    long_rng: np.random.Generator | None = None,
 ) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
-    """Frames (`users`, `sends`, `outcomes`, `assignments`, `latent`, `effects`) and truth."""
+    """Frames (`users`, `sends`, `outcomes`, `assignments`, `latent`, `effects`) and truth.
+
+    With `long_rng`, the history cohort of `upshot.simulate.longterm` (drawn from it) comes
+    before the sends and outcomes, and the truth gains `longterm` and `longterm_by_week`.
+    """
     origin = epoch_ms(start)
     t_min = origin - sw.PRE_DAYS * DAY_MS
     n_days = sw.PRE_DAYS + 7 * weeks + sw.TAIL_DAYS
@@ -118,7 +127,48 @@ def assemble(
         users, dec, enrolled, realised, d_lat, d_owner, d_real, e_lat, e_real, t_min, start
     )
     frames["effects"] = pl.DataFrame({"send_id": frames["sends"].get_column("send_id"), **diffs})
+    if long_rng is not None:
+        truth.update(lt.longterm_truth(users, dec, realised, t_min, diffs, start, weeks))
+        truth["planted"]["surrogacy_violated"] = lt.SURROGACY_VIOLATED
+        truth["longterm_outcomes"] = {
+            k: {"events": list(o.events), "aggregation": o.aggregation, "window": o.window}
+            for k, o in lt.OUTCOMES.items()
+        }
+        history = lt.make_history(long_rng, users, origin)
+        sends, outcomes = _history_frames(history, frames["users"].get_column("user_id"))
+        frames["sends"] = pl.concat([sends, frames["sends"]])
+        frames["outcomes"] = pl.concat([outcomes, frames["outcomes"]])
+        truth["history"] = {
+            "decisions": sends.height,
+            "start": _times(history.decisions.t[:1]).dt.date()[0].isoformat(),
+            "weeks": lt.HISTORY_WEEKS,
+        }
     return frames, truth
+
+
+def _history_frames(history: lt.History, user_ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The history cohort's sends (ids `h…`) and outcomes (event ids `l…`)."""
+    dec = history.decisions
+    send_ids = _ids("h", np.arange(len(dec.t)), len(dec.t))
+    outcomes, _ = _outcomes(history.realised, history.t_min, user_ids, send_ids)
+    outcomes = outcomes.with_columns(pl.col("event_id").str.replace("^e", "l"))
+    names = pl.Series([c.name for c in sw.CLASSES])
+    sends = pl.DataFrame(
+        {
+            "send_id": send_ids,
+            "user_id": user_ids.gather(dec.user),
+            "message_class": names.gather(dec.cls),
+            "channel": pl.Series([c.channel for c in sw.CLASSES]).gather(dec.cls),
+            "decided_at": _times(dec.t),
+            "treated": dec.treated,
+            "propensity": dec.propensity.astype(np.float64),
+            "randomized": dec.randomized,
+            "campaign_id": names.gather(dec.cls) + "-history",
+            "experiment_id": pl.Series([None] * len(dec.t), dtype=pl.String),
+            "variant": pl.Series([None] * len(dec.t), dtype=pl.String),
+        }
+    )
+    return sends, outcomes
 
 
 def _experiment_truth(

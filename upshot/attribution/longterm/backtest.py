@@ -117,41 +117,58 @@ def check_window(
     past: PastWindow, *, n_folds: int, seed: int, alpha: float, learners: Learners
 ) -> BacktestRow:
     """Project one class's past window and compare with what was realized."""
-    n_e, n_h = past.w.shape[0], past.y_h.shape[0]
+    (row,) = check_outcomes(past, n_folds=n_folds, seed=seed, alpha=alpha, learners=learners)
+    return row
+
+
+def check_outcomes(
+    past: PastWindow, *, n_folds: int, seed: int, alpha: float, learners: Learners
+) -> list[BacktestRow]:
+    """`check_window` for m outcomes at once: `y_h` (n_h, m) and `y` (n_e, m) (or 1-D
+    for one), one row per outcome. Every nuisance but h and its arm means is shared."""
+    y_h = past.y_h.reshape(past.y_h.shape[0], -1).astype(float)
+    y_e = past.y.reshape(past.y.shape[0], -1).astype(float)
+    n_e, n_h, m = past.w.shape[0], y_h.shape[0], y_h.shape[1]
     w = np.asarray(past.w, dtype=float)
     s = np.vstack([past.s, past.s_h]).astype(float)
     x = np.vstack([past.x, past.x_h]).astype(float)
-    y = np.concatenate([np.zeros(n_e), past.y_h])
+    y = np.vstack([np.zeros((n_e, m)), y_h])
     plan = FoldPlan.shared(n_e, n_h, n_folds, np.random.default_rng(seed))
-    extra = np.column_stack([past.s[:, 0], past.y])
+    extra = np.column_stack([past.s[:, 0], y_e])
     nuis = fit_nuisances(
         w, s, x, y, n_e, plan, learners, propensity=past.propensity, extra_targets=extra
     )
     rho = nuis.rho_x[:n_e]
-    a = aipw_scores(w, nuis.nu[:n_e], nuis.mu1[:, 0], nuis.mu0[:, 0], rho)
-    b = history_scores(past.y_h, nuis, n_e)
-    first, realized = aipw_scores(w, extra, nuis.mu1[:, 1:], nuis.mu0[:, 1:], rho).T
-    projected = float(a.mean() + b.sum() / n_e)
-    var_b = n_h * float(np.var(b, ddof=1)) / n_e**2
-    se = float(np.sqrt(np.var(a, ddof=1) / n_e + var_b))
-    diff_se = float(np.sqrt(np.var(a - realized, ddof=1) / n_e + var_b))
+    a = aipw_scores(w, nuis.nu[:n_e], nuis.mu1[:, :m], nuis.mu0[:, :m], rho)
+    b = history_scores(y_h, nuis, n_e)
+    scores = aipw_scores(w, extra, nuis.mu1[:, m:], nuis.mu0[:, m:], rho)
+    first, realized = scores[:, 0], scores[:, 1:]
     s1_h = past.s_h[:, 0]
-    constant = float(np.cov(s1_h, past.y_h)[0, 1] / np.var(s1_h, ddof=1))
     z = _z(alpha)
-    diff = projected - float(realized.mean())
-    return BacktestRow(
-        window=past.window,
-        message_class=past.message_class,
-        projected=projected,
-        projected_ci_lower=projected - z * se,
-        projected_ci_upper=projected + z * se,
-        realized=float(realized.mean()),
-        realized_se=float(realized.std(ddof=1) / np.sqrt(n_e)),
-        difference=diff,
-        difference_se=diff_se,
-        naive=constant * float(first.mean()),
-        missed=abs(diff) > z * diff_se,
-    )
+    rows = []
+    for j in range(m):
+        projected = float(a[:, j].mean() + b[:, j].sum() / n_e)
+        var_b = n_h * float(np.var(b[:, j], ddof=1)) / n_e**2
+        se = float(np.sqrt(np.var(a[:, j], ddof=1) / n_e + var_b))
+        diff_se = float(np.sqrt(np.var(a[:, j] - realized[:, j], ddof=1) / n_e + var_b))
+        constant = float(np.cov(s1_h, y_h[:, j])[0, 1] / np.var(s1_h, ddof=1))
+        diff = projected - float(realized[:, j].mean())
+        rows.append(
+            BacktestRow(
+                window=past.window,
+                message_class=past.message_class,
+                projected=projected,
+                projected_ci_lower=projected - z * se,
+                projected_ci_upper=projected + z * se,
+                realized=float(realized[:, j].mean()),
+                realized_se=float(realized[:, j].std(ddof=1) / np.sqrt(n_e)),
+                difference=diff,
+                difference_se=diff_se,
+                naive=constant * float(first.mean()),
+                missed=abs(diff) > z * diff_se,
+            )
+        )
+    return rows
 
 
 def summarize(rows: Sequence[BacktestRow], alpha: float) -> Backtest:

@@ -47,6 +47,23 @@ def default_learners() -> Learners:
     )
 
 
+def indicator_learners() -> Learners:
+    """The default learners with 0/1 columns passed through rather than expanded into
+    splines (`IndicatorSplines`): the same additive model on designs with many one-hot
+    covariates (the warehouse's users columns), at a fraction of the cost."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+
+    from upshot.attribution.longterm.indicator import IndicatorSplines
+
+    return Learners(
+        regressor=make_pipeline(IndicatorSplines(), RidgeCV(alphas=(1e-3, 1e-1, 10.0))),
+        classifier=make_pipeline(
+            IndicatorSplines(), LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
+        ),
+    )
+
+
 def fold_ids(n: int, n_folds: int, rng: np.random.Generator) -> np.ndarray:
     """Balanced random fold labels 0..n_folds-1 for n rows."""
     ids = np.arange(n) % n_folds
@@ -86,7 +103,8 @@ def crossfit(
     def fit_predict(fit_rows: np.ndarray, predict_rows: np.ndarray) -> None:
         model = clone(template).fit(features[fit_rows], target[fit_rows])
         x = features[predict_rows]
-        out[predict_rows] = model.predict_proba(x)[:, 1] if classifier else model.predict(x)
+        pred = model.predict_proba(x)[:, 1] if classifier else model.predict(x)
+        out[predict_rows] = pred.reshape((len(predict_rows), *target.shape[1:]))
 
     for k in np.unique(folds):
         held = folds == k

@@ -146,14 +146,17 @@ def fit_nuisances(
 ) -> Nuisances:
     """Fit every nuisance on pooled arrays: `s` (n, k) and `x` (n, p) for the n_e
     experiment rows then the history rows; `w` (n_e,) is the treatment, `y` (n,) is read
-    on history rows only. `propensity` (n_e,) is the known P(W = 1 | X) when given. `extra_targets`
-    (n_e, m) get arm means too (the surrogates, a realized outcome)."""
+    on history rows only; `y` (n, m) fits m outcomes at once, all but h shared (then `nu`
+    is (n, m) and the first m columns of `mu1`, `mu0` are its arm means). `propensity`
+    (n_e,) is the known P(W = 1 | X) when given. `extra_targets` (n_e, j) get arm means
+    too (the surrogates, a realized outcome)."""
     n = s.shape[0]
     exp = np.arange(n) < n_e
     sx = np.hstack([s, x])
     reg, clf = learners.regressor, learners.classifier
     w_all = np.concatenate([w, np.zeros(n - n_e)])
-    nu = crossfit(reg, sx, np.where(exp, 0.0, y), ~exp, plan.history, classifier=False)
+    rows = exp if y.ndim == 1 else exp[:, None]
+    nu = crossfit(reg, sx, np.where(rows, 0.0, y), ~exp, plan.history, classifier=False)
     if propensity is None:
         rho_x = crossfit(clf, x, w_all, exp, plan.propensity, classifier=True)
         rho_sx = crossfit(clf, sx, w_all, exp, plan.propensity_sx, classifier=True)
@@ -166,7 +169,7 @@ def fit_nuisances(
         sxp = np.hstack([sx, lp[:, None]])
         rho_sx = crossfit(clf, sxp, w_all, exp, plan.propensity_sx, classifier=True)
     gamma = crossfit(clf, sx, (~exp).astype(float), np.ones(n, bool), plan.pooled, classifier=True)
-    targets = nu[:n_e, None]
+    targets = nu[:n_e].reshape(n_e, -1)
     if extra_targets is not None:
         targets = np.hstack([targets, extra_targets.reshape(n_e, -1)])
     mus = []
@@ -197,6 +200,8 @@ def aipw_scores(
 def history_scores(y: np.ndarray, nuis: Nuisances, n_e: int) -> np.ndarray:
     """B: the correction for the error of h, per history unit (see the module doc)."""
     g, rsx, rx = nuis.gamma[n_e:], nuis.rho_sx[n_e:], nuis.rho_x[n_e:]
+    if y.ndim == 2:  # m outcomes: one column of scores each
+        g, rsx, rx = g[:, None], rsx[:, None], rx[:, None]
     return (1 - g) / g * (rsx - rx) / (rx * (1 - rx)) * (y - nuis.nu[n_e:])
 
 
@@ -279,3 +284,65 @@ def surrogate_index(
         se_h_known=se_known,
         alpha=alpha,
     )
+
+
+def surrogate_index_outcomes(
+    history_surrogates: np.ndarray,
+    history_covariates: np.ndarray,
+    history_outcomes: np.ndarray,
+    treatment: np.ndarray,
+    surrogates: np.ndarray,
+    covariates: np.ndarray,
+    *,
+    propensity: np.ndarray | None = None,
+    surrogate_names: tuple[str, ...] | None = None,
+    n_folds: int = 5,
+    seed: int = 0,
+    alpha: float = 0.05,
+    learners: Learners | None = None,
+) -> list[SurrogateEstimate]:
+    """`surrogate_index` for m long-term outcomes at once (`history_outcomes` (n_h, m)):
+    one estimate per outcome, every nuisance but h and its arm means fitted once."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha == {alpha}, must be in (0, 1)")
+    y_h = np.asarray(history_outcomes, dtype=float).reshape(history_surrogates.shape[0], -1)
+    n_e, n_h, m = surrogates.shape[0], y_h.shape[0], y_h.shape[1]
+    w = np.asarray(treatment, dtype=float)
+    s = np.vstack([surrogates, history_surrogates]).astype(float)
+    x = np.vstack([covariates, history_covariates]).astype(float)
+    y = np.vstack([np.zeros((n_e, m)), y_h])
+    plan = FoldPlan.shared(n_e, n_h, n_folds, np.random.default_rng(seed))
+    nuis = fit_nuisances(
+        w, s, x, y, n_e, plan, learners or default_learners(),
+        propensity=propensity, extra_targets=s[:n_e],
+    )  # fmt: skip
+    rho = nuis.rho_x[:n_e]
+    a = aipw_scores(w, nuis.nu[:n_e], nuis.mu1[:, :m], nuis.mu0[:, :m], rho)
+    b = history_scores(y_h, nuis, n_e)
+    short = aipw_scores(w, s[:n_e], nuis.mu1[:, m:], nuis.mu0[:, m:], rho)
+    z = _z(alpha)
+    names = surrogate_names or tuple(f"s{j}" for j in range(s.shape[1]))
+    short_term = []
+    for j, name in enumerate(names):
+        eff = float(short[:, j].mean())
+        sej = float(short[:, j].std(ddof=1) / np.sqrt(n_e))
+        short_term.append(ShortTermEffect(name, eff, sej, eff - z * sej, eff + z * sej))
+    out = []
+    for j in range(m):
+        estimate = float(a[:, j].mean() + b[:, j].sum() / n_e)
+        se, se_known = projection_se(a[:, j], b[:, j])
+        out.append(
+            SurrogateEstimate(
+                estimate=estimate,
+                se=se,
+                ci_lower=estimate - z * se,
+                ci_upper=estimate + z * se,
+                n_history=n_h,
+                n_experiment=n_e,
+                short_term=tuple(short_term),
+                method=METHOD,
+                se_h_known=se_known,
+                alpha=alpha,
+            )
+        )
+    return out
