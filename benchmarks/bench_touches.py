@@ -1,6 +1,7 @@
 """Journeys aggregated in SQL against a pure-Python loop over journeys, same run.
 
     python benchmarks/bench_touches.py [--journeys 10000000] [--sample 0.02] [--dir bench_out]
+        [--full-baseline]
 
 A synthetic warehouse holds one journey per user: 1-4 treated sends over 4 days on five
 channels, and for one user in ten a conversion within 3 days of the last send, so every
@@ -11,11 +12,18 @@ touch falls inside the 7-day lookback and the journeys number exactly `--journey
 - baseline: the same definition in plain Python (a touch belongs to the first later
   conversion within the lookback; journeys grouped per user; paths counted in a dict),
   fed by one sorted fetch of sends and conversions. On `--journeys` 10M that would take
-  minutes and tens of GB of Python objects, so it runs on a hash sample of the users
+  minutes and GBs of Python objects, so it runs on a hash sample of the users
   (`--sample`, 2% by default, copied to a file of its own so its fetch costs what it
-  would on that much data), and its time is extrapolated linearly to all journeys.
+  would on that much data), and its time is extrapolated linearly to all journeys. Its
+  memory is extrapolated from two nested samples (`--sample` and half of it): the slope
+  between their peaks per journey, so that the fixed part (the interpreter, DuckDB's
+  buffers) is not multiplied by the scale. On 300,000 journeys the run on all of them
+  peaked at 330 MB; one 10% sample scaled linearly said 680 MB, the slope between the
+  5% and 10% samples 370 MB (`--journeys 300000 --sample 0.1 --full-baseline` also runs
+  the baseline on all journeys, to check the extrapolation where that is affordable).
 
-Each variant runs in its own process, so peak RSS is its own.
+Each variant runs in its own process and reports its own peak RSS (VmHWM: `ru_maxrss`
+would include this parent's peak from building the warehouse, see `_peak.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from _peak import inherited_mb, peak_mb  # benchmarks/ is on sys.path: the script's folder
 
 CHILD = "--child"
 CHANNELS = "['push', 'email', 'in_app', 'whatsapp', 'sms']"
@@ -163,7 +173,8 @@ def run_python(db: str) -> dict[str, float]:
 def child(variant: str, db: str) -> None:
     result = run_upshot(db) if variant == "upshot" else run_python(db)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    result["peak_mb"] = usage.ru_maxrss / 1024
+    result["peak_mb"] = peak_mb()
+    result["ru_maxrss_mb"] = inherited_mb()
     # CPU seconds as well as wall time: on a shared machine the wall clock also measures
     # everyone else's load, the CPU time mostly our own work
     result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
@@ -185,6 +196,11 @@ def main() -> None:
     parser.add_argument("--journeys", type=int, default=10_000_000)
     parser.add_argument("--sample", type=float, default=0.02)
     parser.add_argument("--dir", default="bench_out")
+    parser.add_argument(
+        "--full-baseline",
+        action="store_true",
+        help="also run the Python baseline on all journeys, to check the extrapolation",
+    )
     args = parser.parse_args()
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -192,11 +208,19 @@ def main() -> None:
     if not db.exists():
         print(f"building {args.journeys:,} journeys ...", file=sys.stderr)
         print(f"built in {build(db, args.journeys):.1f}s", file=sys.stderr)
-    sample_db = folder / f"touches_{args.journeys}_sample_{args.sample:g}.duckdb"
-    if not sample_db.exists():
-        build_sample(db, sample_db, args.sample)
+    samples = {}
+    for share in (args.sample, args.sample / 2):  # nested: the half's users are in the whole
+        samples[share] = folder / f"touches_{args.journeys}_sample_{share:g}.duckdb"
+        if not samples[share].exists():
+            build_sample(db, samples[share], share)
+    sample_db = samples[args.sample]
+    print(
+        f"this process (built the warehouse when it was missing): peak RSS {peak_mb():.0f} MB; "
+        "each variant below reports its own (VmHWM of a fresh process)"
+    )
     ours = spawn("upshot", db)
     base = spawn("python", sample_db)
+    half = spawn("python", samples[args.sample / 2])
     scale = ours["journeys"] / base["journeys"]
     extrapolated = base["seconds"] * scale
     print(
@@ -213,9 +237,16 @@ def main() -> None:
         f"{base['seconds']:.2f}s wall (loop {base['loop_seconds']:.2f}s), "
         f"{base['cpu_seconds']:.2f}s CPU, peak RSS {base['peak_mb']:.0f} MB"
     )
-    grown = (base["peak_mb"] - base["start_mb"]) * scale + base["start_mb"]
+    per_journey = (base["peak_mb"] - half["peak_mb"]) / (base["journeys"] - half["journeys"])
+    grown = base["peak_mb"] + per_journey * (ours["journeys"] - base["journeys"])
     print(
-        f"pure Python extrapolated to all journeys (x{scale:.1f}, linear): "
+        f"pure Python on {half['journeys']:,.0f} journeys ({args.sample / 2:.0%} sample): "
+        f"peak RSS {half['peak_mb']:.0f} MB, so {per_journey * 1024:.2f} KB per journey "
+        f"beyond a fixed {base['peak_mb'] - per_journey * base['journeys']:.0f} MB"
+    )
+    print(
+        f"pure Python extrapolated to all journeys (x{scale:.1f}, linear; memory "
+        "by the slope): "
         f"{extrapolated:.1f}s wall, {base['cpu_seconds'] * scale:.1f}s CPU, "
         f"peak RSS ~{grown / 1024:.1f} GB (its rows and journeys are all Python objects)"
     )
@@ -224,6 +255,20 @@ def main() -> None:
         f"CPU {base['cpu_seconds'] * scale / ours['cpu_seconds']:.1f}x; the Python loop "
         f"alone, rows already fetched: {base['loop_seconds'] * scale / ours['seconds']:.1f}x"
     )
+    print(
+        f"(ru_maxrss of the children, which includes this parent's peak: upshot "
+        f"{ours['ru_maxrss_mb']:.0f} MB, Python {base['ru_maxrss_mb']:.0f} MB; not a result; "
+        f"the old linear extrapolation from it: "
+        f"~{((base['ru_maxrss_mb'] - base['start_mb']) * scale + base['start_mb']) / 1024:.1f} GB)"
+    )
+    if args.full_baseline:
+        full = spawn("python", db)
+        print(
+            f"pure Python on all {full['journeys']:,.0f} journeys, measured: "
+            f"{full['seconds']:.1f}s wall, {full['cpu_seconds']:.1f}s CPU, peak RSS "
+            f"{full['peak_mb'] / 1024:.2f} GB (extrapolated above: {extrapolated:.1f}s, "
+            f"{grown / 1024:.2f} GB)"
+        )
     rate = ours["conversions"] / ours["journeys"], base["conversions"] / base["journeys"]
     print(f"check: conversion rate {rate[0]:.4f} (upshot) vs {rate[1]:.4f} (sample)")
 

@@ -47,6 +47,49 @@ def test_help_and_status_import_no_heavy_library():
     assert out.stdout.strip() == "[]"
 
 
+# what `--help` must not import: the heavy libraries, and what only a running command
+# needs (the config and Pydantic, which Typer uses to coerce option values; Rich's help
+# renderer pulls in a Markdown parser)
+NOT_FOR_HELP = (
+    "econml", "dowhy", "statsmodels", "sklearn", "altair", "lightgbm", "polars", "pandas",
+    "numpy", "duckdb", "pydantic", "rich", "markdown_it", "upshot.config",
+)  # fmt: skip
+_HELP_PROBE = (
+    "import sys\n"
+    "from upshot.cli import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "except SystemExit as exc:\n"
+    "    assert exc.code in (0, None), exc.code\n"
+    "print([m for m in {names!r} if m in sys.modules], file=sys.stderr)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "path", [p for p, _ in COMMANDS], ids=[" ".join(p) or "upshot" for p, _ in COMMANDS]
+)
+def test_help_imports_neither_pydantic_nor_rich_nor_the_config(path):
+    # a fresh interpreter each: what a user's `upshot ... --help` loads
+    probe = _HELP_PROBE.format(names=NOT_FOR_HELP)
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *path, "--help"], capture_output=True, text=True, check=True
+    )
+    assert "Usage:" in out.stdout
+    assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("path", "command"), COMMANDS[1:], ids=[" ".join(p) for p, _ in COMMANDS[1:]]
+)
+def test_the_quick_help_page_is_the_one_typer_prints_through_the_root(path, command):
+    quick = run_cli(*path, "--help", env={"COLUMNS": "100"})
+    # a root option first sends it the ordinary way, through the root group
+    ordinary = run_cli("--debug", *path, "--help", env={"COLUMNS": "100"})
+    assert quick.code == ordinary.code == 0
+    assert quick.out == ordinary.out
+    assert f"Usage: upshot {' '.join(path)} [OPTIONS]" in quick.out
+
+
 def test_unknown_command_and_bad_option_are_usage_errors():
     assert run_cli("frobnicate").code == 2
     assert run_cli("load", "nonsense-table", "x.csv").code == 2

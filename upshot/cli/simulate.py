@@ -57,9 +57,9 @@ def simulate(
     8 message classes over push, email, in-app and WhatsApp are targeted at active users
     (so naive sent-minus-held-out comparisons are biased) with a 30% randomized holdout;
     3 A/B tests run on random users. The files follow the input contract, ready for
-    **upshot load**: users.parquet, assignments.parquet, and sends/ and outcomes/
+    upshot load: users.parquet, assignments.parquet, and sends/ and outcomes/
     partitioned by day (date=YYYY-MM-DD/, and sends also by channel=C/, a column that
-    then lives in the folder name only, as hive writers leave it). **truth.json** holds the
+    then lives in the folder name only, as hive writers leave it). truth.json holds the
     true effect of every class on every objective (overall, per ISO week and per segment),
     of every experiment variant on every metric, and the planted classes: one that harms
     reachability and one with exactly zero effect.

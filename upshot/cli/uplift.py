@@ -11,7 +11,6 @@ import typer
 
 from upshot.cli.common import info, read_frame, state
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
-from upshot.config import parse_size
 from upshot.errors import ConfigError, UsageError
 from upshot.results import format_value
 
@@ -87,6 +86,8 @@ def _settings(
     ray_address: str | None = None,
     memory_per_task: str | None = None,
 ) -> Uplift:
+    from upshot.config import parse_size  # not at import: `--help` never reads a config
+
     changes: dict[str, Any] = {}
     if memory_per_task is not None:
         try:
@@ -193,8 +194,8 @@ def uplift(
         EstimatorChoice | None,
         typer.Option(
             "--estimator",
-            help="EconML estimator: **linear_dml** (default: fast, linear CATE), "
-            "**dr_learner** (doubly robust), **causal_forest** (nonparametric CATE, slower).",
+            help="EconML estimator: linear_dml (default: fast, linear CATE), "
+            "dr_learner (doubly robust), causal_forest (nonparametric CATE, slower).",
             show_default=False,
         ),
     ] = None,
@@ -202,7 +203,7 @@ def uplift(
         NuisanceChoice | None,
         typer.Option(
             "--nuisance",
-            help="Outcome/propensity models: **lightgbm** (default) or **linear** (fast).",
+            help="Outcome/propensity models: lightgbm (default) or linear (fast).",
             show_default=False,
         ),
     ] = None,
@@ -306,10 +307,10 @@ def uplift(
 ) -> None:
     """Estimate what sending a message of each class does to each objective.
 
-    For every message class and objective: the average effect per decision (**ate**,
-    sent minus held out, causal) with a 95% CI, beside the **naive_effect** (plain
+    For every message class and objective: the average effect per decision (ate,
+    sent minus held out, causal) with a 95% CI, beside the naive_effect (plain
     difference of means, biased when active users are targeted more), then per segment
-    (**uplift.segments** in upshot.toml). The propensity follows the design: a randomized
+    (uplift.segments in upshot.toml). The propensity follows the design: a randomized
     holdout's known propensity, the logged one for targeted sends, or one estimated from
     the covariates. The same estimator, re-run under a placebo treatment, a random common
     cause and data subsets, refutes each estimate, and held-out Qini/AUUC/calibration say

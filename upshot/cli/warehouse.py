@@ -29,7 +29,7 @@ def init(
     path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("upshot.toml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented **upshot.toml** holding every default, ready to edit."""
+    """Write a commented upshot.toml holding every default, ready to edit."""
     if path.exists() and not force:
         raise UsageError(f"{path} exists; pass --force to overwrite it")
     text = resources.files("upshot.templates").joinpath("upshot.toml").read_text(encoding="utf-8")
@@ -108,7 +108,7 @@ def load(
     """Validate and append log files to the warehouse.
 
     Each file loads in one transaction: all of its good rows, or nothing. Rows that break
-    the contract go to the **quarantine** table with the reason; rows whose
+    the contract go to the quarantine table with the reason; rows whose
     send_id / event_id already exist are skipped; a file whose content was loaded before
     (under any name) is skipped whole, and so is a partition already loaded.
 

@@ -27,8 +27,8 @@ group = typer.Typer(
         "Value weights for the decision services: export, inspect and evaluate them.\n\n"
         "A weight is the value of sending one message of a class, in value units per send: "
         "Σ rate × uplift over the objectives, with the exchange rates, guardrails, caps and "
-        "shrinkage of **\\[governance]** in upshot.toml. Versions are published under "
-        "the weights directory as VERSION.json (schema: **upshot weights schema**), "
+        "shrinkage of [governance] in upshot.toml. Versions are published under "
+        "the weights directory as VERSION.json (schema: upshot weights schema), "
         "VERSION.parquet (per segment), manifest.json (checksums, provenance) and "
         "latest.json (the version to serve)."
     ),
@@ -57,8 +57,8 @@ PolicyOption = Annotated[
     PolicyChoice | None,
     typer.Option(
         "--policy",
-        help="Candidate policy for the off-policy estimate: **positive** sends every "
-        "decision whose class weight is > 0; **rank** sends the --cap highest-weighted "
+        help="Candidate policy for the off-policy estimate: positive sends every "
+        "decision whose class weight is > 0; rank sends the --cap highest-weighted "
         "positive ones per user and ISO week. Default: governance.ope_policy.",
         show_default=False,
     ),
@@ -499,7 +499,7 @@ def schema() -> None:
     """Print the JSON Schema of a weights file: the contract with the decision services.
 
     JSON Schema draft 2020-12. Every exported file is checked against it before it is
-    written, and **upshot.read_weights** checks it again when a service loads one.
+    written, and upshot.read_weights checks it again when a service loads one.
     """
     from upshot.attribution.weights.read import schema_text
 

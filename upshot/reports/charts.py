@@ -8,6 +8,8 @@ builders: the CLI imports these modules only when it builds a report.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +76,7 @@ def charts(data: ReportData, guardrail: float, optout_objective: str) -> list[Ch
         rows = [r for r in data.experiments if r["experiment_id"] == name]
         if any(r.get("rel_effect") is not None for r in rows):
             out.append(
-                (f"experiment-{slug(name)}", "experiments", name, experiment_chart(rows, name))
+                (experiment_chart_name(name), "experiments", name, experiment_chart(rows, name))
             )
     if data.daily:
         out.append(("daily", "health", "Rows per day", daily_chart(data.daily)))
@@ -85,5 +87,28 @@ def _keys(data: ReportData) -> set[str]:
     return {o["objective"] for o in data.objectives if o["key"]}
 
 
+def experiment_chart_name(experiment_id: str) -> str:
+    """The chart's file name and element id: `experiment-<slug>`, unique per experiment.
+
+    The slug keeps lower-case ASCII letters, digits, `-` and `_` (safe in a file name on
+    every file system and in an HTML id). When that loses anything (other characters,
+    capitals, which collide on case-insensitive file systems, or length) a short hash of
+    the exact id is appended, so `a/b` and `a?b` get different names, the same on every
+    run. An id that already looks like `<slug>-<hash>` is hashed too, so that a plain name
+    can never equal another experiment's hashed one."""
+    plain = slug(experiment_id)
+    if plain == experiment_id and not _HASHED.search(plain):
+        return f"experiment-{plain}"
+    digest = hashlib.sha256(experiment_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"experiment-{plain}-{digest[:_HASH_CHARS]}"
+
+
+_HASH_CHARS = 10
+_HASHED = re.compile(rf"-[0-9a-f]{{{_HASH_CHARS}}}$")
+
+
 def slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:60]
+    return "".join(c if c in _SLUG_CHARS else "-" for c in text.lower())[:60]
+
+
+_SLUG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")

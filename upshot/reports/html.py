@@ -25,6 +25,15 @@ if TYPE_CHECKING:
     from upshot.reports.data import ReportData
 
 
+def script_json(text: str) -> str:
+    """JSON made safe to sit inside a `<script>` element: `<`, `>` and `&` become the JSON
+    escapes \\u003c, \\u003e, \\u0026. Only `</` was escaped before, but `<!--<script>`
+    in a name switches the HTML parser into a state where `</script>` no longer closes
+    the element, and then no chart renders. The JSON still parses to the same value:
+    those characters can only occur inside strings, where the escapes mean them."""
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
 def _template(name: str) -> str:
     return resources.files("upshot.reports").joinpath(f"templates/{name}").read_text("utf-8")
 
@@ -61,6 +70,6 @@ def page(
         title=e(f"upshot weekly report {data.week}"),
         css=_template("report.css"),
         body=body,
-        specs=specs.replace("</", "<\\/"),
+        specs=script_json(specs),
         bundle=bundle,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from upshot.reports import fmt
-from upshot.reports.charts import slug
+from upshot.reports.charts import experiment_chart_name
 from upshot.reports.html_kit import card, chart_div, e, table
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def _experiment(
     return (
         f'<div class="experiment"><h3>{e(name)}{badges}</h3>'
         f'<p class="meta">users per arm: {e(sizes)} · SRM check: {e(srm)}</p>'
-        f"{chart_div(charts, 'experiment-' + slug(name))}{table(columns, results, cell)}"
+        f"{chart_div(charts, experiment_chart_name(name))}{table(columns, results, cell)}"
         f"{decomposition}</div>"
     )
 

@@ -7,6 +7,8 @@ Markdown (tables, bold), no images and no links outside the report folder.
 
 from __future__ import annotations
 
+import re
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from upshot import period
@@ -21,8 +23,20 @@ MAX_ROWS = 5
 
 
 def _md(text: Any) -> str:
-    """Escape the characters that would break a Markdown table cell or start markup."""
-    return str(text).replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+    """A name or message as literal text within one line (or table cell) of Markdown.
+
+    `<`, `>` and `&` become HTML entities (no tag, comment or entity from a name reaches
+    a renderer); line breaks become spaces (a name cannot start a line, heading, list
+    item or table row); the characters that open markup or split a cell get a backslash;
+    and so does a leading `- `, `+ ` or `1. `, which would open a list inside a list item.
+    """
+    out = "".join(f"\\{c}" if c in _MD_SPECIAL else c for c in str(text))
+    out = " ".join(escape(out, quote=False).splitlines())
+    return _MD_LIST_START.sub(r"\1\\\2", out)
+
+
+_MD_SPECIAL = frozenset("\\`*_[]|~#")
+_MD_LIST_START = re.compile(r"^(\s*(?:\d{1,9})?)([-+.)])(?=\s|$)")
 
 
 def alerts_block(alerts: Alerts) -> list[str]:
@@ -56,8 +70,9 @@ def movers_block(data: ReportData) -> list[str]:
         rows.sort(key=lambda r: -abs(r["effect"] or 0))
         for r in rows[:MAX_ROWS]:
             one = lambda v, b=meta["binary"]: fmt.per_send(v, b)  # noqa: E731
+            objective = _md(meta["objective"])
             lines.append(
-                f"- {_md(r['message_class'])} on {meta['objective']}: {one(r['effect'])} per send "
+                f"- {_md(r['message_class'])} on {objective}: {one(r['effect'])} per send "
                 f"{fmt.interval(r['effect_ci_lower'], r['effect_ci_upper'], one)}"
             )
     return lines or ["- no class moved a key objective significantly this week"]
