@@ -2,6 +2,12 @@
 
     python benchmarks/bench_uplift.py                      # 8 classes x 4 objectives, 1M/class
     python benchmarks/bench_uplift.py --per-class 100000   # the smaller run
+    python benchmarks/bench_uplift.py --classes 2 --repeats 2   # 1M/class, fewer classes
+
+Each side is timed `--repeats` times (default 3), interleaved (upshot, naive, upshot,
+naive, ...) so a change in a shared machine's load falls on both; the script prints the
+min and median of each, the ratio of the minima and of the medians, and the load average
+before and after.
 
 Both sides get the same synthetic decisions (targeted sends with a logged propensity, 10
 covariates of which 2 categorical, 2 binary and 2 continuous objectives, heterogeneous
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -166,6 +173,31 @@ def quality(cells: dict, truth: dict) -> tuple[float, list[float]]:
     return float(np.mean(covered)), widths
 
 
+def run_side(name: str, args: argparse.Namespace, repeat: int) -> dict:
+    """One timed run of one side, in a fresh process (or its cached result)."""
+    tag = (
+        f"{name}-{args.classes}x{args.per_class}-f{args.folds}-j{args.jobs}-s{args.seed}-r{repeat}"
+    )
+    cached = args.cache / f"uplift-{tag}.json" if args.cache else None
+    if cached and cached.exists():
+        print(f"reusing {cached}", file=sys.stderr, flush=True)
+        return json.loads(cached.read_text())
+    cmd = [sys.executable, __file__, "--side", name, "--classes", str(args.classes),
+           "--per-class", str(args.per_class), "--folds", str(args.folds),
+           "--jobs", str(args.jobs), "--seed", str(args.seed)]  # fmt: skip
+    print(f"run {repeat + 1}/{args.repeats}: {name} ...", file=sys.stderr, flush=True)
+    # each side as a user would run it: upshot sets OMP_WAIT_POLICY=PASSIVE for itself,
+    # the baseline keeps OpenMP's default (spinning threads: fastest on an idle machine,
+    # so run this on one)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {result['seconds']:.1f} s", file=sys.stderr, flush=True)
+    if cached:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(result))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=8)
@@ -173,6 +205,12 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=1, help="upshot's --jobs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="Timed runs of each side, interleaved (upshot, naive, upshot, naive, ...).",
+    )
     parser.add_argument(
         "--cache",
         type=Path,
@@ -184,27 +222,18 @@ def main() -> None:
     if args.side:
         side(args)
         return
-    results = {}
-    for name in ("upshot", "naive"):
-        tag = f"{name}-{args.classes}x{args.per_class}-f{args.folds}-j{args.jobs}-s{args.seed}"
-        cached = args.cache / f"uplift-{tag}.json" if args.cache else None
-        if cached and cached.exists():
-            print(f"reusing {cached}", file=sys.stderr, flush=True)
-            results[name] = json.loads(cached.read_text())
-            continue
-        cmd = [sys.executable, __file__, "--side", name, "--classes", str(args.classes),
-               "--per-class", str(args.per_class), "--folds", str(args.folds),
-               "--jobs", str(args.jobs), "--seed", str(args.seed)]  # fmt: skip
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        # each side as a user would run it: upshot sets OMP_WAIT_POLICY=PASSIVE for itself,
-        # the baseline keeps OpenMP's default (spinning threads: fastest on an idle machine,
-        # so run this on one)
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
-        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-        if cached:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            cached.write_text(json.dumps(results[name]))
-    ours, naive = results["upshot"], results["naive"]
+    load_before = os.getloadavg()
+    runs: dict[str, list[dict]] = {"upshot": [], "naive": []}
+    # interleaved, so a change in the machine's load falls on both sides alike
+    for repeat in range(args.repeats):
+        for name in ("upshot", "naive"):
+            runs[name].append(run_side(name, args, repeat))
+    load_after = os.getloadavg()
+    ours, naive = runs["upshot"][0], runs["naive"][0]
+    # the fits are seeded: every run of a side gives the same cells, the first speaks for all
+    for name, found in runs.items():
+        if any(r["cells"] != found[0]["cells"] for r in found[1:]):
+            print(f"warning: the runs of {name} gave different estimates", file=sys.stderr)
     truth = ours["truth"]
     cover_ours, width_ours = quality(ours["cells"], truth)
     cover_naive, width_naive = quality(naive["cells"], truth)
@@ -215,26 +244,40 @@ def main() -> None:
     ]))  # fmt: skip
     n = args.classes * args.per_class
     covs = NUMERIC + len(CATEGORICAL)
+    secs = {k: [r["seconds"] for r in v] for k, v in runs.items()}
+    low = {k: min(v) for k, v in secs.items()}
+    mid = {k: float(np.median(v)) for k, v in secs.items()}
+    peak = {k: max(r["peak_mb"] for r in v) for k, v in runs.items()}
     workers = ""
     if args.jobs > 1:
-        workers = f" + {args.jobs} workers <= {ours.get('worker_peak_mb', 0):.0f} MB each"
+        worker_mb = max(r.get("worker_peak_mb", 0) for r in runs["upshot"])
+        workers = f" + {args.jobs} workers <= {worker_mb:.0f} MB each"
     lines = [
         (
             f"uplift: {args.classes} classes x {len(OBJECTIVES)} objectives, {args.per_class:,} "
             f"decisions per class ({n:,} total), {covs} covariates, {args.folds} folds, LightGBM "
-            f"nuisances, upshot --jobs {args.jobs}"
+            f"nuisances, upshot --jobs {args.jobs}, {args.repeats} interleaved runs each"
         ),
         (
-            f"  upshot estimate_uplift  {ours['seconds']:8.1f} s   peak {ours['peak_mb']:7.0f} MB"
-            f"{workers}"
-            f"   CI coverage {cover_ours:.0%}"
+            f"  load average before {load_before[0]:.2f} {load_before[1]:.2f} "
+            f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} "
+            f"{load_after[2]:.2f} ({os.cpu_count()} CPUs)"
         ),
         (
-            f"  naive LinearDML loop    {naive['seconds']:8.1f} s   peak {naive['peak_mb']:7.0f} MB"
-            f"   CI coverage {cover_naive:.0%}"
+            f"  upshot estimate_uplift  min {low['upshot']:7.1f} s  median {mid['upshot']:7.1f} s"
+            f"   peak {peak['upshot']:6.0f} MB{workers}   CI coverage {cover_ours:.0%}"
         ),
         (
-            f"  speed-up {naive['seconds'] / ours['seconds']:.1f}x; median CI width upshot/naive "
+            f"  naive LinearDML loop    min {low['naive']:7.1f} s  median {mid['naive']:7.1f} s"
+            f"   peak {peak['naive']:6.0f} MB   CI coverage {cover_naive:.0%}"
+        ),
+        "  runs (s): upshot "
+        + ", ".join(f"{x:.1f}" for x in secs["upshot"])
+        + "; naive "
+        + ", ".join(f"{x:.1f}" for x in secs["naive"]),
+        (
+            f"  speed-up {low['naive'] / low['upshot']:.1f}x (minima), "
+            f"{mid['naive'] / mid['upshot']:.1f}x (medians); median CI width upshot/naive "
             f"{width_ratio:.3f} (mean {np.mean(width_ours):.4g} vs {np.mean(width_naive):.4g})"
         ),
     ]

@@ -20,6 +20,7 @@ from upshot.experiments.decompose import (
 from upshot.experiments.decompose import funnel as funnel_split
 from upshot.experiments.engine import Options, analyze_rows, sort_rows
 from upshot.experiments.interaction import interactions
+from upshot.experiments.query import JOINT
 from upshot.experiments.results import ExperimentAnalysis
 from upshot.experiments.sources import (
     prepare_table,
@@ -219,7 +220,12 @@ class Decomposition(ResultsMixin):
     items: tuple[FunnelDecomposition | ShiftShare, ...]
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        return [{"arm": i.arm, **row} for i in self.items for row in i.to_dicts()]
+        missing = ("n_missing_control", "n_missing_treatment")
+        return [
+            {"arm": i.arm, **row, **{k: getattr(i, k) for k in missing}}
+            for i in self.items
+            for row in i.to_dicts()
+        ]
 
     def to_document(self) -> dict[str, Any]:
         return {
@@ -244,11 +250,17 @@ def decompose(
     user_col: str | None = None,
     control: str | None = None,
     alpha: float | None = None,
+    nulls: str = "missing",
 ) -> Decomposition:
     """Decompose each treatment arm's effect: a `funnel` of steps (metric or column names,
     first step per user, then each step per the previous one), a mix/rate split of
     `metric` over the values of `segment` (a users column, or a file column), or over
-    `parts` given as "weight_col:value_col" (file only: channels)."""
+    `parts` given as "weight_col:value_col" (file only: channels).
+
+    In a file a NULL or NaN value is missing, as in `analyze`: a user missing any of the
+    decomposition's variables is left out of it (complete case: the parts must add up over
+    the same users), counted in `n_missing_control` / `n_missing_treatment`;
+    `nulls="zero"` reads it as 0 instead."""
     from upshot.config import load_config
 
     config = config or load_config()
@@ -273,7 +285,7 @@ def decompose(
             # decompositions sum their parts over the same users: the all-rows aggregates
             rows = table_rows(
                 c, table, [spec], variant_col=variant_col, user_col=user_col,
-                second_key=segment, per_metric=False,
+                second_key=segment, nulls=nulls, joint=True,
             )  # fmt: skip
             rows = [{**r, "segment": r.get("variant_b")} for r in rows]
             name = experiment or Path(str(table)).stem
@@ -288,15 +300,19 @@ def decompose(
             rows = warehouse_rows(c, experiment, [spec], variables, segment=segment)
             name = experiment
     note = _adjusted_note(config, names[-1] if funnel else str(metric), table is None)
+    # a file's rows carry the complete case of every variable (NULL is missing); the
+    # warehouse's do not (no event is a real 0), nor a file's read with nulls="zero"
+    prefix = JOINT if any(JOINT + "n" in r for r in rows) else ""
     if segment:
-        found = _by_segment(rows, name, str(metric), control, alpha)
+        found = _by_segment(rows, name, str(metric), control, alpha, prefix)
         return replace(found, items=tuple(replace(i, note=note) for i in found.items))
     labels = [f"{w}->{v}" for w, v in pairs]
     groups = sort_rows(rows, control, None)
-    base = Moments.from_row(groups.rows.get(control, {}), names)
+    base = Moments.from_row(groups.rows.get(control, {}), names, prefix)
+    missing = {a: _missing(groups.rows.get(a, {}), prefix) for a in groups.arms}
     items: list[FunnelDecomposition | ShiftShare] = []
     for arm in groups.arms[1:]:
-        m = Moments.from_row(groups.rows.get(arm, {}), names)
+        m = Moments.from_row(groups.rows.get(arm, {}), names, prefix)
         if funnel:
             items.append(funnel_split(base, m, experiment=name, arm=arm, alpha=alpha))
         else:
@@ -311,8 +327,20 @@ def decompose(
                     alpha=alpha,
                 )
             )
-    items = [replace(i, note=note) for i in items]
+    items = [
+        replace(
+            i, note=note, n_missing_control=missing[control], n_missing_treatment=missing[i.arm]
+        )
+        for i in items
+    ]
     return Decomposition(name, "funnel" if funnel else "shift_share", tuple(items))
+
+
+def _missing(row: Mapping[str, Any], prefix: str) -> int:
+    """Users of one row left out because a variable of the decomposition is missing."""
+    if not prefix or not row:
+        return 0
+    return int(row.get("n") or 0) - int(row.get(prefix + "n") or 0)
 
 
 def _adjusted_note(config: Config, metric: str, warehouse: bool) -> str:
@@ -333,17 +361,27 @@ def _adjusted_note(config: Config, metric: str, warehouse: bool) -> str:
 
 
 def _by_segment(
-    rows: Sequence[Mapping[str, Any]], name: str, metric: str, control: str, alpha: float
+    rows: Sequence[Mapping[str, Any]],
+    name: str,
+    metric: str,
+    control: str,
+    alpha: float,
+    prefix: str = "",
 ) -> Decomposition:
     kept = [r for r in rows if not r.get("exclusion") and r.get("variant") is not None]
     segments = sorted({str(r["segment"]) for r in kept})
     arms = [control, *sorted({str(r["variant"]) for r in kept} - {control})]
     by_arm = {a: [dict(r) for r in kept if r["variant"] == a] for a in arms}
-    base = segment_moments(by_arm[control], metric, segments)
+    missing = {a: sum(_missing(r, prefix) for r in by_arm[a]) for a in arms}
+    base = segment_moments(by_arm[control], metric, segments, prefix)
     items: list[FunnelDecomposition | ShiftShare] = [
-        shift_share(
-            base, segment_moments(by_arm[arm], metric, segments), segments,
-            experiment=name, arm=arm, metric=metric, alpha=alpha,
+        replace(
+            shift_share(
+                base, segment_moments(by_arm[arm], metric, segments, prefix), segments,
+                experiment=name, arm=arm, metric=metric, alpha=alpha,
+            ),
+            n_missing_control=missing[control],
+            n_missing_treatment=missing[arm],
         )
         for arm in arms[1:]
     ]  # fmt: skip

@@ -134,6 +134,9 @@ class FunnelDecomposition(ResultsMixin):
     # decompositions split unadjusted means; `note` says when `analyze` adjusts the metric
     adjusted: bool = False
     note: str = ""
+    # users left out because a variable is missing (a file's NULL or NaN; see `analysis`)
+    n_missing_control: int = 0
+    n_missing_treatment: int = 0
 
     @property
     def shares_identified(self) -> bool:
@@ -296,6 +299,9 @@ class ShiftShare(ResultsMixin):
     # decompositions split unadjusted means; `note` says when `analyze` adjusts the metric
     adjusted: bool = False
     note: str = ""
+    # users left out because a variable is missing (a file's NULL or NaN; see `analysis`)
+    n_missing_control: int = 0
+    n_missing_treatment: int = 0
 
     def __post_init__(self) -> None:
         if self.status != "ok":
@@ -389,9 +395,10 @@ def shift_share(
 
 
 def segment_moments(
-    rows: Sequence[dict[str, Any]], variable: str, segments: Sequence[str]
+    rows: Sequence[dict[str, Any]], variable: str, segments: Sequence[str], prefix: str = ""
 ) -> Moments:
-    """One arm's moments over [1{s}..., y 1{s}...] from per-segment rows (n, sums)."""
+    """One arm's moments over [1{s}..., y 1{s}...] from per-segment rows (n, sums), each
+    column name preceded by `prefix` (the complete case of users whose value is known)."""
     k = len(segments)
     names = tuple([f"w:{s}" for s in segments] + [f"y:{s}" for s in segments])
     sums = np.zeros(2 * k)
@@ -400,9 +407,11 @@ def segment_moments(
     for i, s in enumerate(segments):
         r = by.get(s, {})
         n, sy, syy = (
-            float(r.get(c) or 0.0) for c in ("n", f"{variable}_sum", f"{variable}_sum_squares")
+            float(r.get(prefix + c) or 0.0)
+            for c in ("n", f"{variable}_sum", f"{variable}_sum_squares")
         )
         sums[i], sums[k + i] = n, sy
         prods[i, i], prods[k + i, k + i] = n, syy
         prods[i, k + i] = prods[k + i, i] = sy
-    return Moments(names, np.asarray(sum(float(r.get("n") or 0) for r in rows)), sums, prods)
+    total = sum(float(r.get(prefix + "n") or 0) for r in rows)
+    return Moments(names, np.asarray(total), sums, prods)

@@ -61,15 +61,22 @@ class Aggregates:
     cases: tuple[Case, ...] = ()
 
 
+# the prefix of the one complete case that requires every variable (`plan(joint=True)`)
+JOINT = "cc(*)::"
+
+
 def plan(
     targets: Iterable[Target],
     *,
     winsorize: Mapping[str, float] | None = None,
     binary: Iterable[str] = (),
     missing: bool = False,
+    joint: bool = False,
 ) -> Aggregates:
     """The aggregates for `targets`: each target's variables and their pairwise products;
-    with `missing`, per metric over its complete case instead (see `Case`)."""
+    with `missing`, per metric over its complete case instead (see `Case`), or with
+    `joint` too over the one complete case of the users whose every variable is known
+    (prefix `JOINT`: a decomposition's parts must add up over the same users)."""
     targets = list(targets)
     order: list[str] = []
     wanted: set[frozenset[str]] = set()
@@ -87,6 +94,8 @@ def plan(
     )
     bins = tuple(v for v in dict.fromkeys(binary) if v in order)
     cases = tuple(Case(p, req, tuple(vs)) for p, (req, vs) in by_case.items()) if missing else ()
+    if missing and joint:
+        cases = (Case(JOINT, tuple(order), tuple(order)),)
     agg = Aggregates(tuple(order), pairs, dict(winsorize or {}), bins, cases)
     column_names(agg.variables)  # refuses variable names whose aggregate names clash
     for case in cases:

@@ -85,14 +85,16 @@ def prepare_table(
     winsorize: Mapping[str, float] | None = None,
     second_key: str | None = None,
     nulls: str = "missing",
-    per_metric: bool = True,
+    joint: bool = False,
 ) -> Prepared:
     """The pass over a Parquet/CSV file with one row per user.
 
     Groups are (variant, exclusion), plus `variant_b` holding `second_key`'s value when
     given (a second experiment's arm, or a segment). A NULL or NaN value is missing: each
     metric's aggregates are over its complete case (`query.Case`, read with the prefix
-    `Target.case`) when `per_metric`; `nulls="zero"` reads it as 0 instead.
+    `Target.case`); with `joint`, one complete case requires every variable of `specs`
+    (a decomposition's steps or parts add up over the same users), read with the prefix
+    `query.JOINT`. `nulls="zero"` reads a missing value as 0 instead.
     """
     if nulls not in ("missing", "zero"):
         raise UsageError(f"nulls == {nulls!r}, must be missing or zero")
@@ -108,7 +110,8 @@ def prepare_table(
         (s.target() for s in specs),
         winsorize=winsorize,
         binary=binary,
-        missing=per_metric and nulls == "missing",
+        missing=nulls == "missing",
+        joint=joint,
     )
     for v in agg.winsorize:
         if v not in agg.variables:

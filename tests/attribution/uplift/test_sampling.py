@@ -11,6 +11,7 @@ from upshot.attribution.uplift.sampling import (
     allocate,
     capped_folds,
     sampling_record,
+    spare_rows,
     strata_codes,
     stratified_rows,
 )
@@ -129,6 +130,29 @@ def test_capped_folds_keep_the_test_parts_and_cap_the_training_parts():
     uncapped, record = capped_folds(folds, strata, 0, seed=9)
     assert all(a is b for (a, _), (b, _) in zip(uncapped, folds, strict=True))
     assert record["scheme"] == "all"
+
+
+def test_spare_rows_are_the_training_rows_the_cap_left_out():
+    """What LightGBM's stopping rule reads: in the fold's training part, in neither its
+    capped training rows nor its test part, at most `max_rows`, seeded."""
+    from sklearn.model_selection import StratifiedKFold
+
+    rng = np.random.default_rng(4)
+    T = (rng.random(9_000) < 0.4).astype(np.int8)
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(np.zeros(9_000), T))
+    capped, _ = capped_folds(folds, strata_codes(T, None), 2_500, seed=9)
+    for limit, size in ((1_000, 1_000), (10_000, 6_000 - 2_500)):
+        spare = spare_rows(folds, capped, limit, seed=9)
+        for left, (train, test), (full, _) in zip(spare, capped, folds, strict=True):
+            assert len(left) == size
+            assert len(np.unique(left)) == size
+            assert np.all(np.isin(left, full))
+            assert not np.isin(left, train).any()
+            assert not np.isin(left, test).any()
+        again = spare_rows(folds, capped, limit, seed=9)
+        assert all(np.array_equal(a, b) for a, b in zip(spare, again, strict=True))
+    uncapped, _ = capped_folds(folds, strata_codes(T, None), 0, seed=9)
+    assert all(len(left) == 0 for left in spare_rows(folds, uncapped, 1_000, seed=9))
 
 
 @pytest.mark.parametrize("capped", [True, False])

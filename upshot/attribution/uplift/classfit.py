@@ -60,12 +60,15 @@ from upshot.attribution.uplift.results import (
     UpliftEstimate,
     failed,
 )
-from upshot.attribution.uplift.sampling import capped_folds, strata_codes
+from upshot.attribution.uplift.sampling import capped_folds, spare_rows, strata_codes
 
 if TYPE_CHECKING:
     pass
 
 MIN_ARM_PER_FOLD = 10  # decisions of each arm per fold: fewer and the fold fits are noise
+# rows the nuisance cap left out that judge when LightGBM stops adding trees, per fold:
+# enough rows that noise in their loss rarely stops the trees early, few enough to score cheaply
+STOPPING_ROWS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +203,8 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
     cells = _cells(task)
     masks = [c.fit for c in cells[1:] if c.big and c.fit is not None]
     on_ray = crossfit_on_ray(task)
-    mu, discrete = _arm_outcomes(task, crossfit, threads)
+    spare = spare_rows(folds, crossfit, STOPPING_ROWS, s.seed)
+    mu, discrete = _arm_outcomes(task, crossfit, spare, threads)
     fits: dict[str, ObjectiveFit | str] = {}
     for j, name in enumerate(task.objectives):
         arms = (mu[j], discrete[j]) if j in mu else None
@@ -237,10 +241,11 @@ NO_HOLDOUT_MESSAGE = (
 
 
 def _arm_outcomes(
-    task: ClassTask, crossfit: Folds, threads: int
+    task: ClassTask, crossfit: Folds, spare: Sequence[np.ndarray], threads: int
 ) -> tuple[dict[int, np.ndarray], dict[int, bool]]:
     """Per-arm outcome predictions of every objective that varies, fitted once for the
-    class on the capped folds: {objective index: (n, 2)}, and which are classifiers."""
+    class on the capped folds (stopping early on the `spare` rows the cap left out):
+    {objective index: (n, 2)}, and which are classifiers."""
     T, Y = task.T, task.Y
     varying = [j for j in range(Y.shape[1]) if np.ptp(Y[:, j]) > 0]
     if not varying:
@@ -253,8 +258,9 @@ def _arm_outcomes(
     ]
     s = task.settings
     mu = arm_outcomes(
-        Y[:, varying], discrete, T, task.X, crossfit, kind=s.nuisance, seed=s.seed, threads=threads
-    )
+        Y[:, varying], discrete, T, task.X, crossfit, kind=s.nuisance, seed=s.seed,
+        threads=threads, spare=spare,
+    )  # fmt: skip
     return (
         {j: mu[:, k, :] for k, j in enumerate(varying)},
         dict(zip(varying, discrete, strict=True)),

@@ -7,6 +7,8 @@ Two caps, both stratified on the design strata (treated × randomized):
 - `nuisance_max_rows`: each cross-fitting fold's nuisance models train on at most that
   many of the fold's training rows (`capped_folds`) and still predict every held-out row.
   EconML accepts folds whose training part is any subset disjoint from the test part.
+  The training rows the cap leaves out (`spare_rows`) are still out of fold: LightGBM
+  stops adding trees when its loss on a sample of them stops falling.
 
 Proportional allocation keeps each stratum's share exact (largest remainders), so a
 subsample keeps the class's treated share and its mix of randomized and targeted sends:
@@ -89,6 +91,25 @@ def capped_folds(
         "seed": seed,
     }
     return out, record
+
+
+def spare_rows(
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    capped: Sequence[tuple[np.ndarray, np.ndarray]],
+    max_rows: int,
+    seed: int,
+) -> list[np.ndarray]:
+    """Per fold, a seeded sample of at most `max_rows` of the training rows that the cap
+    left out (sorted; empty when nothing was left out): held out from the nuisance fits
+    and from the fold's test part, so a loss measured on them is an honest stopping rule."""
+    out = []
+    for k, ((whole, _), (kept, _)) in enumerate(zip(folds, capped, strict=True)):
+        left = np.setdiff1d(whole, kept, assume_unique=True)
+        if len(left) > max_rows:
+            rng = np.random.default_rng(seed + 7919 * (k + 1))
+            left = np.sort(rng.choice(left, size=max_rows, replace=False))
+        out.append(left)
+    return out
 
 
 def sampling_record(strata: np.ndarray, rows: np.ndarray | None, seed: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from upshot.cli.experiments.options import (
     ExperimentArg,
     GuardrailOpt,
     MetricOpt,
+    NullsOpt,
     RatioOpt,
     SplitOpt,
     TableOpt,
@@ -66,6 +67,7 @@ def decompose(
     ] = None,
     user_col: UserColOpt = None,
     alpha: AlphaOpt = None,
+    nulls: NullsOpt = None,
     fmt: FormatOption = Format.table,
     as_json: JsonOption = False,
 ) -> None:
@@ -75,7 +77,9 @@ def decompose(
     delta-method CIs (the steps share numerators and denominators, so they are
     correlated; rel_effect_joint_* are simultaneous over the steps). --segment / --parts
     split the effect into mix (who or what the arm had more of) and rate (how each part
-    performed) terms. The parts add up to the total exactly.
+    performed) terms. The parts add up to the total exactly. With --table a NULL or NaN
+    value is missing: a user missing any step or part is left out of the decomposition,
+    counted in n_missing_control / n_missing_treatment (--nulls zero reads it as 0).
     """
     from upshot.experiments import decompose as run_decompose
     from upshot.store import reading
@@ -89,8 +93,10 @@ def decompose(
         "alpha": alpha,
     }  # fmt: skip
     if table is not None:
-        result = run_decompose(experiment, table=table, **kwargs)
+        result = run_decompose(experiment, table=table, nulls=str(nulls or "missing"), **kwargs)
     else:
+        if nulls is not None:
+            raise UsageError("--nulls works with --table only; for the warehouse see upshot.toml")
         if not experiment:
             raise UsageError("name an experiment (see `upshot experiments list`) or give --table")
         with reading(st.config, st.db_path) as con:
@@ -110,6 +116,7 @@ def decompose(
             )
             if doc["status"] == "ok" and not doc["shares_identified"]:
                 title += " (its CI includes 0, so the shares are noise)"
+            title += _missing_note(doc)
             keys = (
                 "step",
                 "control",
@@ -125,7 +132,7 @@ def decompose(
             title = (
                 f"{item.arm}: {doc['metric']} effect {doc['effect']:.4g} "
                 f"= mix {doc['mix']:.4g} + rate {doc['rate']:.4g}"
-            )
+            ) + _missing_note(doc)
             keys = (
                 "part",
                 "weight_control",
@@ -143,6 +150,14 @@ def decompose(
     if out in (Format.csv, Format.ndjson):
         tables = {"rows": result.to_dicts()}
     emit(out, result.to_document(), tables)
+
+
+def _missing_note(doc: dict[str, Any]) -> str:
+    """How many users a missing value left out of the decomposition, if any."""
+    c, t = doc["n_missing_control"], doc["n_missing_treatment"]
+    if not (c or t):
+        return ""
+    return f" (left out, a value missing: {c:,} control, {t:,} treatment)"
 
 
 def plan(
