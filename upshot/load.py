@@ -1,10 +1,12 @@
 """Reading, validating, quarantining and appending logs, one file at a time.
 
-Each file is read by DuckDB in one pass into a staging table whose rows carry their
-first validation failure, if any. Then, in one transaction, the bad rows go to
-`quarantine`, the good rows not seen before go to the target table, and the file's
-fingerprint goes to `_loads`: a file loads entirely (minus quarantined rows) or not at
-all, even if the process is killed mid-way (DuckDB rolls the transaction back).
+Each file is read by DuckDB through a view whose rows carry their first validation
+failure, if any (`_checked`). One aggregate pass counts the rows, the failures, the
+naive timestamps and whether a key repeats; only the failing rows are stored (`_bad`).
+Then, in one transaction, the bad rows go to `quarantine`, the good rows not seen before
+go straight from the file to the target table, and the file's fingerprint goes to
+`_loads`: a file loads entirely (minus quarantined rows) or not at all, even if the
+process is killed mid-way (DuckDB rolls the transaction back).
 """
 
 from __future__ import annotations
@@ -181,6 +183,17 @@ def _add_folders(con: duckdb.DuckDBPyConnection, folders: dict[str, str]) -> Non
     con.execute(f"CREATE TEMP VIEW _src AS SELECT *, {consts} FROM _src_file")
 
 
+def _with_folders(relation: str, folders: dict[str, str]) -> str:
+    """`relation` with the partition folder columns `_add_folders` gives `_src`."""
+    if not folders:
+        return relation
+    consts = ", ".join(
+        f"{'NULL' if partitions.is_null(v) else literal(v)}::VARCHAR AS {ident(FOLDER + k)}"
+        for k, v in folders.items()
+    )
+    return f"(SELECT *, {consts} FROM {relation})"
+
+
 def _mismatch(spec: TableSpec, checked: Sequence[str], tz: str) -> str:
     """CASE naming the first column whose value differs from its partition folder's."""
     branches = []
@@ -211,6 +224,19 @@ def _extras(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The views over one file: `rows` with `_row` (the data row number), `data` without
+    it (for CSV numbering rows is a window over the whole file); both carry the typed
+    contract columns and `_fail`. `keys`: the key columns typed, as SQL over `source`,
+    the file read as it is (without `_row`)."""
+
+    rows: str
+    data: str
+    source: str
+    keys: dict[str, str]
+
+
 def _stage(
     con: duckdb.DuckDBPyConnection,
     spec: TableSpec,
@@ -218,15 +244,20 @@ def _stage(
     mapping: dict[str, tuple[str, str]],
     config: Config,
     checked: Sequence[str] = (),
-) -> None:
-    """Stage `_src` typed, with each row's first failure; `checked` columns must equal
-    their partition folder's value."""
+    data: str = "_src",
+) -> Checked:
+    """The views over `_src` (and `data`, the same without `_row`) typed, with each row's
+    first failure; `checked` columns must equal their partition folder's value."""
     tz = config.load.naive_timezone
-    selects = ["_row"]
+    selects = []
     present: set[str] = set()
+    keys = {}
     for col in columns:
         source, source_type = mapping.get(col.name, (None, "VARCHAR"))
-        selects.append(f"{contract.typed(col, source, source_type, tz)} AS {ident(col.name)}")
+        expr = contract.typed(col, source, source_type, tz)
+        selects.append(f"{expr} AS {ident(col.name)}")
+        if col.name in spec.key:
+            keys[col.name] = expr
         if source is not None:
             present.add(col.name)
             if col.type != "VARCHAR":
@@ -242,8 +273,11 @@ def _stage(
         config.load.earliest_timestamp,
         parse_window(config.load.max_future, "load.max_future") * 86400,
     )
+    # one instant for every pass over the file, so that they agree on "the future"
+    clock_row = con.execute("SELECT CAST(now() AS VARCHAR)").fetchone()
+    clock = f"CAST({literal(str(clock_row[0] if clock_row else ''))} AS TIMESTAMPTZ)"
     fail = contract.failure(
-        TableSpec(spec.name, columns, spec.key), present, config.load.channels, time_range
+        TableSpec(spec.name, columns, spec.key), present, config.load.channels, time_range, clock
     )
     if checked:
         fail = f"coalesce({fail}, {_mismatch(spec, checked, tz)})"
@@ -254,10 +288,18 @@ def _stage(
             "CASE WHEN NOT _json_ok THEN {'reason': 'malformed_json', 'column': NULL, "
             f"'raw': NULL}} ELSE {fail} END"
         )
+    body = ", ".join(selects)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _stage AS SELECT *, {fail} AS _fail "
-        f"FROM (SELECT {', '.join(selects)} FROM _src)"
+        f"CREATE OR REPLACE TEMP VIEW _checked AS SELECT *, {fail} AS _fail "
+        f"FROM (SELECT _row, {body} FROM _src)"
     )
+    if data == "_src":
+        return Checked("_checked", "_checked", "_src", keys)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW _checked_data AS SELECT *, {fail} AS _fail "
+        f"FROM (SELECT {body} FROM {data})"
+    )
+    return Checked("_checked", "_checked_data", data, keys)
 
 
 def _oversize(
@@ -276,10 +318,55 @@ def _oversize(
     return f"CASE {' '.join(branches)} END" if branches else None
 
 
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """One aggregate pass over the checked file: rows, failing rows, naive timestamps,
+    and whether a key repeats among the good rows."""
+
+    read: int
+    bad: int
+    naive: int
+    repeats: bool
+
+
+def _survey(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    mapping: dict[str, tuple[str, str]],
+    views: Checked,
+) -> Survey:
+    """Count what the load needs in one pass. Repeated keys are looked for by their hash:
+    as many distinct hashes as keyed rows proves no key repeats; fewer (a repeat, or a
+    collision) is settled by an exact count of distinct keys, a pass only such files pay."""
+    keys = [ident(k) for k in spec.key]
+    keyed = " AND ".join(f"{k} IS NOT NULL" for k in keys)
+    good = f"_fail IS NULL AND {keyed}"
+    row = con.execute(
+        f"SELECT count(*), count(_fail), count(*) FILTER (WHERE {good}), "
+        f"count(DISTINCT hash({', '.join(keys)})) FILTER (WHERE {good}), "
+        f"{_naive_timestamps(spec, mapping)} FROM {views.data}"
+    ).fetchall()  # not fetchone: the CSV reader writes its rejects table when drained
+    read, bad, keyed_rows, hashes, naive = (int(x or 0) for x in row[0])
+    repeats = False
+    if hashes < keyed_rows:
+        key_tuple = f"({', '.join(keys)})" if len(keys) > 1 else keys[0]
+        exact = con.execute(
+            f"SELECT count(*) - count(DISTINCT {key_tuple}) FROM {views.data} WHERE {good}"
+        ).fetchone()
+        repeats = bool(exact and exact[0])
+    return Survey(read, bad, naive, repeats)
+
+
 def _insert(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, columns: tuple[Column, ...], load_id: str
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    columns: tuple[Column, ...],
+    load_id: str,
+    views: Checked,
+    repeats: bool,
 ) -> int:
-    """Append the good rows whose key is new (first occurrence in the file wins).
+    """Append the good rows whose key is new (first occurrence in the file wins), read
+    from the file itself: no copy of the good rows is staged.
 
     Dedupe is the costly part of a load, so each step runs only when it can matter: the
     window only when the file repeats a key, the anti-join only when the table has rows.
@@ -287,29 +374,26 @@ def _insert(
     table = ident(spec.name)
     keys = [ident(k) for k in spec.key]
     keyed = " AND ".join(f"{k} IS NOT NULL" for k in keys)
-    key_tuple = f"({', '.join(keys)})" if len(keys) > 1 else keys[0]
-    repeats = con.execute(
-        f"SELECT count(*) - count(DISTINCT {key_tuple}) FROM _stage WHERE _fail IS NULL AND {keyed}"
-    ).fetchone()
     has_rows = con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()
-    rows = "SELECT * FROM _stage WHERE _fail IS NULL"
-    if repeats and repeats[0]:
-        rows += (
-            f" QUALIFY NOT ({keyed}) OR "
+    rows = f"SELECT * FROM {views.data} WHERE _fail IS NULL"
+    if repeats:
+        rows = (
+            f"SELECT * FROM {views.rows} WHERE _fail IS NULL QUALIFY NOT ({keyed}) OR "
             f"row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY _row) = 1"
         )
     where = ""
     if has_rows and has_rows[0]:
         same_key = " AND ".join(f"t.{k} = f.{k}" for k in keys)
+        typed = ", ".join(f"{views.keys[k]} AS {ident(k)}" for k in spec.key)
         # The file's keys already in the table, by an inner join: DuckDB builds its hash
         # table on the smaller side (a day's file, not years of history) and prunes the
         # table's row groups by the file's key range, where an anti-join against the
-        # table would hash all of it for every file.
+        # table would hash all of it for every file. A bad row's key may be among them:
+        # harmless, bad rows are not inserted anyway.
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _known AS SELECT DISTINCT "
             f"{', '.join(f't.{k}' for k in keys)} FROM {table} t "
-            f"JOIN (SELECT {', '.join(keys)} FROM _stage WHERE _fail IS NULL AND {keyed}) f "
-            f"ON {same_key}"
+            f"JOIN (SELECT {typed} FROM {views.source}) f ON {same_key}"
         )
         where = f" WHERE NOT EXISTS (SELECT 1 FROM _known t WHERE {same_key})"
     cols = ", ".join(ident(c.name) for c in columns)
@@ -322,11 +406,9 @@ def _insert(
 _ZONED = r"[T ][0-9]{1,2}:[0-9]{2}.*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
 
 
-def _naive_timestamps(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, mapping: dict[str, tuple[str, str]]
-) -> int:
-    """Good values of the staged file's timestamp columns that carried no zone (read in
-    `load.naive_timezone`), for the load journal and `upshot check`."""
+def _naive_timestamps(spec: TableSpec, mapping: dict[str, tuple[str, str]]) -> str:
+    """SQL counting the good values of the checked file's timestamp columns that carried
+    no zone (read in `load.naive_timezone`), for the load journal and `upshot check`."""
     counts = []
     for col in spec.columns:
         if col.type != "TIMESTAMPTZ" or col.name not in mapping:
@@ -341,15 +423,12 @@ def _naive_timestamps(
             else f"NOT regexp_matches(trim(CAST({raw} AS VARCHAR)), {literal(_ZONED)})"
         )
         counts.append(f"count(*) FILTER (WHERE _fail IS NULL AND {naive})")
-    if not counts:
-        return 0
-    row = con.execute(f"SELECT {' + '.join(counts)} FROM _stage").fetchone()
-    return int(row[0]) if row and row[0] else 0
+    return " + ".join(counts) if counts else "0"
 
 
 def _replace(
     con: duckdb.DuckDBPyConnection, spec: TableSpec, columns: tuple[Column, ...], load_id: str
-) -> int:
+) -> int:  # users snapshots are small: the row-numbered view serves
     """`load users --replace`: the file's values overwrite, for the user_ids already in the
     table, every column the file holds (first row of a repeated id wins, as on append);
     columns the file lacks keep their values. New user_ids are appended after this."""
@@ -357,7 +436,7 @@ def _replace(
     sets = [f"{ident(c.name)} = f.{ident(c.name)}" for c in columns if c.name != spec.key[0]]
     sets.append("load_id = $load_id")
     row = con.execute(
-        f"UPDATE {ident(spec.name)} AS t SET {', '.join(sets)} FROM (SELECT * FROM _stage "
+        f"UPDATE {ident(spec.name)} AS t SET {', '.join(sets)} FROM (SELECT * FROM _checked "
         f"WHERE _fail IS NULL AND {key} IS NOT NULL "
         f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _row) = 1) AS f "
         f"WHERE t.{key} = f.{key}",
@@ -399,10 +478,19 @@ def load_file(
                 "was loaded"
             )
         _add_folders(con, folders)
+        data = "_src"
+        if fmt == "csv":
+            data = _with_folders("_src_data", folders)
         mapping, ignored = _columns(con, path, spec, folders, renames, config)
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
         columns = spec.columns + _extras(con, spec, mapping)
-        _stage(con, spec, columns, mapping, config, checked)
+        views = _stage(con, spec, columns, mapping, config, checked, data)
+        survey = _survey(con, spec, mapping, views)
+        if survey.bad:  # only the failing rows are stored
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _bad AS SELECT _row, _fail FROM {views.rows} "
+                "WHERE _fail IS NOT NULL"
+            )
     except (InputError, InterruptError):
         raise
     except Exception as exc:  # DuckDB could not read it at all: name the file, load nothing
@@ -410,7 +498,8 @@ def load_file(
             raise
         raise InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
     rejects = csv_rejects(con, fmt)
-    fix_csv_rows(con, rejects)
+    if survey.bad:
+        fix_csv_rows(con, rejects)
     load_id = f"{table}-{digest[:12]}-{uuid.uuid4().hex[:6]}"
     with transaction(con):
         for col in columns[len(spec.columns) :]:
@@ -418,30 +507,29 @@ def load_file(
                 f"ALTER TABLE {ident(spec.name)} ADD COLUMN IF NOT EXISTS "
                 f"{ident(col.name)} {col.type}"
             )
-        con.execute(query("load", "quarantine-staged"), [load_id, path, table])
+        if survey.bad:
+            con.execute(query("load", "quarantine-staged"), [load_id, path, table])
         for line, raw in rejects:
             con.execute(
                 "INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, 'malformed_row', ?)",
                 [load_id, path, table, line, raw],
             )
         replaced = _replace(con, spec, columns, load_id) if replace else 0
-        accepted = _insert(con, spec, columns, load_id) + replaced
-        counts = con.execute(query("load", "stage-counts")).fetchone()
-        read, bad = (int(counts[0]), int(counts[1])) if counts else (0, 0)
-        read, bad = read + len(rejects), bad + len(rejects)
+        accepted = _insert(con, spec, columns, load_id, views, survey.repeats) + replaced
+        read, bad = survey.read + len(rejects), survey.bad + len(rejects)
         duplicates = read - bad - accepted
         con.execute(
             query("load", "record-load"),
             [load_id, digest, path, table, read, accepted, duplicates, bad, *(stat or (None,) * 3)],
         )
-        naive = _naive_timestamps(con, spec, mapping)
+        naive = survey.naive
         con.execute(
             query("load", "record-mode"), [("replace" if replace else "append"), naive, load_id]
         )
-    reasons = dict(con.execute(query("load", "stage-reasons")).fetchall())
+    reasons = dict(con.execute(query("load", "stage-reasons")).fetchall()) if survey.bad else {}
     if rejects:
         reasons["malformed_row"] = reasons.get("malformed_row", 0) + len(rejects)
-    con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _known")
+    _drop(con)
     return FileReport(
         path,
         table,
@@ -456,6 +544,11 @@ def load_file(
         rows_replaced=replaced,
         naive_timestamps=naive,
     )
+
+
+def _drop(con: duckdb.DuckDBPyConnection) -> None:
+    """The temporary tables of one file's load (the views are replaced by the next)."""
+    con.execute("DROP TABLE IF EXISTS _bad; DROP TABLE IF EXISTS _known")
 
 
 def _load_or_fail(
@@ -477,7 +570,7 @@ def _load_or_fail(
         if is_interrupt(exc) or not isinstance(exc, InputError | duckdb.Error | OSError):
             raise
         error = _reason(path, exc)
-    con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _known")
+    _drop(con)
     return FileReport(path, table, "failed", error=error)
 
 
