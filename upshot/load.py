@@ -28,7 +28,7 @@ from upshot.interrupts import interruptible, is_interrupt
 from upshot.load_append import insert as _insert
 from upshot.load_append import replace_users as _replace
 from upshot.load_append import survey as _survey
-from upshot.load_checks import add_folders, extras, mapped, stage, with_folders
+from upshot.load_checks import add_folders, extras, mapped, materialized, stage, with_folders
 from upshot.load_report import FileReport, LoadReport
 from upshot.readers import (
     csv_rejects,
@@ -93,6 +93,8 @@ def load_file(
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
         cols = spec.columns + extras(con, spec, mapping)
         views = stage(con, spec, cols, mapping, config, checked, data)
+        if fmt == "csv":  # parsed once: Parquet is read again cheaper than it is copied
+            views = materialized(con, views)
         survey = _survey(con, spec, mapping, views)
         if survey.bad:  # only the failing rows are stored
             con.execute(
@@ -123,7 +125,7 @@ def load_file(
                 [load_id, path, table, line, raw],
             )
         replaced = _replace(con, spec, cols, load_id) if replace else 0
-        accepted = _insert(con, spec, cols, load_id, views, survey.repeats) + replaced
+        accepted = _insert(con, spec, cols, load_id, views, survey) + replaced
         read, bad = survey.read + len(rejects), survey.bad + len(rejects)
         duplicates = read - bad - accepted
         con.execute(
@@ -156,7 +158,9 @@ def load_file(
 
 def _drop(con: duckdb.DuckDBPyConnection) -> None:
     """The temporary tables of one file's load (the views are replaced by the next)."""
-    con.execute("DROP TABLE IF EXISTS _bad; DROP TABLE IF EXISTS _known")
+    con.execute(
+        "DROP TABLE IF EXISTS _bad; DROP TABLE IF EXISTS _known; DROP TABLE IF EXISTS _staged"
+    )
 
 
 def _load_or_fail(

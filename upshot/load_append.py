@@ -59,20 +59,21 @@ def insert(
     columns: tuple[Column, ...],
     load_id: str,
     views: Checked,
-    repeats: bool,
+    survey: Survey,
 ) -> int:
     """Append the good rows whose key is new (first occurrence in the file wins), read
     from the file itself: no copy of the good rows is staged.
 
     Dedupe is the costly part of a load, so each step runs only when it can matter: the
-    window only when the file repeats a key, the anti-join only when the table has rows.
+    window only when the file repeats a key, the anti-join only when the table has rows;
+    and the rows are tested again only if the survey found a failing one.
     """
     table = ident(spec.name)
     keys = [ident(k) for k in spec.key]
     keyed = " AND ".join(f"{k} IS NOT NULL" for k in keys)
     has_rows = con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()
-    rows = f"SELECT * FROM {views.data} WHERE _fail IS NULL"
-    if repeats:
+    rows = f"SELECT * FROM {views.data}" + (" WHERE _fail IS NULL" if survey.bad else "")
+    if survey.repeats:
         rows = (
             f"SELECT * FROM {views.rows} WHERE _fail IS NULL QUALIFY NOT ({keyed}) OR "
             f"row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY _row) = 1"

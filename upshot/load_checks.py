@@ -185,6 +185,13 @@ def stage(
     return Checked("_checked", "_checked_data", data, keys)
 
 
+def materialized(con: duckdb.DuckDBPyConnection, views: Checked) -> Checked:
+    """The checked rows stored once, for a file that costs more to read again than to
+    keep (CSV: each read parses every cell), as `Checked` views over the copy."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS SELECT * FROM {views.rows}")
+    return Checked("_staged", "_staged", "_staged", {k: ident(k) for k in views.keys})
+
+
 def _oversize(
     source_columns: list[tuple[str, str]], mapping: dict[str, tuple[str, str]], limit: int
 ) -> str | None:
