@@ -156,12 +156,14 @@ def failure(
     present: set[str],
     channels: tuple[str, ...],
     time_range: tuple[str, float] | None = None,
+    clock: str = "now()",
 ) -> str:
     """One CASE naming the first problem of a row as a struct (reason, column, raw), else NULL.
 
     `present` holds the contract columns the file has. Typed values are the inner query's
     columns (named after the contract); a non-text column's raw value is `_raw_<name>`.
-    `time_range` (earliest date, seconds ahead of the load's clock) bounds every timestamp.
+    `time_range` (earliest date, seconds ahead of the load's clock) bounds every timestamp;
+    `clock` is that clock's SQL (one fixed instant, so that every pass agrees on it).
     """
     types = {c.name: c.type for c in spec.columns}
     branches: list[str] = []
@@ -197,7 +199,7 @@ def failure(
             earliest, ahead = time_range
             add(
                 f"{name} < CAST({literal(earliest)} AS TIMESTAMPTZ) OR "
-                f"{name} > now() + to_seconds({float(ahead)!r})",
+                f"{name} > {clock} + to_seconds({float(ahead)!r})",
                 "timestamp_out_of_range",
                 col.name,
             )

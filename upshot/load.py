@@ -1,22 +1,22 @@
 """Reading, validating, quarantining and appending logs, one file at a time.
 
-Each file is read by DuckDB in one pass into a staging table whose rows carry their
-first validation failure, if any. Then, in one transaction, the bad rows go to
-`quarantine`, the good rows not seen before go to the target table, and the file's
-fingerprint goes to `_loads`: a file loads entirely (minus quarantined rows) or not at
-all, even if the process is killed mid-way (DuckDB rolls the transaction back).
+Each file is read by DuckDB through a view whose rows carry their first validation
+failure, if any (`_checked`). One aggregate pass counts the rows, the failures, the
+naive timestamps and whether a key repeats; only the failing rows are stored (`_bad`).
+Then, in one transaction, the bad rows go to `quarantine`, the good rows not seen before
+go straight from the file to the target table, and the file's fingerprint goes to
+`_loads`: a file loads entirely (minus quarantined rows) or not at all, even if the
+process is killed mid-way (DuckDB rolls the transaction back).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from upshot import contract, headers, partitions
-from upshot.config import parse_size, parse_window
-from upshot.contract import ZONED, Column, TableSpec
+from upshot.contract import TableSpec
 from upshot.errors import (
     DataQualityError,
     InputError,
@@ -25,9 +25,13 @@ from upshot.errors import (
     UsageError,
 )
 from upshot.interrupts import interruptible, is_interrupt
+from upshot.load_append import insert as _insert
+from upshot.load_append import replace_users as _replace
+from upshot.load_append import survey as _survey
+from upshot.load_checks import add_folders, extras, mapped, materialized, stage, with_folders
+from upshot.load_report import FileReport, LoadReport
 from upshot.readers import (
     csv_rejects,
-    describe,
     discover,
     duplicate_header,
     file_format,
@@ -36,8 +40,7 @@ from upshot.readers import (
     local_stat,
     open_source,
 )
-from upshot.results import ResultsMixin
-from upshot.sql import ident, literal, query
+from upshot.sql import ident, query
 from upshot.store import transaction, writing_in_turns
 
 if TYPE_CHECKING:
@@ -48,319 +51,6 @@ if TYPE_CHECKING:
 # a load keeps the warehouse open across files for this long, then lets readers in
 HOLD_SECONDS = 1.0
 FOLDER = headers.FOLDER
-
-
-@dataclass(frozen=True, slots=True)
-class FileReport:
-    """What happened to one input file; counts are rows."""
-
-    source: str
-    table: str
-    status: str  # loaded | already_loaded | failed
-    rows_read: int = 0
-    rows_accepted: int = 0
-    duplicates_skipped: int = 0
-    rows_quarantined: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-    ignored_columns: tuple[str, ...] = ()
-    fingerprint: str = ""
-    error: str = ""  # why a failed file loaded nothing
-    rows_replaced: int = 0  # users --replace: rows of users already there, overwritten
-    naive_timestamps: int = 0  # timestamps without a zone, read in load.naive_timezone
-
-    @property
-    def reject_rate(self) -> float:
-        return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class LoadReport(ResultsMixin):
-    """Every file of one `upshot load`, plus the reject gate that applied to them."""
-
-    table: str
-    files: tuple[FileReport, ...]
-    max_reject_rate: float
-    pruned: int = 0  # files left out by --since / --until / --partition, never opened
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        failed = bool(self.failed)  # the error column shows only when there is one
-        return [
-            {
-                "source": f.source,
-                "status": f.status,
-                "rows_read": f.rows_read,
-                "rows_accepted": f.rows_accepted,
-                "duplicates_skipped": f.duplicates_skipped,
-                "rows_quarantined": f.rows_quarantined,
-                "rel_rejected": f.reject_rate,
-                **({"error": f.error or None} if failed else {}),
-            }
-            for f in self.files
-        ]
-
-    @property
-    def failed(self) -> tuple[FileReport, ...]:
-        return tuple(f for f in self.files if f.status == "failed")
-
-    @property
-    def reasons(self) -> dict[str, int]:
-        total: dict[str, int] = {}
-        for f in self.files:
-            for reason, count in f.reasons.items():
-                total[reason] = total.get(reason, 0) + count
-        return dict(sorted(total.items()))
-
-    @property
-    def over_gate(self) -> tuple[FileReport, ...]:
-        return tuple(f for f in self.files if f.reject_rate > self.max_reject_rate)
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "table": self.table,
-            "files": [
-                {
-                    **d,
-                    "rows_replaced": f.rows_replaced,
-                    "naive_timestamps": f.naive_timestamps,
-                    "reasons": f.reasons,
-                    "ignored_columns": list(f.ignored_columns),
-                    "error": f.error or None,
-                }
-                for d, f in zip(self.to_dicts(), self.files, strict=True)
-            ],
-            "totals": {
-                "files": len(self.files),
-                "files_pruned": self.pruned,
-                "files_failed": len(self.failed),
-                "rows_accepted": sum(f.rows_accepted for f in self.files),
-                "duplicates_skipped": sum(f.duplicates_skipped for f in self.files),
-                "rows_quarantined": sum(f.rows_quarantined for f in self.files),
-                "quarantined_by_reason": self.reasons,
-            },
-            "max_reject_rate": self.max_reject_rate,
-            "gate_exceeded": [f.source for f in self.over_gate],
-        }
-
-
-def _columns(
-    con: duckdb.DuckDBPyConnection,
-    path: str,
-    spec: TableSpec,
-    folders: dict[str, str],
-    renames: dict[str, str] | None = None,
-    config: Config | None = None,
-) -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
-    """contract name → (source column, source type); plus the source columns ignored.
-
-    A contract column the file lacks is read from its partition folder, if it has one.
-    """
-    mapping = headers.renamed(path, describe(con, "_src"), renames or {})
-    for key in folders:
-        mapping.setdefault(key, (FOLDER + key, "VARCHAR"))
-    headers.require(path, spec, mapping)
-    if spec.open_columns and "load_id" in mapping:
-        raise InputError(f"{path}: column {mapping['load_id'][0]!r} is reserved for upshot's use")
-    if config is not None:
-        headers.refuse_clashes(path, spec, mapping, config)
-    known = {c.name for c in spec.columns}
-    ignored = () if spec.open_columns else tuple(sorted(set(mapping) - known - {"load_id"}))
-    return mapping, ignored
-
-
-def _add_folders(con: duckdb.DuckDBPyConnection, folders: dict[str, str]) -> None:
-    """Add a file's partition folders to `_src` as text columns `_folder_<key>` (NULL for
-    hive's empty partition)."""
-    if not folders:
-        return
-    consts = ", ".join(
-        f"{'NULL' if partitions.is_null(v) else literal(v)}::VARCHAR AS {ident(FOLDER + k)}"
-        for k, v in folders.items()
-    )
-    con.execute("DROP VIEW IF EXISTS _src_file")
-    con.execute("ALTER VIEW _src RENAME TO _src_file")
-    con.execute(f"CREATE TEMP VIEW _src AS SELECT *, {consts} FROM _src_file")
-
-
-def _mismatch(spec: TableSpec, checked: Sequence[str], tz: str) -> str:
-    """CASE naming the first column whose value differs from its partition folder's."""
-    branches = []
-    for col in spec.columns:
-        if col.name not in checked:
-            continue
-        folder = contract.typed(col, FOLDER + col.name, "VARCHAR", tz)
-        raw = ident(col.name if col.type == "VARCHAR" else "_raw_" + col.name)
-        branches.append(
-            f"WHEN {ident(col.name)} IS DISTINCT FROM {folder} THEN {{'reason': "
-            f"'partition_mismatch', 'column': {literal(col.name)}, "
-            f"'raw': CAST({raw} AS VARCHAR)}}"
-        )
-    return f"CASE {' '.join(branches)} END"
-
-
-def _extras(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, mapping: dict[str, tuple[str, str]]
-) -> tuple[Column, ...]:
-    """For the users table: one column per covariate, typed as the warehouse already has it."""
-    if not spec.open_columns:
-        return ()
-    existing = {r[0]: r[1] for r in describe(con, ident(spec.name))}
-    return tuple(
-        Column(name, existing.get(name, source_type), trim=False)
-        for name, (_src, source_type) in sorted(mapping.items())
-        if name not in {c.name for c in spec.columns}
-    )
-
-
-def _stage(
-    con: duckdb.DuckDBPyConnection,
-    spec: TableSpec,
-    columns: tuple[Column, ...],
-    mapping: dict[str, tuple[str, str]],
-    config: Config,
-    checked: Sequence[str] = (),
-) -> None:
-    """Stage `_src` typed, with each row's first failure; `checked` columns must equal
-    their partition folder's value."""
-    tz = config.load.naive_timezone
-    selects = ["_row"]
-    present: set[str] = set()
-    for col in columns:
-        source, source_type = mapping.get(col.name, (None, "VARCHAR"))
-        selects.append(f"{contract.typed(col, source, source_type, tz)} AS {ident(col.name)}")
-        if source is not None:
-            present.add(col.name)
-            if col.type != "VARCHAR":
-                selects.append(f"{ident(source)} AS {ident('_raw_' + col.name)}")
-    source_columns = describe(con, "_src")
-    if "_json_ok" in {n for n, _ in source_columns}:
-        selects.append("_json_ok")
-    selects += [ident(FOLDER + k) for k in checked]
-    oversize = _oversize(source_columns, mapping, parse_size(config.load.max_field_size, "load"))
-    if oversize:
-        selects.append(f"{oversize} AS _oversize")
-    time_range = (
-        config.load.earliest_timestamp,
-        parse_window(config.load.max_future, "load.max_future") * 86400,
-    )
-    fail = contract.failure(
-        TableSpec(spec.name, columns, spec.key), present, config.load.channels, time_range
-    )
-    if checked:
-        fail = f"coalesce({fail}, {_mismatch(spec, checked, tz)})"
-    if oversize:
-        fail = f"coalesce(_oversize, {fail})"
-    if "_json_ok" in selects:
-        fail = (
-            "CASE WHEN NOT _json_ok THEN {'reason': 'malformed_json', 'column': NULL, "
-            f"'raw': NULL}} ELSE {fail} END"
-        )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _stage AS SELECT *, {fail} AS _fail "
-        f"FROM (SELECT {', '.join(selects)} FROM _src)"
-    )
-
-
-def _oversize(
-    source_columns: list[tuple[str, str]], mapping: dict[str, tuple[str, str]], limit: int
-) -> str | None:
-    """CASE naming the first text field longer than `limit` bytes, with a prefix of it:
-    one huge field quarantines its row (`field_too_large`), not the file."""
-    names = {source: name for name, (source, _) in mapping.items()}
-    branches = [
-        f"WHEN strlen({ident(src)}) > {int(limit)} THEN {{'reason': 'field_too_large', "
-        f"'column': {literal(names.get(src, src))}, "
-        f"'raw': left({ident(src)}, 200) || '... (' || strlen({ident(src)}) || ' bytes)'}}"
-        for src, type_ in source_columns
-        if type_.upper() == "VARCHAR" and src not in ("_row",) and not src.startswith(FOLDER)
-    ]
-    return f"CASE {' '.join(branches)} END" if branches else None
-
-
-def _insert(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, columns: tuple[Column, ...], load_id: str
-) -> int:
-    """Append the good rows whose key is new (first occurrence in the file wins).
-
-    Dedupe is the costly part of a load, so each step runs only when it can matter: the
-    window only when the file repeats a key, the anti-join only when the table has rows.
-    """
-    table = ident(spec.name)
-    keys = [ident(k) for k in spec.key]
-    keyed = " AND ".join(f"{k} IS NOT NULL" for k in keys)
-    key_tuple = f"({', '.join(keys)})" if len(keys) > 1 else keys[0]
-    repeats = con.execute(
-        f"SELECT count(*) - count(DISTINCT {key_tuple}) FROM _stage WHERE _fail IS NULL AND {keyed}"
-    ).fetchone()
-    has_rows = con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()
-    rows = "SELECT * FROM _stage WHERE _fail IS NULL"
-    if repeats and repeats[0]:
-        rows += (
-            f" QUALIFY NOT ({keyed}) OR "
-            f"row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY _row) = 1"
-        )
-    where = ""
-    if has_rows and has_rows[0]:
-        same_key = " AND ".join(f"t.{k} = f.{k}" for k in keys)
-        # The file's keys already in the table, by an inner join: DuckDB builds its hash
-        # table on the smaller side (a day's file, not years of history) and prunes the
-        # table's row groups by the file's key range, where an anti-join against the
-        # table would hash all of it for every file.
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _known AS SELECT DISTINCT "
-            f"{', '.join(f't.{k}' for k in keys)} FROM {table} t "
-            f"JOIN (SELECT {', '.join(keys)} FROM _stage WHERE _fail IS NULL AND {keyed}) f "
-            f"ON {same_key}"
-        )
-        where = f" WHERE NOT EXISTS (SELECT 1 FROM _known t WHERE {same_key})"
-    cols = ", ".join(ident(c.name) for c in columns)
-    picked = ", ".join(f"f.{ident(c.name)}" for c in columns)
-    sql = f"INSERT INTO {table} ({cols}, load_id) SELECT {picked}, $load_id FROM ({rows}) f{where}"
-    row = con.execute(sql, {"load_id": load_id}).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _naive_timestamps(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, mapping: dict[str, tuple[str, str]]
-) -> int:
-    """Good values of the staged file's timestamp columns that carried no zone (read in
-    `load.naive_timezone`), for the load journal and `upshot check`."""
-    counts = []
-    for col in spec.columns:
-        if col.type != "TIMESTAMPTZ" or col.name not in mapping:
-            continue
-        upper = mapping[col.name][1].upper()
-        if upper.startswith("TIMESTAMP WITH TIME ZONE") or upper == "TIMESTAMPTZ":
-            continue
-        raw = ident("_raw_" + col.name)
-        naive = (
-            f"{raw} IS NOT NULL"
-            if upper.startswith(("TIMESTAMP", "DATE"))
-            else f"NOT regexp_matches(trim(CAST({raw} AS VARCHAR)), {literal(ZONED)})"
-        )
-        counts.append(f"count(*) FILTER (WHERE _fail IS NULL AND {naive})")
-    if not counts:
-        return 0
-    row = con.execute(f"SELECT {' + '.join(counts)} FROM _stage").fetchone()
-    return int(row[0]) if row and row[0] else 0
-
-
-def _replace(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, columns: tuple[Column, ...], load_id: str
-) -> int:
-    """`load users --replace`: the file's values overwrite, for the user_ids already in the
-    table, every column the file holds (first row of a repeated id wins, as on append);
-    columns the file lacks keep their values. New user_ids are appended after this."""
-    key = ident(spec.key[0])
-    sets = [f"{ident(c.name)} = f.{ident(c.name)}" for c in columns if c.name != spec.key[0]]
-    sets.append("load_id = $load_id")
-    row = con.execute(
-        f"UPDATE {ident(spec.name)} AS t SET {', '.join(sets)} FROM (SELECT * FROM _stage "
-        f"WHERE _fail IS NULL AND {key} IS NOT NULL "
-        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _row) = 1) AS f "
-        f"WHERE t.{key} = f.{key}",
-        {"load_id": load_id},
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def load_file(
@@ -395,11 +85,22 @@ def load_file(
                 f"{path}: column {twice!r} appears twice in the header; nothing of this file "
                 "was loaded"
             )
-        _add_folders(con, folders)
-        mapping, ignored = _columns(con, path, spec, folders, renames, config)
+        add_folders(con, folders)
+        data = "_src"
+        if fmt == "csv":
+            data = with_folders("_src_data", folders)
+        mapping, ignored = mapped(con, path, spec, folders, renames, config)
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
-        columns = spec.columns + _extras(con, spec, mapping)
-        _stage(con, spec, columns, mapping, config, checked)
+        cols = spec.columns + extras(con, spec, mapping)
+        views = stage(con, spec, cols, mapping, config, checked, data)
+        if fmt == "csv":  # parsed once: Parquet is read again cheaper than it is copied
+            views = materialized(con, views)
+        survey = _survey(con, spec, mapping, views)
+        if survey.bad:  # only the failing rows are stored
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _bad AS SELECT _row, _fail FROM {views.rows} "
+                "WHERE _fail IS NOT NULL"
+            )
     except (InputError, InterruptError):
         raise
     except Exception as exc:  # DuckDB could not read it at all: name the file, load nothing
@@ -407,38 +108,38 @@ def load_file(
             raise
         raise InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
     rejects = csv_rejects(con, fmt)
-    fix_csv_rows(con, rejects)
+    if survey.bad:
+        fix_csv_rows(con, rejects)
     load_id = f"{table}-{digest[:12]}-{uuid.uuid4().hex[:6]}"
     with transaction(con):
-        for col in columns[len(spec.columns) :]:
+        for col in cols[len(spec.columns) :]:
             con.execute(
                 f"ALTER TABLE {ident(spec.name)} ADD COLUMN IF NOT EXISTS "
                 f"{ident(col.name)} {col.type}"
             )
-        con.execute(query("load", "quarantine-staged"), [load_id, path, table])
+        if survey.bad:
+            con.execute(query("load", "quarantine-staged"), [load_id, path, table])
         for line, raw in rejects:
             con.execute(
                 "INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, 'malformed_row', ?)",
                 [load_id, path, table, line, raw],
             )
-        replaced = _replace(con, spec, columns, load_id) if replace else 0
-        accepted = _insert(con, spec, columns, load_id) + replaced
-        counts = con.execute(query("load", "stage-counts")).fetchone()
-        read, bad = (int(counts[0]), int(counts[1])) if counts else (0, 0)
-        read, bad = read + len(rejects), bad + len(rejects)
+        replaced = _replace(con, spec, cols, load_id) if replace else 0
+        accepted = _insert(con, spec, cols, load_id, views, survey) + replaced
+        read, bad = survey.read + len(rejects), survey.bad + len(rejects)
         duplicates = read - bad - accepted
         con.execute(
             query("load", "record-load"),
             [load_id, digest, path, table, read, accepted, duplicates, bad, *(stat or (None,) * 3)],
         )
-        naive = _naive_timestamps(con, spec, mapping)
+        naive = survey.naive
         con.execute(
             query("load", "record-mode"), [("replace" if replace else "append"), naive, load_id]
         )
-    reasons = dict(con.execute(query("load", "stage-reasons")).fetchall())
+    reasons = dict(con.execute(query("load", "stage-reasons")).fetchall()) if survey.bad else {}
     if rejects:
         reasons["malformed_row"] = reasons.get("malformed_row", 0) + len(rejects)
-    con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _known")
+    _drop(con)
     return FileReport(
         path,
         table,
@@ -452,6 +153,13 @@ def load_file(
         digest,
         rows_replaced=replaced,
         naive_timestamps=naive,
+    )
+
+
+def _drop(con: duckdb.DuckDBPyConnection) -> None:
+    """The temporary tables of one file's load (the views are replaced by the next)."""
+    con.execute(
+        "DROP TABLE IF EXISTS _bad; DROP TABLE IF EXISTS _known; DROP TABLE IF EXISTS _staged"
     )
 
 
@@ -474,7 +182,7 @@ def _load_or_fail(
         if is_interrupt(exc) or not isinstance(exc, InputError | duckdb.Error | OSError):
             raise
         error = _reason(path, exc)
-    con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _known")
+    _drop(con)
     return FileReport(path, table, "failed", error=error)
 
 

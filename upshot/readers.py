@@ -150,7 +150,8 @@ def describe(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, s
 
 
 def open_source(con: duckdb.DuckDBPyConnection, path: str, fmt: str, spec: TableSpec) -> None:
-    """Create temp view `_src`: the file's columns as they are, plus its row number `_row`."""
+    """Create temp view `_src`: the file's columns as they are, plus its row number `_row`
+    (and for CSV `_src_data`, the same without `_row`)."""
     p = literal(path)
     if fmt == "parquet":
         body = f"read_parquet({p}, file_row_number = true, hive_partitioning = false)"
@@ -167,11 +168,17 @@ def open_source(con: duckdb.DuckDBPyConnection, path: str, fmt: str, spec: Table
         # Quoting is RFC 4180, stated rather than sniffed: the sniffer samples the first
         # ~20,000 rows, and a file whose first quoted field comes later would be read
         # without quoting, splitting valid records at their commas and newlines.
+        # `_src_data` is the file without `_row`: numbering the rows is a window over the
+        # whole file, which only the passes that need a row number pay for
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW _src AS SELECT row_number() OVER () AS _row, * FROM "
+            "CREATE OR REPLACE TEMP VIEW _src_data AS SELECT * FROM "
             f"read_csv({p}, all_varchar = {typed}, header = true, quote = '\"', escape = '\"', "
             f"{_LINES}, store_rejects = true, rejects_table = '_rej_errors', "
             "rejects_scan = '_rej_scans')"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW _src AS SELECT row_number() OVER () AS _row, * "
+            "FROM _src_data"
         )
     else:
         _ndjson_source(con, p, spec)
@@ -203,15 +210,18 @@ def csv_rejects(con: duckdb.DuckDBPyConnection, fmt: str) -> list[tuple[int, str
     return [(int(line) - 1, str(text)) for line, text in rows]
 
 
-def fix_csv_rows(con: duckdb.DuckDBPyConnection, rejects: list[tuple[int, str]]) -> None:
-    """Renumber the staged failures as data rows, counting the rejected lines between them."""
+def fix_csv_rows(
+    con: duckdb.DuckDBPyConnection, rejects: list[tuple[int, str]], table: str = "_bad"
+) -> None:
+    """Renumber the failed rows in `table` as data rows, counting the rejected lines
+    between them."""
     if not rejects:
         return
     # the s-th accepted row is data row s + #{j : r_j - j < s}, r_j the j-th rejected row
     gaps = [row - j for j, (row, _) in enumerate(rejects, start=1)]
     con.execute(
-        "UPDATE _stage SET _row = _row + (SELECT count(*) FROM unnest($gaps) g(gap) "
-        "WHERE g.gap < _stage._row) WHERE _fail IS NOT NULL",
+        f"UPDATE {table} SET _row = _row + (SELECT count(*) FROM unnest($gaps) g(gap) "
+        f"WHERE g.gap < {table}._row) WHERE _fail IS NOT NULL",
         {"gaps": gaps},
     )
 

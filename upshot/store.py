@@ -70,9 +70,11 @@ def _holder(exc: Exception) -> str:
 
 
 def connect(
-    path: str, *, read_only: bool, settings: Warehouse | None = None
+    path: str, *, read_only: bool, settings: Warehouse | None = None, schema: bool = True
 ) -> duckdb.DuckDBPyConnection:
-    """A connection with `TimeZone='UTC'`, the memory limit and the schema up to date."""
+    """A connection with `TimeZone='UTC'`, the memory limit and the schema up to date;
+    `schema=False` (a scratch in-memory database that only reads files) skips the
+    migrations."""
     from upshot.config import Warehouse
 
     settings = settings or Warehouse()
@@ -91,7 +93,8 @@ def connect(
     if not read_only:
         # spill to disk beside the work rather than fail when memory_limit is reached
         con.execute(f"SET temp_directory = {literal(settings.temp_directory)}")
-        migrate(con)
+        if schema:
+            migrate(con)
     else:
         _check_version(con, path)
     return con

@@ -8,6 +8,7 @@ Map of the package:
 - `stats`        `Moments`: counts, sums, cross-products; the SQL column naming rule
 - `query`        the one-pass sufficient-statistics SQL, generated from metric definitions
 - `sources`      running it on a user-level file or on the warehouse
+- `complete`     the plain pass over a Parquet file whose footers show no NULL
 - `spec`         metric definitions from `upshot.toml` or from flags
 - `estimates`    per-arm estimates: means, ratios (`ratio`), CUPED / Lin (`cuped`)
 - `effects`      one arm against control: Welch t, z, proportions, relative lift

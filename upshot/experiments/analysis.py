@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 def connection(
     con: duckdb.DuckDBPyConnection | None, db: str | None, config: Config
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """`con` as given, or a read-only connection to `db`, or an in-memory one (files)."""
+    """`con` as given, or a read-only connection to `db`, or an in-memory one (files):
+    that one only reads the file, so it has no warehouse tables (no migrations run)."""
     from upshot import store
 
     if con is not None:
@@ -52,7 +53,7 @@ def connection(
         with store.reading(config, db) as opened:
             yield opened
     else:
-        opened = store.connect(":memory:", read_only=False, settings=config.warehouse)
+        opened = store.connect(":memory:", read_only=False, settings=config.warehouse, schema=False)
         try:
             yield opened
         finally:

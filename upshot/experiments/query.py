@@ -52,13 +52,17 @@ class Aggregates:
     """Which aggregates one query computes. `variables` in query order; `pairs` (a, b)
     with a before b; `binary` variables get their range `{v}_min`, `{v}_max` (which tells
     0/1 metrics apart). With `cases` (NULL is missing), the per-metric complete-case
-    aggregates replace the all-rows sums and products (`n` counts every user)."""
+    aggregates replace the all-rows sums and products (`n` counts every user). `ones`
+    are variables known to hold only 0, 1 or NULL (booleans, 0/1 integers, `any` event
+    metrics): their sum of squares is their sum, so it is not aggregated but copied
+    (`fill_squares`), as it is for missing indicators."""
 
     variables: tuple[str, ...]
     pairs: tuple[tuple[str, str], ...]
     winsorize: dict[str, float] = field(default_factory=dict)
     binary: tuple[str, ...] = ()
     cases: tuple[Case, ...] = ()
+    ones: tuple[str, ...] = ()
 
 
 # the prefix of the one complete case that requires every variable (`plan(joint=True)`)
@@ -72,11 +76,13 @@ def plan(
     binary: Iterable[str] = (),
     missing: bool = False,
     joint: bool = False,
+    ones: Iterable[str] = (),
 ) -> Aggregates:
     """The aggregates for `targets`: each target's variables and their pairwise products;
     with `missing`, per metric over its complete case instead (see `Case`), or with
     `joint` too over the one complete case of the users whose every variable is known
-    (prefix `JOINT`: a decomposition's parts must add up over the same users)."""
+    (prefix `JOINT`: a decomposition's parts must add up over the same users). `ones`: the
+    variables known to be 0/1 (a capped one is not: its cap may lie between)."""
     targets = list(targets)
     order: list[str] = []
     wanted: set[frozenset[str]] = set()
@@ -96,7 +102,9 @@ def plan(
     cases = tuple(Case(p, req, tuple(vs)) for p, (req, vs) in by_case.items()) if missing else ()
     if missing and joint:
         cases = (Case(JOINT, tuple(order), tuple(order)),)
-    agg = Aggregates(tuple(order), pairs, dict(winsorize or {}), bins, cases)
+    capped = dict(winsorize or {})
+    known = tuple(v for v in dict.fromkeys(ones) if v in order and v not in capped)
+    agg = Aggregates(tuple(order), pairs, capped, bins, cases, known)
     column_names(agg.variables)  # refuses variable names whose aggregate names clash
     for case in cases:
         column_names(case.variables)
@@ -139,14 +147,24 @@ def _case_projection(case: Case) -> list[str]:
     return cols
 
 
-def _case_columns(case: Case) -> list[str]:
+def _case_ones(case: Case, ones: Sequence[str]) -> list[str]:
+    """The case's variables that hold only 0, 1 or NULL: the known 0/1 ones (a covariate's
+    NULL becomes 0) and the missing indicators."""
+    names = set(case.variables)
+    indicators = {missing_name(c) for c in case.variables} & names
+    return [v for v in case.variables if v in ones or v in indicators]
+
+
+def _case_columns(case: Case, ones: Sequence[str] = ()) -> list[str]:
     """count, sums and products over the users whose required variables are all known."""
     p = case.prefix
     col = {v: ident(p + v) for v in case.variables}
     cols = [f"count({col[case.required[0]]}) AS {ident(p + 'n')}"]
+    copied = _case_ones(case, ones)
     for i, a in enumerate(case.variables):
         cols.append(f"sum({col[a]}) AS {ident(p + sum_name(a))}")
-        cols.append(f"sum({col[a]} * {col[a]}) AS {ident(p + squares_name(a))}")
+        if a not in copied:
+            cols.append(f"sum({col[a]} * {col[a]}) AS {ident(p + squares_name(a))}")
         cols += [
             f"sum({col[a]} * {col[b]}) AS {ident(p + product_name(a, b))}"
             for b in case.variables[i + 1 :]
@@ -158,12 +176,13 @@ def _select_list(agg: Aggregates) -> list[str]:
     cols = ["count(*) AS n"]
     if agg.cases:
         for case in agg.cases:
-            cols += _case_columns(case)
+            cols += _case_columns(case, agg.ones)
     else:
         for v in agg.variables:
             q = ident(v)
             cols.append(f"sum({q}) AS {ident(sum_name(v))}")
-            cols.append(f"sum({q} * {q}) AS {ident(squares_name(v))}")
+            if v not in agg.ones:
+                cols.append(f"sum({q} * {q}) AS {ident(squares_name(v))}")
         for a, b in agg.pairs:
             cols.append(f"sum({ident(a)} * {ident(b)}) AS {ident(product_name(a, b))}")
     for v in agg.binary:
@@ -172,6 +191,21 @@ def _select_list(agg: Aggregates) -> list[str]:
             f"max({ident(v)}) AS {ident(v + '_max')}",
         ]
     return cols
+
+
+def fill_squares(rows: list[dict[str, Any]], agg: Aggregates) -> list[dict[str, Any]]:
+    """Copy each sum into the sum of squares the query left out (`Aggregates.ones`): for
+    values 0 and 1, x * x == x exactly, so the two sums are the same additions."""
+    names = [(sum_name(v), squares_name(v)) for v in agg.ones] if not agg.cases else []
+    for case in agg.cases:
+        names += [
+            (case.prefix + sum_name(v), case.prefix + squares_name(v))
+            for v in _case_ones(case, agg.ones)
+        ]
+    for row in rows:
+        for total, squares in names:
+            row[squares] = row[total]
+    return rows
 
 
 def with_ctes(
@@ -257,11 +291,13 @@ def table_source(
     user_col: str | None = None,
     second_key: str | None = None,
     nulls: str = "missing",
+    nan_test: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     """One row per user of the file: variant, exclusion, variant_b/segment, variables.
 
     Metric columns become DOUBLE (booleans 0/1), NaN becomes NULL (both are missing), and
-    with `nulls="zero"` a missing value becomes 0. With `user_col`, users that
+    with `nulls="zero"` a missing value becomes 0. Without `nan_test` NaN stays NaN (for
+    `complete`, which sees it in the sums). With `user_col`, users that
     appear under more than one variant are excluded (`multi_arm`); rows without a
     variant are excluded (`null_variant`). Without `variant_col` every row is in one
     group named `all` (for baselines).
@@ -277,7 +313,7 @@ def table_source(
             raise InputError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
     relation, params = read_relation(path)
     if not variant_col:
-        cols = [_as_double(c, columns, nulls) for c in variables]
+        cols = [_as_double(c, columns, nulls, nan_test) for c in variables]
         sql = (
             "SELECT 'all' AS variant, NULL::VARCHAR AS variant_b, '' AS exclusion, "
             f"{', '.join(cols)} FROM {relation} t"
@@ -285,7 +321,7 @@ def table_source(
         return sql, params
     v = ident(variant_col)
     second = f"CAST(t.{ident(second_key)} AS VARCHAR)" if second_key else "NULL::VARCHAR"
-    cols = [_as_double(c, columns, nulls) for c in variables]
+    cols = [_as_double(c, columns, nulls, nan_test) for c in variables]
     if user_col:
         u = ident(user_col)
         multi = (
@@ -308,7 +344,9 @@ def table_source(
     return sql, params
 
 
-def _as_double(col: str, columns: Mapping[str, str], nulls: str = "missing") -> str:
+def _as_double(
+    col: str, columns: Mapping[str, str], nulls: str = "missing", nan_test: bool = True
+) -> str:
     """The column as DOUBLE (booleans become 0/1, NaN NULL; with `nulls="zero"` NULL 0)."""
     kind = columns.get(col.lower(), "").upper()
     q = ident(col)
@@ -316,7 +354,7 @@ def _as_double(col: str, columns: Mapping[str, str], nulls: str = "missing") -> 
         # not CAST: DuckDB pushes casts into its CSV reader, which then parses 'false' as a
         # number and fails
         value = f"CASE WHEN t.{q} THEN 1.0 WHEN NOT t.{q} THEN 0.0 END"
-    elif kind in ("DOUBLE", "FLOAT", "REAL"):
+    elif kind in ("DOUBLE", "FLOAT", "REAL") and nan_test:
         # NaN is missing like NULL (not nullif: a NaN's sign bit defeats NaN = NaN)
         value = f"CASE WHEN isnan(t.{q}) THEN NULL ELSE CAST(t.{q} AS DOUBLE) END"
     else:

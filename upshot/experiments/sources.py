@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upshot.errors import UsageError
-from upshot.experiments import query
+from upshot.experiments import complete, query
 from upshot.experiments.spec import EventVariable, MetricSpec
 
 if TYPE_CHECKING:
@@ -30,7 +30,9 @@ class Prepared:
 
     `rows` runs the sufficient-statistics query; `hc2` the second pass of Lin's HC2
     variance for one metric (`hc2.hc2_sql`). `cased`: the aggregates are per metric over
-    its complete case; `ranges` fills 0/1 detection columns known from Parquet footers.
+    its complete case; `ranges` fills 0/1 detection columns known from Parquet footers;
+    `shortcut` (source, aggregates) is the pass of `complete`, tried first when the
+    footers show no NULL in any variable.
     """
 
     source: str
@@ -40,14 +42,28 @@ class Prepared:
     where: str
     cased: bool = False
     ranges: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    shortcut: tuple[str, query.Aggregates] | None = None
 
     def rows(self, con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-        sql, qparams = query.suffstats_sql(self.source, self.keys, self.agg)
-        rows = query.fetch(con, sql, {**self.params, **qparams}, self.where)
+        rows = self._shortcut_rows(con) if self.shortcut else None
+        if rows is None:
+            sql, qparams = query.suffstats_sql(self.source, self.keys, self.agg)
+            rows = query.fetch(con, sql, {**self.params, **qparams}, self.where)
+            query.fill_squares(rows, self.agg)
         for v, (lo, hi) in self.ranges.items():
             for row in rows:
                 row[f"{v}_min"], row[f"{v}_max"] = lo, hi
         return rows
+
+    def _shortcut_rows(self, con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]] | None:
+        """The complete-case rows from the plain pass, or None if a NaN or an infinity
+        was summed (then only the full pass knows the complete cases)."""
+        assert self.shortcut is not None
+        source, agg = self.shortcut
+        sql, qparams = query.suffstats_sql(source, self.keys, agg)
+        rows = query.fetch(con, sql, {**self.params, **qparams}, self.where)
+        rows = query.fill_squares(rows, agg)
+        return complete.expand(rows, self.agg) if complete.finite(rows, agg) else None
 
     def hc2(
         self, con: duckdb.DuckDBPyConnection, target: Target, arms: Mapping[str, LinArm]
@@ -112,6 +128,7 @@ def prepare_table(
         binary=binary,
         missing=nulls == "missing",
         joint=joint,
+        ones=_ones(columns, ranges, (v for s in specs for v in s.variables)),
     )
     for v in agg.winsorize:
         if v not in agg.variables:
@@ -126,7 +143,36 @@ def prepare_table(
     if user_col:
         keys += ("exclusion",)
     fill = {v: known[v.lower()] for v in candidates if v.lower() in known}
-    return Prepared(source, params, keys, agg, str(path), bool(agg.cases), fill)
+    shortcut = None
+    if agg.cases and ranges:  # Parquet footers were read
+        no_nulls = complete.no_null_columns(con, str(path))
+        if all(v.lower() in no_nulls for v in agg.variables):
+            plain_source, _ = query.table_source(
+                path, columns, variant_col, agg.variables, user_col=user_col,
+                second_key=second_key, nulls=nulls, nan_test=False,
+            )  # fmt: skip
+            shortcut = (plain_source, complete.plain(agg))
+    return Prepared(source, params, keys, agg, str(path), bool(agg.cases), fill, shortcut)
+
+
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+             "UINTEGER", "UBIGINT", "UHUGEINT")  # fmt: skip
+
+
+def _ones(
+    columns: Mapping[str, str], ranges: Mapping[str, tuple[Any, Any]], variables: Any
+) -> list[str]:
+    """The variables whose values can only be 0 or 1 (or NULL): booleans, and integer
+    columns whose footers bound them to [0, 1]. A DOUBLE in [0, 1] may hold 0.5."""
+    out = []
+    for v in dict.fromkeys(variables):
+        kind = columns.get(v.lower(), "").upper()
+        lo, hi = ranges.get(v.lower(), (None, None))
+        if kind == "BOOLEAN" or (
+            kind in _INTEGERS and lo is not None and hi is not None and lo >= 0 and hi <= 1
+        ):
+            out.append(v)
+    return out
 
 
 def warehouse_rows(
@@ -154,7 +200,9 @@ def prepare_warehouse(
     needed = {v for s in specs for v in s.variables}
     used = [v for v in variables if v.name in needed]
     winsorize = {v.name: v.winsorize for v in used if v.winsorize is not None}
-    agg = query.plan((s.target() for s in specs), winsorize=winsorize)
+    # an `any` metric is 0/1 by construction
+    ones = [v.name for v in used if v.aggregation == "any"]
+    agg = query.plan((s.target() for s in specs), winsorize=winsorize, ones=ones)
     source, params = query.warehouse_source(used, experiment, other=other, segment=segment)
     if other is not None:
         keys: tuple[str, ...] = ("variant", "variant_b", "exclusion")

@@ -96,6 +96,12 @@ SELECT lower(path_in_schema) AS col,
 FROM parquet_metadata($path)
 GROUP BY 1;
 
+-- name: parquet-no-nulls
+-- Whether each column's footers count no NULL in any row group (a missing count is not 0).
+SELECT lower(path_in_schema) AS col, bool_and(coalesce(stats_null_count = 0, false)) AS none
+FROM parquet_metadata($path)
+GROUP BY 1;
+
 -- name: insert-result
 INSERT INTO experiment_results (
     run_id, experiment_id, metric, arm, control_arm, kind, role, control, treatment,

@@ -3,17 +3,13 @@
 SELECT count(*) FROM _loads WHERE fingerprint = ? AND table_name = ?;
 
 -- name: quarantine-staged
--- Move the staged rows that failed validation to quarantine (load id, source, table bound).
+-- Move the rows that failed validation to quarantine (load id, source, table bound).
 INSERT INTO quarantine
-SELECT ?, ?, ?, _row, _fail.column, _fail.reason, _fail.raw FROM _stage WHERE _fail IS NOT NULL;
-
--- name: stage-counts
--- Rows read and rows failed in the staged file.
-SELECT count(*), count(*) FILTER (WHERE _fail IS NOT NULL) FROM _stage;
+SELECT ?, ?, ?, _row, _fail.column, _fail.reason, _fail.raw FROM _bad;
 
 -- name: stage-reasons
--- Failed rows of the staged file by reason.
-SELECT _fail.reason, count(*) FROM _stage WHERE _fail IS NOT NULL GROUP BY 1 ORDER BY 1;
+-- Failed rows of the file by reason.
+SELECT _fail.reason, count(*) FROM _bad GROUP BY 1 ORDER BY 1;
 
 -- name: seen-stats
 -- The files (absolute path, size, mtime) loaded into this table before: one read per load,
