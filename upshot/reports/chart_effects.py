@@ -107,17 +107,18 @@ def uplift_chart(rows: Sequence[dict[str, Any]], objectives: Sequence[dict[str, 
 
 
 def optout_chart(rows: Sequence[dict[str, Any]], guardrail: float, objective: str) -> Any:
-    """Opt-out uplift per send of each class with its CI, against the governance guardrail."""
+    """Opt-out uplift per send of each class with its CI, against the governance guardrail;
+    red when significantly over it (the `optout_harm` critical alert), amber when only
+    the point estimate is (its warning)."""
     import altair as alt
 
     data = []
     for r in rows:
         if r["objective"] != objective or r["effect"] is None:
             continue
-        lower = r["effect_ci_lower"]
-        level = (
+        level = (  # the alert's decision (`significance.decide`), not the raw CI
             "over the guardrail"
-            if lower is not None and lower > guardrail
+            if r.get("over_guardrail")
             else "may exceed it"
             if r["effect"] > guardrail
             else "within it"

@@ -112,6 +112,10 @@ def health_line(data: ReportData) -> str:
     ]
     if failed:
         parts.append(f"failed stages: {', '.join(failed)}")
+    if data.suppressed:
+        parts.append(
+            f"{data.suppressed} cells hidden (fewer than {data.k} users; report.k_anonymity)"
+        )
     return "; ".join(parts) + "."
 
 
