@@ -117,11 +117,21 @@ def test_every_stage_runs_in_order_and_the_failing_class_is_reported(world):
     # one class of eight is under report.max_failed_share: the job did not fail on it ...
     assert week.status == "partial"
     assert week.problems == ()
-    # ... it is an alert, and the planted opt-out harm is a critical one: exit 3
+    # ... it is an alert; the planted opt-out harm is over the guardrail on its point
+    # estimate, but at 5,000 users not after correcting across the week's one family
+    # (class x objective, guardrail and headline tests together): a warning, no critical
+    # alert, exit 0 under --fail-on critical
     rules = {(a.rule, a.subject) for a in week.alerts}
     assert ("estimation_failed", FAILING) in rules
     assert ("stage_warning", "weights") in rules
-    assert job.exit_code == EXIT_DATA_QUALITY
+    harmful = world["truth"]["planted"]["harmful_reachability"]
+    (harm,) = [r for r in week.report.data.uplift if r["message_class"] == harmful
+               and r["objective"] == "reachability"]  # fmt: skip
+    # measured: +0.0214 per send, SE 0.0088, one-sided p 0.014, adjusted 0.46
+    assert ("optout_harm", harmful) in rules
+    assert not harm["over_guardrail"]
+    assert not [a for a in week.alerts if a.severity == "critical"]
+    assert job.exit_code == EXIT_OK
     index = (week.report.directory / "index.html").read_text()
     assert FAILING in index
 
