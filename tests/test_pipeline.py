@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import run_cli
 from upshot.config import Config
-from upshot.errors import EXIT_DATA_QUALITY, EXIT_ERROR, EXIT_OK
+from upshot.errors import EXIT_ERROR, EXIT_OK
 from upshot.pipeline import Stage, WeekResult, outcome, run
 from upshot.pipeline.job import _problems
 from upshot.simulate import simulate
