@@ -337,3 +337,49 @@ def test_analyze_of_the_warehouse_is_compact_too(sim_warehouse):
                               "status"]  # fmt: skip
     assert max(len(x) for x in lines) <= 100
     assert "…" not in r.out
+
+
+def test_python_decide_reads_the_config_the_cli_reads(users_file, tmp_path, monkeypatch):
+    """One config: `decide(analyze(...))` in a folder gives the document `upshot
+    experiments decide` prints there, whether the settings come from ./upshot.toml,
+    from $UPSHOT_CONFIG or from the defaults."""
+    from upshot.experiments import analyze, decide
+    from upshot.results import dumps
+
+    here, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    (here / "upshot.toml").write_text(
+        "[experiments]\nmin_sample = 100000\ndeterioration_alpha = 0.2\n", encoding="utf-8"
+    )
+    flags = ("--table", str(users_file), "--metric", "converted", "--metric", "pre_minutes")
+
+    def both(cwd, env):
+        cli = run_cli("experiments", "decide", *flags, "--json", cwd=cwd, env=env)
+        assert cli.code == 0, cli.err
+        monkeypatch.chdir(cwd)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        verdict = decide(analyze(table=users_file, metrics=["converted", "pre_minutes"]))
+        for key in env:
+            monkeypatch.delenv(key)
+        cli_doc = json.loads(cli.out)
+        cli_doc.pop("run_id")
+        return cli_doc, json.loads(dumps(verdict.to_document()))
+
+    cli, python = both(here, {})
+    assert python == cli
+    assert python["verdict"] == "invalid"  # min_sample 100000 from ./upshot.toml
+    assert python["levels"]["deterioration"] == 0.2
+    assert any("100000" in q for q in python["quality"])
+    cli, python = both(elsewhere, {"UPSHOT_CONFIG": str(here / "upshot.toml")})
+    assert python == cli
+    assert python["verdict"] == "invalid"
+    cli, python = both(elsewhere, {})
+    assert python == cli
+    assert python["verdict"] == "ship"  # the defaults: min_sample 100, 0.01
+    assert python["levels"]["deterioration"] == 0.01
+    # an explicit argument still wins over the file
+    monkeypatch.chdir(here)
+    explicit = decide(analyze(table=users_file, metrics=["converted"]), min_sample=10)
+    assert explicit.verdict == "ship"
