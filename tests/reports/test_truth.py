@@ -270,3 +270,14 @@ def test_report_data_of_a_week_with_no_uplift_run_alerts(warehouse, config, tmp_
     assert all(h["status"] == "no_estimates" for h in data.headline)
     rules = {a.rule for a in evaluate(data, config)}
     assert "no_uplift_run" in rules
+
+
+def test_a_week_with_estimates_but_no_weights_says_so_unless_a_stage_already_did():
+    data = make_data(weights=(), weights_info={"status": "no_weights", "version": None})
+    (alert,) = [a for a in evaluate(data, Config()) if a.rule == "no_weights"]
+    assert (alert.severity, alert.subject) == ("info", WEEK)
+    refused = {"stage": "weights", "status": "refused", "detail": "drift"}
+    found = evaluate(dataclasses.replace(data, stages=(refused,)), Config())
+    assert not [a for a in found if a.rule == "no_weights"]
+    assert [a.rule for a in found if a.subject == "weights"] == ["weights_refused"]
+    assert not [a for a in evaluate(make_data(), Config()) if a.rule == "no_weights"]

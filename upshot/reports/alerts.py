@@ -6,6 +6,7 @@
 | `optout_harm` | critical | opt-out uplift significantly over `governance.max_optout_harm` |
 | `no_uplift_run` | critical | the week has no uplift estimates (warning: uplift not installed) |
 | `no_experiment_run` | warning | an experiment live this week has no stored analysis |
+| `no_weights` | info | the week has uplift estimates but no published weights |
 | `optout_harm` | warning | only its point estimate is over it |
 | `reach_drop` | critical | reachable users on a channel fell by more than `reach_drop_critical` |
 | `reach_drop` | warning | ... by more than `report.reach_drop_warning` in a week |
@@ -165,7 +166,8 @@ def optout_harm(data: ReportData, objective: str, guardrail: float) -> Iterator[
 
 def missing_runs(data: ReportData) -> Iterator[Alert]:
     """What the week should have and does not: an uplift run (critical, or a warning when
-    its part of upshot is not installed), and a stored analysis of each live experiment."""
+    its part of upshot is not installed), published weights (info: the weights stage
+    says why when it failed or was refused) and a stored analysis of each live experiment."""
     uplift = next((s for s in data.stages if s.get("stage") == "uplift"), {})
     if not data.sources.get("uplift_run_id") or not data.uplift:
         why = f" (uplift stage {uplift['status']}: {uplift.get('detail', '')})" if uplift else ""
@@ -175,6 +177,19 @@ def missing_runs(data: ReportData) -> Iterator[Alert]:
             data.week,
             f"no uplift estimates for {data.week}{why}: the headline, the uplift section and "
             f"the weights have nothing to show; run `upshot run --week {data.week}`",
+        )
+    weights = next((s for s in data.stages if s.get("stage") == "weights"), {})
+    if (
+        data.uplift
+        and data.weights_info.get("status") != "ok"
+        and weights.get("status") not in ("failed", "refused")  # alerted as such already
+    ):
+        yield Alert(
+            "no_weights",
+            "info",
+            data.week,
+            f"no weights were published for {data.week}: a decision service keeps the "
+            "previous file; `upshot weights export` publishes this week's",
         )
     for r in data.experiments:
         if r.get("status") == "no_results":
