@@ -261,7 +261,8 @@ def estimate_uplift(
     the roles and `FRAME_KEYS`. Optional role columns (`propensity_col`, `randomized_col`,
     `channel_col`) are used when present. `settings` default to `[uplift]` of the config
     the CLI reads (`$UPSHOT_CONFIG`, else ./upshot.toml, else the defaults), so the call
-    matches `upshot uplift --table` in the same folder; `jobs` defaults to `settings.jobs`. `progress` receives one line per class.
+    matches `upshot uplift --table` in the same folder; `jobs` defaults to
+    `settings.jobs`. `progress` receives one line per class.
 
     `pre_period` names the covariates that hold past behaviour (the warehouse's
     `pre_<objective>`): a class with a targeted design, no logged propensity and none of
