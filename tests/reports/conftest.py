@@ -12,7 +12,7 @@ import pytest
 from upshot import period, store
 from upshot.config import Config
 from upshot.reports.data import ReportData
-from upshot.reports.significance import decide, two_sided
+from upshot.reports.significance import decide, experiment_rows, two_sided
 from upshot.reports.uplift_view import headline, objective_meta
 
 WEEK = "2026-W47"
@@ -160,37 +160,40 @@ def make_data(config: Config | None = None, **changes: Any) -> ReportData:
         for ch, opted in (("push", 7000), ("email", 8000))
         for i, week in enumerate(("2026-W45", "2026-W46", WEEK))
     )
-    experiments = tuple(
-        {
-            "experiment_id": "send_time_test",
-            "arm": "treatment",
-            "control_arm": "control",
-            "metric": metric,
-            "kind": "mean",
-            "role": role,
-            "rel_effect": rel,
-            "rel_effect_ci_lower": rel - 0.03,
-            "rel_effect_ci_upper": rel + 0.03,
-            "effect": rel,
-            "effect_ci_lower": rel - 0.03,
-            "effect_ci_upper": rel + 0.03,
-            "pvalue": 0.01,
-            "pvalue_adj": 0.02,
-            "status": "ok",
-            "n_control": 2500,
-            "n_treatment": 2500,
-            "srm_pvalue": 0.4,
-            "srm_status": "ok",
-            "verdict": "ship",
-            "reason": f"{metric}: significant",
-            "suppressed": False,
-            "higher_is_better": role != "deterioration",
-        }
-        for metric, role, rel in (
-            ("opens", "success", 0.15),
-            ("minutes", "success", 0.01),
-            ("opt_outs", "deterioration", 0.0),
-        )
+    experiments = experiment_rows(
+        (
+            {
+                "experiment_id": "send_time_test",
+                "arm": "treatment",
+                "control_arm": "control",
+                "metric": metric,
+                "kind": "mean",
+                "role": role,
+                "rel_effect": rel,
+                "rel_effect_ci_lower": rel - 0.03,
+                "rel_effect_ci_upper": rel + 0.03,
+                "effect": rel,
+                "effect_ci_lower": rel - 0.03,
+                "effect_ci_upper": rel + 0.03,
+                "pvalue": 0.01,
+                "pvalue_adj": 0.02,
+                "status": "ok",
+                "n_control": 2500,
+                "n_treatment": 2500,
+                "srm_pvalue": 0.4,
+                "srm_status": "ok",
+                "verdict": "ship",
+                "reason": f"{metric}: significant",
+                "suppressed": False,
+                "higher_is_better": role != "deterioration",
+            }
+            for metric, role, rel in (
+                ("opens", "success", 0.15),
+                ("minutes", "success", 0.01),
+                ("opt_outs", "deterioration", 0.0),
+            )
+        ),
+        0.05,
     )
     daily = tuple(
         {
@@ -217,7 +220,7 @@ def make_data(config: Config | None = None, **changes: Any) -> ReportData:
             "policy_version": "1",
         },
         reach=reach,
-        experiments=experiments,
+        experiments=tuple(experiments),
         decompositions=tuple(
             {
                 "experiment_id": "send_time_test",

@@ -281,3 +281,38 @@ def test_a_week_with_estimates_but_no_weights_says_so_unless_a_stage_already_did
     assert not [a for a in found if a.rule == "no_weights"]
     assert [a.rule for a in found if a.subject == "weights"] == ["weights_refused"]
     assert not [a for a in evaluate(make_data(), Config()) if a.rule == "no_weights"]
+
+
+def test_experiment_colours_and_summary_follow_the_adjusted_p_value_the_table_shows():
+    from upshot.reports.significance import experiment_rows
+
+    base = make_data()
+    row = dict(base.experiments[0])  # opens: +15%, CI [+12%, +18%]
+    rows = experiment_rows(
+        [
+            # the raw CI excludes 0, the adjusted p does not pass: not significant anywhere
+            {**row, "metric": "opens", "effect": 0.15, "pvalue": 0.01, "pvalue_adj": 0.08},
+            # lower is better and it went down, adjusted p passes: better
+            {
+                **row,
+                "metric": "latency",
+                "effect": -0.2,
+                "rel_effect": -0.2,
+                "rel_effect_ci_lower": -0.3,
+                "rel_effect_ci_upper": -0.1,
+                "pvalue_adj": 0.001,
+                "higher_is_better": False,
+            },  # fmt: skip
+        ],
+        0.05,
+    )
+    assert [r["significant"] for r in rows] == [0, -1]
+    data = dataclasses.replace(base, experiments=tuple(rows))
+    (chart,) = [
+        c for c in charts.charts(data, GUARD, "reachability") if c.name.startswith("experiment-")
+    ]
+    directions = {r["metric"]: r["direction"] for r in _chart_rows(chart.spec, "direction")}
+    assert directions == {"opens": "no significant change", "latency": "better"}
+    (line,) = summary.experiments_block(data)
+    assert "latency -20.0%" in line
+    assert "opens" not in line

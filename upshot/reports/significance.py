@@ -82,3 +82,19 @@ def decide(
             h["pvalue_adj"] = p
             h["significant"] = _sign(h.get("effect")) if p is not None and p < alpha else 0
     return out, heads
+
+
+def experiment_rows(rows: Iterable[dict[str, Any]], alpha: float) -> list[dict[str, Any]]:
+    """Experiment result rows with `significant` (-1, 0, 1): the sign of the effect when
+    the p-value adjusted by the analysis's own correction (`pvalue_adj`, across its
+    metrics and arms) is under `experiments.alpha`. The chart colours and the summary
+    read it, the table shows the same `pvalue_adj`."""
+    out = []
+    for r in rows:
+        new = dict(r)
+        if "metric" in r:
+            p = r.get("pvalue_adj")
+            ok = p is not None and p == p and p < alpha  # p == p: not NaN
+            new["significant"] = _sign(r.get("effect")) if ok else 0
+        out.append(new)
+    return out
