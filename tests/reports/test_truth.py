@@ -302,7 +302,7 @@ def test_experiment_colours_and_summary_follow_the_adjusted_p_value_the_table_sh
                 "rel_effect_ci_upper": -0.1,
                 "pvalue_adj": 0.001,
                 "higher_is_better": False,
-            },  # fmt: skip
+            },
         ],
         0.05,
     )
