@@ -214,6 +214,12 @@ def test_a_class_with_few_held_out_users_is_hidden_and_the_section_says_so(
         "4 cells hidden: a class whose sent or held-out group had fewer than 13 users "
         "(report.k_anonymity)" in section
     )
+    # W46's big_push (12 sent, 12 held out) is hidden in the past weeks too, and said so
+    assert data.suppressed_by["history"] == 1
+    assert (
+        "1 cell hidden: a class in an earlier week whose sent or held-out group had fewer "
+        "than 13 users" in html_sections.history_section(data, {})
+    )
     # at k = 10 big_push (25 sent, 12 held out) is shown and only tiny_email is hidden
     data = report_data(warehouse, config, WEEK, weights_dir=tmp_path)
     assert not any(r["suppressed"] for r in data.uplift if r["message_class"] == "big_push")

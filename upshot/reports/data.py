@@ -62,7 +62,8 @@ class ReportData:
     - `stages`: the weekly job's per-stage status (empty when the report is made alone).
     - `sources`: which runs and versions the numbers came from.
     - `suppressed`: how many cells were hidden in all; `suppressed_by`: per section
-      (`uplift`, `experiments`, `reach`, `daily`, `touches`), for its visible note.
+      (`uplift`, `history` (earlier weeks), `experiments`, `reach`, `daily`, `touches`),
+      for its visible note.
     """
 
     week: str
@@ -262,6 +263,7 @@ def report_data(
         suppressed=hidden + hidden_exp + hidden_reach + hidden_days + hidden_touches,
         suppressed_by={
             "uplift": hidden,
+            "history": sum(1 for r in history if r["suppressed"] and r["week"] != week),
             "experiments": hidden_exp,
             "reach": hidden_reach,
             "daily": hidden_days,

@@ -218,6 +218,10 @@ def history_section(data: ReportData, charts: dict[str, Chart]) -> str:
         else ""
     )
     body = chart_div(charts, "history") or '<p class="empty">No estimates of earlier weeks yet.</p>'
+    body = (
+        hidden_note(data, "history", "a class in an earlier week whose sent or held-out group had")
+        + body
+    )
     return card("history", "Uplift over past weeks", lede, body)
 
 
