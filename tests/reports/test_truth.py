@@ -322,3 +322,37 @@ def test_experiment_colours_and_summary_follow_the_adjusted_p_value_the_table_sh
     (line,) = summary.experiments_block(data)
     assert "latency -20.0%" in line
     assert "opens" not in line
+
+
+def test_touch_credit_is_hidden_by_the_users_messaged_on_the_channel_not_by_its_size(
+    warehouse, monkeypatch
+):
+    """push reached 25 users in the week, email 5 (k = 10): push keeps a credit of 0.3
+    conversions (a small estimate), email loses one of a million."""
+    import upshot.attribution.touches.persist as persist
+    from upshot.reports.data import touches
+
+    def row(item, method, conversions):
+        return {
+            "item": item,
+            "method": method,
+            "conversions": conversions,
+            "value": None,
+            "share": 0.5,
+            "se": None,
+            "ci_lower": None,
+            "ci_upper": None,
+            "status": "ok",
+        }
+
+    stored = [row("push", "last_touch", 0.3), row("push", "causal", -0.2),
+              row("email", "last_touch", 1e6)]  # fmt: skip
+    monkeypatch.setattr(persist, "stored_rows", lambda con, by, week: stored)
+    rows, hidden = touches(warehouse, WEEK, 10)
+    by = {(r["item"], r["method"]): r for r in rows}
+    assert by[("push", "last_touch")]["conversions"] == 0.3
+    assert by[("push", "causal")]["conversions"] == -0.2
+    assert not by[("push", "last_touch")]["suppressed"]
+    assert by[("email", "last_touch")]["conversions"] is None
+    assert by[("email", "last_touch")]["suppressed"]
+    assert hidden == 1
