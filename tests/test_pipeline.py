@@ -136,6 +136,19 @@ def test_every_stage_runs_in_order_and_the_failing_class_is_reported(world):
     assert FAILING in index
 
 
+def test_a_critical_alert_makes_the_job_exit_3_unless_fail_on_never(world):
+    from upshot.errors import EXIT_DATA_QUALITY
+    from upshot.reports.alerts import Alert, Alerts
+
+    (week,) = world["first"].weeks
+    critical = Alerts(week.week, (Alert("uplift_negative", "critical", "c", "c hurts"),))
+    paged = dataclasses.replace(week, report=dataclasses.replace(week.report, alerts=critical))
+    assert outcome((paged,), "critical").exit_code == EXIT_DATA_QUALITY
+    assert outcome((paged,), "never").exit_code == EXIT_OK
+    assert outcome((week,), "critical").exit_code == EXIT_OK  # warnings only
+    assert outcome((week,), "warning").exit_code == EXIT_DATA_QUALITY
+
+
 def test_the_planted_harmful_class_is_alerted_and_the_zero_class_is_not_significant(world):
     planted = world["truth"]["planted"]
     (week,) = world["first"].weeks
