@@ -117,17 +117,19 @@ def test_every_stage_runs_in_order_and_the_failing_class_is_reported(world):
     # one class of eight is under report.max_failed_share: the job did not fail on it ...
     assert week.status == "partial"
     assert week.problems == ()
-    # ... it is an alert; the planted opt-out harm is over the guardrail on its point
-    # estimate, but at 5,000 users not after correcting across the week's one family
-    # (class x objective, guardrail and headline tests together): a warning, no critical
-    # alert, exit 0 under --fail-on critical
+    # ... it is an alert. No opt-out uplift is significantly over the guardrail once the
+    # guardrail tests share the week's one family with the class x objective and headline
+    # tests (39 here): resume_watching_push (+0.0158, SE 0.0053, one-sided p 0.0044) was
+    # critical when they were corrected among the 7 opt-out tests alone (0.031), and is a
+    # warning now (adjusted p >= 0.05); so are the others, the planted promo_blast_push
+    # included (+0.0214, SE 0.0088, p 0.014 -> 0.46). No critical alert: exit 0 under --fail-on
+    # critical (test_a_critical_alert_makes_the_job_exit_3_unless_fail_on_never).
     rules = {(a.rule, a.subject) for a in week.alerts}
     assert ("estimation_failed", FAILING) in rules
     assert ("stage_warning", "weights") in rules
     harmful = world["truth"]["planted"]["harmful_reachability"]
     (harm,) = [r for r in week.report.data.uplift if r["message_class"] == harmful
                and r["objective"] == "reachability"]  # fmt: skip
-    # measured: +0.0214 per send, SE 0.0088, one-sided p 0.014, adjusted 0.46
     assert ("optout_harm", harmful) in rules
     assert not harm["over_guardrail"]
     assert not [a for a in week.alerts if a.severity == "critical"]
