@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import run_cli
 from upshot.config import Config
-from upshot.errors import EXIT_DATA_QUALITY, EXIT_ERROR, EXIT_OK
+from upshot.errors import EXIT_ERROR, EXIT_OK
 from upshot.pipeline import Stage, WeekResult, outcome, run
 from upshot.pipeline.job import _problems
 from upshot.simulate import simulate
@@ -117,13 +117,38 @@ def test_every_stage_runs_in_order_and_the_failing_class_is_reported(world):
     # one class of eight is under report.max_failed_share: the job did not fail on it ...
     assert week.status == "partial"
     assert week.problems == ()
-    # ... it is an alert, and the planted opt-out harm is a critical one: exit 3
+    # ... it is an alert. No opt-out uplift is significantly over the guardrail once the
+    # guardrail tests share the week's one family with the class x objective and headline
+    # tests (39 here): resume_watching_push (+0.0158, SE 0.0053, one-sided p 0.0044) was
+    # critical when they were corrected among the 7 opt-out tests alone (0.031), and is a
+    # warning now (adjusted p >= 0.05); so are the others, the planted promo_blast_push
+    # included (+0.0214, SE 0.0088, p 0.014 -> 0.46). No critical alert: exit 0 under --fail-on
+    # critical (test_a_critical_alert_makes_the_job_exit_3_unless_fail_on_never).
     rules = {(a.rule, a.subject) for a in week.alerts}
     assert ("estimation_failed", FAILING) in rules
     assert ("stage_warning", "weights") in rules
-    assert job.exit_code == EXIT_DATA_QUALITY
+    harmful = world["truth"]["planted"]["harmful_reachability"]
+    (harm,) = [r for r in week.report.data.uplift if r["message_class"] == harmful
+               and r["objective"] == "reachability"]  # fmt: skip
+    assert ("optout_harm", harmful) in rules
+    assert not harm["over_guardrail"]
+    assert not [a for a in week.alerts if a.severity == "critical"]
+    assert job.exit_code == EXIT_OK
     index = (week.report.directory / "index.html").read_text()
     assert FAILING in index
+
+
+def test_a_critical_alert_makes_the_job_exit_3_unless_fail_on_never(world):
+    from upshot.errors import EXIT_DATA_QUALITY
+    from upshot.reports.alerts import Alert, Alerts
+
+    (week,) = world["first"].weeks
+    critical = Alerts(week.week, (Alert("uplift_negative", "critical", "c", "c hurts"),))
+    paged = dataclasses.replace(week, report=dataclasses.replace(week.report, alerts=critical))
+    assert outcome((paged,), "critical").exit_code == EXIT_DATA_QUALITY
+    assert outcome((paged,), "never").exit_code == EXIT_OK
+    assert outcome((week,), "critical").exit_code == EXIT_OK  # warnings only
+    assert outcome((week,), "warning").exit_code == EXIT_DATA_QUALITY
 
 
 def test_the_planted_harmful_class_is_alerted_and_the_zero_class_is_not_significant(world):

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import run_cli
+from upshot.results import format_value
 
 RESULT_KEYS = {
     "metric", "arm", "control", "treatment", "effect", "effect_se", "effect_ci_lower",
@@ -77,8 +78,9 @@ def test_analyze_table_json_has_the_issue_shape(users_file):
 
 def test_analyze_table_is_a_terminal_table_by_default(users_file):
     r = run_cli(
-        "experiments", "analyze", "--table", str(users_file), *ISSUE_FLAGS, env={"COLUMNS": "250"}
-    )
+        "experiments", "analyze", "--table", str(users_file), *ISSUE_FLAGS, "--wide",
+        env={"COLUMNS": "250"},
+    )  # fmt: skip
     assert r.code == 0
     assert "cuped_welch_t" in r.out
     assert "sample ratio check" in r.out
@@ -286,3 +288,98 @@ def test_interaction_with_a_column_of_the_table(users_file):
     )  # fmt: skip
     assert sum(i["n_cells"]) == 6000
     assert i["effect_ci_lower"] < 0 < i["effect_ci_upper"]  # no interaction was planted
+
+
+def test_analyze_table_is_compact_fits_100_columns_and_wide_shows_the_rest(users_file):
+    args = ("experiments", "analyze", "--table", str(users_file), *ISSUE_FLAGS,
+            "--interaction", "frequency")  # fmt: skip
+    doc = json.loads(run_cli(*args, "--json").out)
+    compact = run_cli(*args, env={"COLUMNS": "100"})
+    assert compact.code == 0, compact.err
+    lines = [x.rstrip() for x in compact.out.splitlines()]
+    assert max(len(x) for x in lines) <= 100
+    header = next(x for x in lines if " effect " in x)
+    assert header.split() == ["metric", "┃", "arm", "┃", "effect", "┃", "ci", "┃", "p", "┃",
+                              "status"]  # fmt: skip
+    # every row is the JSON's numbers, printed whole with significant digits (never cut)
+    for r in doc["results"]:
+        row = next(x for x in lines if x.lstrip().startswith(r["metric"] + " "))
+        ci = f"[{format_value('', r['effect_ci_lower'])}, {format_value('', r['effect_ci_upper'])}]"
+        assert [c.strip() for c in row.split("│")] == [
+            r["metric"],
+            r["arm"],
+            format_value("effect", r["effect"]),
+            ci,
+            format_value("pvalue", r["pvalue_adj"]),
+            r["status"],
+        ]
+        assert "…" not in row
+        assert "e+" not in row
+    inter = next(x for x in lines if "frequency=high" in x)
+    assert inter.split("│")[2].strip() == "frequency=high"
+    wide = run_cli(*args, "--wide")
+    assert wide.code == 0, wide.err
+    for column in ("control", "treatment", "rel_effect", "pvalue_adj", "method",
+                   "n_missing_control", "effect_ci_lower", "other_arm"):  # fmt: skip
+        assert f" {column} " in wide.out
+    assert "…" not in wide.out
+    # --json is the same document with or without --wide
+    assert json.loads(run_cli(*args, "--wide", "--json").out)["results"] == doc["results"]
+
+
+def test_analyze_of_the_warehouse_is_compact_too(sim_warehouse):
+    db = str(sim_warehouse[0])
+    r = run_cli("--db", db, "experiments", "analyze", "send_time_test", "--no-save")
+    assert r.code == 0, r.err
+    lines = [x.rstrip() for x in r.out.splitlines()]
+    header = next(x for x in lines if " effect " in x)
+    assert header.split() == ["metric", "┃", "arm", "┃", "effect", "┃", "ci", "┃", "p", "┃",
+                              "status"]  # fmt: skip
+    assert max(len(x) for x in lines) <= 100
+    assert "…" not in r.out
+
+
+def test_python_decide_reads_the_config_the_cli_reads(users_file, tmp_path, monkeypatch):
+    """One config: `decide(analyze(...))` in a folder gives the document `upshot
+    experiments decide` prints there, whether the settings come from ./upshot.toml,
+    from $UPSHOT_CONFIG or from the defaults."""
+    from upshot.experiments import analyze, decide
+    from upshot.results import dumps
+
+    here, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    (here / "upshot.toml").write_text(
+        "[experiments]\nmin_sample = 100000\ndeterioration_alpha = 0.2\n", encoding="utf-8"
+    )
+    flags = ("--table", str(users_file), "--metric", "converted", "--metric", "pre_minutes")
+
+    def both(cwd, env):
+        cli = run_cli("experiments", "decide", *flags, "--json", cwd=cwd, env=env)
+        assert cli.code == 0, cli.err
+        monkeypatch.chdir(cwd)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        verdict = decide(analyze(table=users_file, metrics=["converted", "pre_minutes"]))
+        for key in env:
+            monkeypatch.delenv(key)
+        cli_doc = json.loads(cli.out)
+        cli_doc.pop("run_id")
+        return cli_doc, json.loads(dumps(verdict.to_document()))
+
+    cli, python = both(here, {})
+    assert python == cli
+    assert python["verdict"] == "invalid"  # min_sample 100000 from ./upshot.toml
+    assert python["levels"]["deterioration"] == 0.2
+    assert any("100000" in q for q in python["quality"])
+    cli, python = both(elsewhere, {"UPSHOT_CONFIG": str(here / "upshot.toml")})
+    assert python == cli
+    assert python["verdict"] == "invalid"
+    cli, python = both(elsewhere, {})
+    assert python == cli
+    assert python["verdict"] == "ship"  # the defaults: min_sample 100, 0.01
+    assert python["levels"]["deterioration"] == 0.01
+    # an explicit argument still wins over the file
+    monkeypatch.chdir(here)
+    explicit = decide(analyze(table=users_file, metrics=["converted"]), min_sample=10)
+    assert explicit.verdict == "ship"

@@ -173,7 +173,8 @@ def test_cli_shows_missing_counts_and_takes_nulls(tmp_path):
     assert r.code == 0, r.err
     (row,) = json.loads(r.out)["results"]
     assert row["n_missing_control"] == int(np.isnan(y[variant == "control"]).sum())
-    table = run_cli("experiments", "analyze", "--table", str(path), "--metric", "y")
+    # the missing counts are --wide columns (the compact table keeps 100 columns)
+    table = run_cli("experiments", "analyze", "--table", str(path), "--metric", "y", "--wide")
     assert "n_missing_control" in table.out
     assert "n_missing_treatment" in table.out
     assert str(row["n_missing_treatment"]) in table.out

@@ -12,6 +12,7 @@ import pytest
 from upshot import period, store
 from upshot.config import Config
 from upshot.reports.data import ReportData
+from upshot.reports.significance import decide, experiment_rows, two_sided
 from upshot.reports.uplift_view import headline, objective_meta
 
 WEEK = "2026-W47"
@@ -74,18 +75,47 @@ def uplift_row(week: str, cls: str, objective: str, effect: float, se: float) ->
         "effect_se": se,
         "effect_ci_lower": lower,
         "effect_ci_upper": upper,
-        "pvalue": 0.5,
+        "pvalue": two_sided(effect, se),
         "naive_effect": effect * 3 + se,
         "n_treatment": 4000,
         "n_control": 1000,
         "sends": 4000,
         "users": 3000,
+        "treated_users": 2500,
+        "control_users": 900,
         "design": "randomized",
         "refute_passed": cls != "weekly_digest_email",
-        "significant": 1 if lower > 0 else -1 if upper < 0 else 0,
         "status": "ok",
         "suppressed": False,
     }
+
+
+def redecide(data: ReportData, config: Config | None = None) -> ReportData:
+    """`data` with significance decided again (after a test changed its rows), as
+    `report_data` decides it: one family per week over classes, guardrail and totals."""
+    config = config or Config()
+    rows = [r for r in data.history if r["week"] != data.week] + list(data.uplift)
+    totals = [
+        {**h, "week": week}
+        for week in sorted({r["week"] for r in rows})
+        for h in headline([r for r in rows if r["week"] == week], data.objectives, data.alpha)
+    ]
+    decided, heads = decide(
+        rows,
+        totals,
+        alpha=data.alpha,
+        method=config.report.correction,
+        optout_objective=config.governance.optout_objective,
+        guardrail=config.governance.max_optout_harm,
+    )
+    return dataclasses.replace(
+        data,
+        uplift=tuple(r for r in decided if r["week"] == data.week),
+        history=tuple(decided),
+        headline=tuple(
+            {k: v for k, v in h.items() if k != "week"} for h in heads if h["week"] == data.week
+        ),
+    )
 
 
 def make_data(config: Config | None = None, **changes: Any) -> ReportData:
@@ -130,37 +160,40 @@ def make_data(config: Config | None = None, **changes: Any) -> ReportData:
         for ch, opted in (("push", 7000), ("email", 8000))
         for i, week in enumerate(("2026-W45", "2026-W46", WEEK))
     )
-    experiments = tuple(
-        {
-            "experiment_id": "send_time_test",
-            "arm": "treatment",
-            "control_arm": "control",
-            "metric": metric,
-            "kind": "mean",
-            "role": role,
-            "rel_effect": rel,
-            "rel_effect_ci_lower": rel - 0.03,
-            "rel_effect_ci_upper": rel + 0.03,
-            "effect": rel,
-            "effect_ci_lower": rel - 0.03,
-            "effect_ci_upper": rel + 0.03,
-            "pvalue": 0.01,
-            "pvalue_adj": 0.02,
-            "status": "ok",
-            "n_control": 2500,
-            "n_treatment": 2500,
-            "srm_pvalue": 0.4,
-            "srm_status": "ok",
-            "verdict": "ship",
-            "reason": f"{metric}: significant",
-            "suppressed": False,
-            "higher_is_better": role != "deterioration",
-        }
-        for metric, role, rel in (
-            ("opens", "success", 0.15),
-            ("minutes", "success", 0.01),
-            ("opt_outs", "deterioration", 0.0),
-        )
+    experiments = experiment_rows(
+        (
+            {
+                "experiment_id": "send_time_test",
+                "arm": "treatment",
+                "control_arm": "control",
+                "metric": metric,
+                "kind": "mean",
+                "role": role,
+                "rel_effect": rel,
+                "rel_effect_ci_lower": rel - 0.03,
+                "rel_effect_ci_upper": rel + 0.03,
+                "effect": rel,
+                "effect_ci_lower": rel - 0.03,
+                "effect_ci_upper": rel + 0.03,
+                "pvalue": 0.01,
+                "pvalue_adj": 0.02,
+                "status": "ok",
+                "n_control": 2500,
+                "n_treatment": 2500,
+                "srm_pvalue": 0.4,
+                "srm_status": "ok",
+                "verdict": "ship",
+                "reason": f"{metric}: significant",
+                "suppressed": False,
+                "higher_is_better": role != "deterioration",
+            }
+            for metric, role, rel in (
+                ("opens", "success", 0.15),
+                ("minutes", "success", 0.01),
+                ("opt_outs", "deterioration", 0.0),
+            )
+        ),
+        0.05,
     )
     daily = tuple(
         {
@@ -187,7 +220,7 @@ def make_data(config: Config | None = None, **changes: Any) -> ReportData:
             "policy_version": "1",
         },
         reach=reach,
-        experiments=experiments,
+        experiments=tuple(experiments),
         decompositions=tuple(
             {
                 "experiment_id": "send_time_test",
@@ -266,6 +299,7 @@ def make_data(config: Config | None = None, **changes: Any) -> ReportData:
         },
         suppressed=0,
     )
+    data = redecide(data, config)
     return dataclasses.replace(data, **changes)
 
 
@@ -306,7 +340,8 @@ def _estimate(run, week, cls, channel, objective, ate, se, status="ok", refuted=
 
 @pytest.fixture
 def warehouse():
-    """30 users; `big_push` reaches 25 of them in the week, `tiny_email` only 5 (< k = 10);
+    """30 users; `big_push` reaches 25 of them in the week (12 held out), `tiny_email` only
+    5, all sent (< k = 10 in each arm); in W46 `big_push` sends to 12 and holds out 12;
     push opt-outs: 3 users in W46, 2 in W47; no sends on Thursday of W47."""
     con = store.connect(":memory:", read_only=False)
     con.execute("ALTER TABLE users ADD COLUMN push_opt_in BOOLEAN")
@@ -338,9 +373,9 @@ def warehouse():
             "message_class": "big_push",
             "channel": "push",
             "decided_at": START - timedelta(days=5),
-            "treated": True,
+            "treated": i < 12,  # 12 users sent, 12 held out: both arms reach k = 10
         }
-        for i in range(12)
+        for i in range(24)
     ]
     for i in range(5):
         sends.append(

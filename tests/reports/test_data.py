@@ -13,7 +13,8 @@ from statsmodels.stats.multitest import multipletests
 from tests.reports.conftest import START, WEEK, uid
 from upshot.config import Config
 from upshot.reports.data import report_data, suppress
-from upshot.reports.uplift_view import headline, objective_meta, significance
+from upshot.reports.significance import decide
+from upshot.reports.uplift_view import headline, objective_meta
 
 
 def test_uplift_rows_keep_numbers_only_for_classes_with_k_users(warehouse, config, tmp_path):
@@ -113,15 +114,37 @@ def test_suppress_does_not_touch_its_input_and_treats_unknown_counts_as_small():
 
 @pytest.mark.parametrize(("method", "reference"), [("holm", "holm"), ("bh", "fdr_bh")])
 def test_significance_matches_statsmodels(method, reference):
+    """Classes, the opt-out guardrail tests and the headline totals form one family: the
+    adjusted p-values equal statsmodels' over the concatenation of all three."""
     rng = np.random.default_rng(1)
     p = np.concatenate([rng.uniform(0, 0.01, 4), rng.uniform(0, 1, 28)])
     rows = [
-        {"week": WEEK, "pvalue": float(v), "effect": 1.0 if i % 2 else -1.0}
+        {
+            "week": WEEK,
+            "objective": "reachability" if i < 3 else "conversion",
+            "pvalue": float(v),
+            "effect": 0.003 * (1 if i % 2 else -1),
+            "effect_se": 0.001,
+        }
         for i, v in enumerate(p)
     ]
-    out = significance(rows, 0.05, method)
-    reject, adjusted, _, _ = multipletests(p, alpha=0.05, method=reference)
-    assert [r["pvalue_adj"] for r in out] == pytest.approx(list(adjusted), rel=1e-12)
-    assert [r["significant"] != 0 for r in out] == list(reject)
+    totals = [{"week": WEEK, "effect": 5.0, "effect_se": 2.0}]
+    out, heads = decide(
+        rows, totals, alpha=0.05, method=method, optout_objective="reachability", guardrail=0.002
+    )
+    guard = stats.norm.sf([(r["effect"] - 0.002) / 0.001 for r in rows[:3]])
+    total_p = 2 * stats.norm.sf(5.0 / 2.0)
+    family = np.concatenate([p, guard, [total_p]])
+    reject, adjusted, _, _ = multipletests(family, alpha=0.05, method=reference)
+    assert [r["pvalue_adj"] for r in out] == pytest.approx(list(adjusted[:32]), rel=1e-12)
+    assert [r["significant"] != 0 for r in out] == list(reject[:32])
     assert all(r["significant"] == (1 if r["effect"] > 0 else -1) for r in out if r["significant"])
+    assert [r["guardrail_pvalue_adj"] for r in out[:3]] == pytest.approx(
+        list(adjusted[32:35]), rel=1e-12
+    )
+    assert [r["over_guardrail"] for r in out[:3]] == list(reject[32:35])
+    assert "over_guardrail" not in out[3]
+    assert heads[0]["pvalue"] == pytest.approx(total_p, rel=1e-12)
+    assert heads[0]["pvalue_adj"] == pytest.approx(adjusted[35], rel=1e-12)
+    assert heads[0]["significant"] == (1 if reject[35] else 0)
     assert "pvalue_adj" not in rows[0]

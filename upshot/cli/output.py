@@ -104,7 +104,8 @@ def print_tables(tables: dict[str, list[dict[str, Any]]]) -> None:
         cells = [[format_value(n, row.get(n)) for n in names] for row in rows]
         for i, name in enumerate(names):
             if _is_text(rows, name):
-                table.add_column(Text(name), justify="left")
+                # folded onto a second line when the terminal is narrow, never cut with "…"
+                table.add_column(Text(name), justify="left", overflow="fold")
             else:  # a number is never cut or wrapped: text columns give way instead
                 width = max(len(c[i]) for c in cells)
                 table.add_column(Text(name), justify="right", no_wrap=True, min_width=width)

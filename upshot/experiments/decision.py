@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from upshot.experiments import sequential
 from upshot.experiments.effects import one_sided_p
 from upshot.experiments.results import EffectResult, ExperimentAnalysis
 from upshot.results import ResultsMixin
+
+if TYPE_CHECKING:
+    from upshot.config import Config
 
 VERDICTS = ("ship", "no_ship", "invalid")
 
@@ -242,15 +245,31 @@ def decide_metric(
 def decide(
     analysis: ExperimentAnalysis,
     *,
-    deterioration_alpha: float = 0.01,
-    min_sample: int = 100,
+    deterioration_alpha: float | None = None,
+    min_sample: int | None = None,
     tuning: float | None = None,
+    config: Config | None = None,
 ) -> Verdict:
     """The verdict for every treatment arm of an analysed experiment.
 
-    `tuning` is the confidence sequences' tuning parameter when the analysis is
-    sequential (taken from the analysis when it is).
+    `deterioration_alpha` and `min_sample` default to `config.experiments`, and without
+    `config` it is read as the CLI reads it (`$UPSHOT_CONFIG`, else ./upshot.toml, else
+    the defaults 0.01 and 100), so `decide(analyze(...))` gives the verdict of
+    `upshot experiments decide` in the same folder. `tuning` is the confidence sequences'
+    tuning parameter when the analysis is sequential (taken from the analysis when it is).
     """
+    if deterioration_alpha is None or min_sample is None:
+        from upshot.config import load_config
+
+        settings = (config or load_config()).experiments
+        if deterioration_alpha is None:
+            deterioration_alpha = settings.deterioration_alpha
+        if min_sample is None:
+            min_sample = settings.min_sample
+    if not 0 < deterioration_alpha < 1:
+        raise ValueError(f"deterioration_alpha == {deterioration_alpha}, must be in (0, 1)")
+    if min_sample < 0:
+        raise ValueError(f"min_sample == {min_sample}, must be >= 0")
     alpha = analysis.alpha
     if tuning is None and analysis.sequential:
         tuning = float(analysis.sequential["tuning"])

@@ -3,7 +3,10 @@
 A map of the package:
 
 - `data`              `report_data`: one week's aggregates from the warehouse, k-anonymised
-- `uplift_view`       uplift per class x objective, corrected significance, the headline
+                      by user counts (per arm), never by the size of an estimate
+- `uplift_view`       uplift per class x objective and the headline totals
+- `significance`      what is significant: one correction family per week, one decision
+                      per row, read by the headline, the charts, the summary and alerts
 - `experiments_view`  the experiments live in a week, their results and decompositions
 - `weights_view`      the week's weight file beside the previous week's
 - `health`            reachability per channel, rows per day, coverage

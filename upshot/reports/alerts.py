@@ -4,6 +4,9 @@
 |---|---|---|
 | `uplift_negative` | critical | a class's CI on a key objective lies wholly on the harmful side |
 | `optout_harm` | critical | opt-out uplift significantly over `governance.max_optout_harm` |
+| `no_uplift_run` | critical | the week has no uplift estimates (warning: uplift not installed) |
+| `no_experiment_run` | warning | an experiment live this week has no stored analysis |
+| `no_weights` | info | the week has uplift estimates but no published weights |
 | `optout_harm` | warning | only its point estimate is over it |
 | `reach_drop` | critical | reachable users on a channel fell by more than `reach_drop_critical` |
 | `reach_drop` | warning | ... by more than `report.reach_drop_warning` in a week |
@@ -26,7 +29,6 @@ stable order (severity, rule, subject).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -136,27 +138,15 @@ def uplift_negative(data: ReportData) -> Iterator[Alert]:
             )
 
 
-def over_guardrail(rows: list[dict[str, Any]], guardrail: float, method: str) -> list[float]:
-    """One-sided p-values of H0 "opt-out uplift <= guardrail", corrected across `rows`."""
-    from upshot.experiments.corrections import adjust
-
-    pvalues = [
-        0.5 * math.erfc((r["effect"] - guardrail) / r["effect_se"] / math.sqrt(2))
-        if r.get("effect_se")
-        else math.nan
-        for r in rows
-    ]
-    return [float(p) for p in adjust(pvalues, method)]
-
-
-def optout_harm(data: ReportData, objective: str, guardrail: float, method: str) -> Iterator[Alert]:
-    """Critical when a class's opt-out uplift is significantly over the guardrail (one-sided,
-    corrected across the week's classes like every other call), warning when only its
-    point estimate is."""
-    rows = [r for r in data.uplift if r["objective"] == objective and r["effect"] is not None]
-    for r, p in zip(rows, over_guardrail(rows, guardrail, method), strict=True):
+def optout_harm(data: ReportData, objective: str, guardrail: float) -> Iterator[Alert]:
+    """Critical when a class's opt-out uplift is significantly over the guardrail (the
+    row's `over_guardrail`, decided in the report's one family: `significance.decide`),
+    warning when only its point estimate is."""
+    for r in data.uplift:
         effect = r["effect"]
-        if p < data.alpha:
+        if r["objective"] != objective or effect is None:
+            continue
+        if r.get("over_guardrail"):
             severity, how = "critical", "significantly over"
         elif effect > guardrail:
             severity, how = "warning", "over, but not significantly,"
@@ -172,6 +162,44 @@ def optout_harm(data: ReportData, objective: str, guardrail: float, method: str)
             effect,
             guardrail,
         )
+
+
+def missing_runs(data: ReportData) -> Iterator[Alert]:
+    """What the week should have and does not: an uplift run (critical, or a warning when
+    its part of upshot is not installed), published weights (info: the weights stage
+    says why when it failed or was refused) and a stored analysis of each live experiment."""
+    uplift = next((s for s in data.stages if s.get("stage") == "uplift"), {})
+    if not data.sources.get("uplift_run_id") or not data.uplift:
+        why = f" (uplift stage {uplift['status']}: {uplift.get('detail', '')})" if uplift else ""
+        yield Alert(
+            "no_uplift_run",
+            "warning" if uplift.get("status") == "unavailable" else "critical",
+            data.week,
+            f"no uplift estimates for {data.week}{why}: the headline, the uplift section and "
+            f"the weights have nothing to show; run `upshot run --week {data.week}`",
+        )
+    weights = next((s for s in data.stages if s.get("stage") == "weights"), {})
+    if (
+        data.uplift
+        and data.weights_info.get("status") != "ok"
+        and weights.get("status") not in ("failed", "refused")  # alerted as such already
+    ):
+        yield Alert(
+            "no_weights",
+            "info",
+            data.week,
+            f"no weights were published for {data.week}: a decision service keeps the "
+            "previous file; `upshot weights export` publishes this week's",
+        )
+    for r in data.experiments:
+        if r.get("status") == "no_results":
+            yield Alert(
+                "no_experiment_run",
+                "warning",
+                str(r["experiment_id"]),
+                f"{r['experiment_id']} is live in {data.week} but has no stored analysis; "
+                f"run `upshot experiments analyze {r['experiment_id']}`",
+            )
 
 
 def reach_drop(data: ReportData, warning: float, critical: float) -> Iterator[Alert]:
@@ -355,7 +383,8 @@ def evaluate(data: ReportData, config: Config) -> Alerts:
     gov, rep = config.governance, config.report
     found = [
         *uplift_negative(data),
-        *optout_harm(data, gov.optout_objective, gov.max_optout_harm, rep.correction),
+        *optout_harm(data, gov.optout_objective, gov.max_optout_harm),
+        *missing_runs(data),
         *reach_drop(data, rep.reach_drop_warning, rep.reach_drop_critical),
         *srm(data),
         *refutation_failed(data),

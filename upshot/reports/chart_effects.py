@@ -107,17 +107,18 @@ def uplift_chart(rows: Sequence[dict[str, Any]], objectives: Sequence[dict[str, 
 
 
 def optout_chart(rows: Sequence[dict[str, Any]], guardrail: float, objective: str) -> Any:
-    """Opt-out uplift per send of each class with its CI, against the governance guardrail."""
+    """Opt-out uplift per send of each class with its CI, against the governance guardrail;
+    red when significantly over it (the `optout_harm` critical alert), amber when only
+    the point estimate is (its warning)."""
     import altair as alt
 
     data = []
     for r in rows:
         if r["objective"] != objective or r["effect"] is None:
             continue
-        lower = r["effect_ci_lower"]
-        level = (
+        level = (  # the alert's decision (`significance.decide`), not the raw CI
             "over the guardrail"
-            if lower is not None and lower > guardrail
+            if r.get("over_guardrail")
             else "may exceed it"
             if r["effect"] > guardrail
             else "within it"
@@ -171,25 +172,26 @@ def experiment_chart(rows: Sequence[dict[str, Any]], experiment: str) -> Any:
     """One experiment: relative effect of each arm on each metric with its CI."""
     import altair as alt
 
+    shown = [r for r in rows if r.get("rel_effect") is not None]
+    fields = (
+        "metric",
+        "arm",
+        "role",
+        "rel_effect",
+        "rel_effect_ci_lower",
+        "rel_effect_ci_upper",
+        "pvalue_adj",
+        "verdict",
+        "significant",
+    )
     data = [
         {
-            **r,
-            "label": f"{r['metric']} ({r['arm']})" if _arms(rows) > 1 else r["metric"],
+            **v,
+            "label": f"{v['metric']} ({v['arm']})" if _arms(rows) > 1 else v["metric"],
+            # from the full row: `higher_is_better` is not among the embedded fields
             "direction": _direction(r),
         }
-        for r in values(
-            [r for r in rows if r.get("rel_effect") is not None],
-            (
-                "metric",
-                "arm",
-                "role",
-                "rel_effect",
-                "rel_effect_ci_lower",
-                "rel_effect_ci_upper",
-                "pvalue_adj",
-                "verdict",
-            ),
-        )
+        for r, v in zip(shown, values(shown, fields), strict=True)
     ]
     colors = {"better": GOOD, "worse": BAD, "no significant change": UNCLEAR}
     color = alt.Color(
@@ -231,10 +233,12 @@ def _arms(rows: Sequence[dict[str, Any]]) -> int:
 
 
 def _direction(row: dict[str, Any]) -> str:
-    lower, upper = row.get("rel_effect_ci_lower"), row.get("rel_effect_ci_upper")
-    if lower is None or upper is None or lower <= 0 <= upper:
+    """better / worse / no significant change, from the row's `significant` (the adjusted
+    p-value the table shows: `significance.experiment_rows`), not from the raw CI."""
+    sign = row.get("significant") or 0
+    if not sign:
         return "no significant change"
-    up = lower > 0
+    up = sign > 0
     better = (
         (row.get("role") != "deterioration")
         if "higher_is_better" not in row

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from upshot import period
 from upshot.freshness import late_weeks
 from upshot.reports import experiments_view, health
+from upshot.reports.significance import decide
 from upshot.reports.tables import Records, fetch
-from upshot.reports.uplift_view import headline, objective_meta, significance, uplift_rows
+from upshot.reports.uplift_view import headline, objective_meta, uplift_rows
 from upshot.reports.weights_view import weights_section
 
 if TYPE_CHECKING:
@@ -38,12 +39,15 @@ class ReportData:
     - `objectives`: objective, label, unit (of weekly totals), per_send (unit of uplift),
       binary, higher_is_better, key.
     - `headline`: per objective, this week's total effect of messaging in its unit
-      (Σ over classes of per-send uplift × this week's sends): effect,
-      effect_ci_lower/upper, classes_estimated, classes, status.
+      (Σ over classes of per-send uplift × this week's sends): effect, effect_se,
+      effect_ci_lower/upper, pvalue, pvalue_adj, significant, classes_estimated,
+      classes, status.
     - `uplift`: per class × objective, per send: effect, effect_ci_lower/upper, pvalue,
-      naive_effect, n_treatment, n_control (decisions), users, design, refute_passed,
-      pvalue_adj, significant (-1, 0, 1: after `report.correction` across the week's
-      classes x objectives), status, suppressed.
+      naive_effect, n_treatment, n_control (decisions), users, treated_users and
+      control_users (distinct users per arm), design, refute_passed, pvalue_adj,
+      significant (-1, 0, 1) and, on the opt-out objective, guardrail_pvalue_adj and
+      over_guardrail: all decided in one family by `significance.decide`; status,
+      suppressed (fewer than `k` users in an arm).
     - `history`: the same per week for up to `history_weeks` weeks ending at `week`.
     - `weights` / `weights_info`: see `upshot.reports.weights_view`.
     - `reach`, `daily`, `late`, `coverage`: see `upshot.reports.health`; `loads`,
@@ -57,6 +61,9 @@ class ReportData:
       incremental conversions (`upshot.attribution.touches.chart_data` rows).
     - `stages`: the weekly job's per-stage status (empty when the report is made alone).
     - `sources`: which runs and versions the numbers came from.
+    - `suppressed`: how many cells were hidden in all; `suppressed_by`: per section
+      (`uplift`, `history` (earlier weeks), `experiments`, `reach`, `daily`, `touches`),
+      for its visible note.
     """
 
     week: str
@@ -81,30 +88,33 @@ class ReportData:
     stages: Records = ()
     sources: dict[str, Any] = field(default_factory=dict)
     suppressed: int = 0
+    suppressed_by: dict[str, int] = field(default_factory=dict)
 
     def objective(self, name: str) -> dict[str, Any]:
         return next(o for o in self.objectives if o["objective"] == name)
 
 
 def suppress(
-    rows: Iterable[dict[str, Any]], count: str, k: int, numbers: Sequence[str]
+    rows: Iterable[dict[str, Any]], count: str | Sequence[str], k: int, numbers: Sequence[str]
 ) -> tuple[Records, int]:
-    """`rows` with the `numbers` of every row whose `count` of users is below `k` set to None.
+    """`rows` with the `numbers` of every row where a `count` of users is below `k` set to None.
 
-    Returns new dicts (the input is not touched) with `suppressed` added, and how many
-    rows were suppressed. A count that is None (unknown) suppresses too: privacy must not
-    depend on a number being present.
+    `count` names one user count or several (one per arm: a cell is as small as its
+    smallest arm). Only user counts decide, never the size of an estimate. Returns new
+    dicts (the input is not touched) with `suppressed` added, and how many rows were
+    suppressed. A count that is None (unknown) suppresses too: privacy must not depend
+    on a number being present.
     """
     if k < 1:
         raise ValueError(f"k == {k}, must be >= 1")
+    names = (count,) if isinstance(count, str) else tuple(count)
     out, hidden = [], 0
     for row in rows:
-        users = row.get(count)
-        small = users is None or users < k
+        small = any(row.get(c) is None or row[c] < k for c in names)
         new = dict(row)
         if small:
             hidden += 1
-            for name in (*numbers, count):
+            for name in (*numbers, *names):
                 new[name] = None
         new["suppressed"] = small
         out.append(new)
@@ -175,16 +185,30 @@ def report_data(
         "n_treatment",
         "n_control",
         "sends",
-        "significant",
-    )
-    rows, hidden = suppress(
-        significance(uplift_rows(estimates, counts, alpha), alpha, settings.correction),
         "users",
-        k,
-        numbers,
+    )
+    # suppressed first: a hidden cell is neither tested nor counted in a total
+    shown, hidden = suppress(
+        uplift_rows(estimates, counts, alpha), ("treated_users", "control_users"), k, numbers
+    )
+    by_week: dict[str, list[dict[str, Any]]] = {}
+    for r in shown:
+        by_week.setdefault(r["week"], []).append(r)
+    totals = [
+        {**h, "week": w} for w, mine in by_week.items() for h in headline(mine, objectives, alpha)
+    ]
+    gov = config.governance
+    rows, heads = decide(
+        shown,
+        totals,
+        alpha=alpha,
+        method=settings.correction,
+        optout_objective=gov.optout_objective,
+        guardrail=gov.max_optout_harm,
     )
     this_week = tuple(r for r in rows if r["week"] == week)
     history = tuple(r for r in rows if r["week"] >= first)
+    hidden = sum(1 for r in this_week if r["suppressed"])
     experiments, parts, experiment_runs, hidden_exp = experiments_view.section(
         con, config, week, pinned.get("experiment_runs"), fallback=pins is None
     )
@@ -198,14 +222,14 @@ def report_data(
     )
     reach, hidden_reach = health.reach(con, config, first, week)
     daily, hidden_days = health.daily(con, start, end, k)
-    touch_rows, hidden_touches = touches(con, week, k)
+    touch_rows, hidden_touches = touches(con, week, k, start, end)
     until = end + _max_window(config)
     return ReportData(
         week=week,
         k=k,
         alpha=alpha,
         objectives=objectives,
-        headline=headline(this_week, objectives, alpha),
+        headline=_headline_of(week, heads, this_week, objectives, alpha),
         uplift=this_week,
         history=history,
         weights=weights,
@@ -237,12 +261,41 @@ def report_data(
             "config_hash": config.fingerprint(),
         },
         suppressed=hidden + hidden_exp + hidden_reach + hidden_days + hidden_touches,
+        suppressed_by={
+            "uplift": hidden,
+            "history": sum(1 for r in history if r["suppressed"] and r["week"] != week),
+            "experiments": hidden_exp,
+            "reach": hidden_reach,
+            "daily": hidden_days,
+            "touches": hidden_touches,
+        },
     )
 
 
-def touches(con: duckdb.DuckDBPyConnection, week: str, k: int) -> tuple[Records, int]:
+def _headline_of(
+    week: str,
+    heads: list[dict[str, Any]],
+    this_week: Records,
+    objectives: Records,
+    alpha: float,
+) -> Records:
+    """The week's decided headline rows (without their `week`); a week with no uplift
+    rows at all still gets one row per objective saying `no_estimates`."""
+    mine = [{k: v for k, v in h.items() if k != "week"} for h in heads if h["week"] == week]
+    if mine:
+        return tuple(mine)
+    return tuple(
+        {**h, "pvalue": None, "pvalue_adj": None, "significant": 0}
+        for h in headline(this_week, objectives, alpha)
+    )
+
+
+def touches(
+    con: duckdb.DuckDBPyConnection, week: str, k: int, start: Any = None, end: Any = None
+) -> tuple[Records, int]:
     """The week's stored touch credits by channel (none when `upshot touches --week` was
-    not run); a credit of fewer than `k` conversions is suppressed."""
+    not run). A channel messaged to fewer than `k` distinct users in the week loses its
+    numbers on every method: the user count decides, never the size of a credit."""
     import duckdb
 
     try:
@@ -254,9 +307,14 @@ def touches(con: duckdb.DuckDBPyConnection, week: str, k: int) -> tuple[Records,
         rows = chart_data(stored_rows(con, by="channel", week=week))
     except duckdb.CatalogException:  # a warehouse from before the touches table
         return (), 0
+    if start is None or end is None:
+        start, end = period.bounds(week)
+    users = {
+        r["channel"]: r["users"] for r in fetch(con, "channel-users-of-week", start=start, end=end)
+    }
     out, hidden = [], 0
     for r in rows:
-        small = r["conversions"] is not None and abs(r["conversions"]) < k
+        small = users.get(r["item"], 0) < k
         hidden += small
         blank = dict.fromkeys(("conversions", "share", "ci_lower", "ci_upper")) if small else {}
         out.append({**r, **blank, "suppressed": small})

@@ -14,6 +14,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from upshot.experiments.warehouse import live_experiments
+from upshot.reports.significance import experiment_rows
 from upshot.reports.tables import Records, fetch, num
 
 if TYPE_CHECKING:
@@ -221,6 +222,8 @@ def section(
         for r in found
         if r["experiment_id"] not in listed
     ]
-    kept, hidden = suppress_arms(rows, config.report.k_anonymity)
+    kept, hidden = suppress_arms(
+        experiment_rows(rows, config.experiments.alpha), config.report.k_anonymity
+    )
     parts, hidden_parts = decompositions(con, config, names)
     return kept, parts, runs, hidden + hidden_parts

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from upshot.reports import fmt
 from upshot.reports.charts import experiment_chart_name
 from upshot.reports.html_kit import card, chart_div, e, table
+from upshot.reports.html_sections import hidden_note
 
 if TYPE_CHECKING:
     from upshot.reports.charts import Chart
@@ -32,7 +33,7 @@ def experiments_section(data: ReportData, charts: dict[str, Chart]) -> str:
         "Experiments live this week",
         "Each arm against control on every configured metric: relative effect with its 95% CI; "
         "p-values adjusted for multiple comparisons. Verdicts follow the ship/no-ship rule.",
-        "".join(parts),
+        hidden_note(data, "experiments", "a result, arm or segment with") + "".join(parts),
     )
 
 

@@ -26,6 +26,18 @@ SECTIONS = (
 )
 
 
+def hidden_note(data: ReportData, section: str, why: str) -> str:
+    """The visible note of a section where k-anonymity hid cells: how many, and why."""
+    n = data.suppressed_by.get(section, 0)
+    if not n:
+        return ""
+    cells = "cell" if n == 1 else "cells"
+    return (
+        f'<p class="meta suppressed">{n} {cells} hidden: {e(why)} fewer than {data.k} users '
+        "(report.k_anonymity); their numbers are left out of the charts and totals.</p>"
+    )
+
+
 def header(data: ReportData, alerts: Alerts) -> str:
     label = period.label(data.week)
     week, dates = label.split(" ", 1)
@@ -67,11 +79,8 @@ def headline_section(data: ReportData) -> str:
     for h in data.headline:
         meta = data.objective(h["objective"])
         value = h["effect"]
-        good = None
-        if value is not None and h["effect_ci_lower"] is not None:
-            sure = h["effect_ci_lower"] > 0 or h["effect_ci_upper"] < 0
-            good = ((value > 0) == meta["higher_is_better"]) if sure else None
-        tone = "" if good is None else " good" if good else " bad"
+        sign = h.get("significant") or 0  # decided with the classes: significance.decide
+        tone = "" if not sign else " good" if (sign > 0) == meta["higher_is_better"] else " bad"
         note = (
             f"{h['classes_estimated']} of {h['classes']} classes estimated"
             if h["status"] != "ok"
@@ -88,7 +97,9 @@ def headline_section(data: ReportData) -> str:
         "headline",
         "This week's headline",
         "What messaging caused this week beyond what would have happened without it: each "
-        "class's causal uplift per send × its sends this week, summed over classes.",
+        "class's causal uplift per send × its sends this week, summed over classes. A total "
+        "is green or red only when significant in the same corrected family as the classes "
+        "and the alerts (report.correction).",
         f'<div class="cards">{"".join(cards)}</div>',
     )
 
@@ -123,13 +134,19 @@ def uplift_section(data: ReportData, charts: dict[str, Chart]) -> str:
             f'<span class="sub">naive {e(one(r["naive_effect"]))}</span>'
         )
 
-    body = chart_div(charts, "uplift") + table(columns, rows, cell)
-    if "touches" in charts:
+    body = (
+        hidden_note(data, "uplift", "a class whose sent or held-out group had")
+        + chart_div(charts, "uplift")
+        + table(columns, rows, cell)
+    )
+    if "touches" in charts or data.suppressed_by.get("touches"):
         body += (
             "<h3>Touch-based credit beside causal incrementality</h3>"
             '<p class="meta">From the week\'s <code>upshot touches</code> run: rule-based and '
             "data-driven credit for the conversions a channel touched, next to the conversions "
-            "its messages caused.</p>" + chart_div(charts, "touches")
+            "its messages caused.</p>"
+            + hidden_note(data, "touches", "a channel messaged to")
+            + chart_div(charts, "touches")
         )
     if not data.uplift:
         body = '<p class="empty">No uplift estimates for this week.</p>'
@@ -201,6 +218,10 @@ def history_section(data: ReportData, charts: dict[str, Chart]) -> str:
         else ""
     )
     body = chart_div(charts, "history") or '<p class="empty">No estimates of earlier weeks yet.</p>'
+    body = (
+        hidden_note(data, "history", "a class in an earlier week whose sent or held-out group had")
+        + body
+    )
     return card("history", "Uplift over past weeks", lede, body)
 
 
@@ -237,7 +258,8 @@ def reach_section(data: ReportData, charts: dict[str, Chart], config: Config) ->
         "Reachability",
         "Who can still be messaged on each channel, and how much each class adds to opt-outs "
         f"per send, against the governance guardrail of {guard:.2%}.",
-        chart_div(charts, "reach")
+        hidden_note(data, "reach", "a channel count (users, or this week's opt-outs) about")
+        + chart_div(charts, "reach")
         + table(columns, [r for r in rows if "users" in r], cell)
         + note
         + chart_div(charts, "optout"),
@@ -273,7 +295,11 @@ def health_section(data: ReportData, charts: dict[str, Chart]) -> str:
             return None
 
         parts.append("<h3>Data checks (upshot check)</h3>" + table(check_cols, found, check_cell))
-    parts.append("<h3>Rows per day</h3>" + chart_div(charts, "daily"))
+    parts.append(
+        "<h3>Rows per day</h3>"
+        + hidden_note(data, "daily", "a day's sends or outcomes from")
+        + chart_div(charts, "daily")
+    )
     load_cols = [
         ("table", "<table"),
         ("files", "files"),

@@ -107,8 +107,7 @@ def experiments_block(data: ReportData) -> list[str]:
         moved = [
             f"{r['metric']} {fmt.percent(r['rel_effect'], 1, signed=True)}"
             for r in rows
-            if r.get("rel_effect_ci_lower") is not None
-            and (r["rel_effect_ci_lower"] > 0 or r["rel_effect_ci_upper"] < 0)
+            if r.get("significant") and r.get("rel_effect") is not None
         ]
         detail = f" ({_md(', '.join(moved))})" if moved else ""
         lines.append(f"- {_md(name)}: **{verdict}**{detail}")
@@ -127,6 +126,10 @@ def health_line(data: ReportData) -> str:
     ]
     if failed:
         parts.append(f"failed stages: {', '.join(failed)}")
+    if data.suppressed:
+        parts.append(
+            f"{data.suppressed} cells hidden (fewer than {data.k} users; report.k_anonymity)"
+        )
     return "; ".join(parts) + "."
 
 

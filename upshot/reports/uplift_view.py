@@ -1,5 +1,6 @@
-"""The uplift numbers of the report: per class and objective, corrected significance, and
-the week's headline totals. Pure functions over stored estimates and send counts."""
+"""The uplift numbers of the report: per class and objective, and the week's headline
+totals. Pure functions over stored estimates and send counts; what is significant is
+decided once, in `upshot.reports.significance`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
+from upshot.reports.significance import two_sided
 from upshot.reports.tables import Records, num
 
 if TYPE_CHECKING:
@@ -47,18 +49,13 @@ def _z(alpha: float) -> float:
     return NormalDist().inv_cdf(1 - alpha / 2)
 
 
-def _pvalue(effect: float | None, se: float | None) -> float | None:
-    if effect is None or se is None or se <= 0:
-        return None
-    return math.erfc(abs(effect / se) / math.sqrt(2))
-
-
 def uplift_rows(
     estimates: Iterable[dict[str, Any]],
     counts: dict[tuple[str, str], dict[str, Any]],
     alpha: float,
 ) -> list[dict[str, Any]]:
-    """Stored estimates → report rows; `counts[(week, class)]` gives users and sends."""
+    """Stored estimates → report rows; `counts[(week, class)]` gives users (all, sent and
+    held out) and sends. `significant` is left to `significance.decide`."""
     z = _z(alpha)
     rows = []
     for e in estimates:
@@ -69,9 +66,6 @@ def uplift_rows(
         se = num(e["ate_se"]) if ok else None
         if se is None and lower is not None and upper is not None:
             se = (upper - lower) / (2 * z)
-        sign = 0
-        if lower is not None and upper is not None:
-            sign = 1 if lower > 0 else -1 if upper < 0 else 0
         seen = counts.get((e["week"], e["message_class"]), {})
         stored = num(e.get("pvalue")) if ok else None  # the estimator's own test, when stored
         rows.append(
@@ -84,35 +78,20 @@ def uplift_rows(
                 "effect_se": se,
                 "effect_ci_lower": lower,
                 "effect_ci_upper": upper,
-                "pvalue": stored if stored is not None else _pvalue(effect, se),
+                "pvalue": stored if stored is not None else two_sided(effect, se),
                 "naive_effect": num(e["naive_effect"]),
                 "n_treatment": e["n_treated"],
                 "n_control": e["n_control"],
                 "sends": seen.get("treated"),
                 "users": seen.get("users"),
+                "treated_users": seen.get("treated_users"),
+                "control_users": seen.get("control_users"),
                 "design": e["design"],
                 "refute_passed": e["refute_passed"],
-                "significant": sign,
                 "status": e["status"],
             }
         )
     return rows
-
-
-def significance(rows: list[dict[str, Any]], alpha: float, method: str) -> list[dict[str, Any]]:
-    """`rows` with `pvalue_adj` and `significant` (-1, 0, 1) set after `method`, per week:
-    the correction runs over every estimated class x objective of that week."""
-    from upshot.experiments.corrections import adjust
-
-    out = [dict(r) for r in rows]
-    for week in {r["week"] for r in out}:
-        mine = [r for r in out if r["week"] == week]
-        pvalues = [math.nan if r["pvalue"] is None else r["pvalue"] for r in mine]
-        for r, p in zip(mine, adjust(pvalues, method), strict=True):
-            r["pvalue_adj"] = None if math.isnan(p) else float(p)
-            sign = 0 if r["effect"] is None else 1 if r["effect"] > 0 else -1
-            r["significant"] = sign if r["pvalue_adj"] is not None and p < alpha else 0
-    return out
 
 
 def headline(uplift: Iterable[dict[str, Any]], objectives: Records, alpha: float) -> Records:
@@ -149,6 +128,7 @@ def headline(uplift: Iterable[dict[str, Any]], objectives: Records, alpha: float
                 "effect": total if usable else None,
                 "effect_ci_lower": total - z * se if usable else None,
                 "effect_ci_upper": total + z * se if usable else None,
+                "effect_se": se if usable else None,
                 "classes_estimated": len(usable),
                 "classes": len(rows),
                 "status": status,

@@ -27,17 +27,28 @@ WHERE run_id IN (SELECT unnest($runs)) AND segment = 'all'
 ORDER BY week, message_class, objective;
 
 -- name: class-users-by-week
--- Decisions, sends and distinct users per ISO week and message class (for k-anonymity and
--- for turning per-send uplift into this week's incremental totals).
+-- Decisions, sends and distinct users (all, sent, held out) per ISO week and message class
+-- (k-anonymity counts the users of each arm; sends turn per-send uplift into totals).
 SELECT strftime(decided_at, '%G-W%V') AS week, message_class,
        any_value(channel ORDER BY channel) AS channel,
        count(*) AS decisions,
        count(*) FILTER (WHERE treated) AS treated,
-       count(DISTINCT user_id) AS users
+       count(DISTINCT user_id) AS users,
+       count(DISTINCT user_id) FILTER (WHERE treated) AS treated_users,
+       count(DISTINCT user_id) FILTER (WHERE NOT treated) AS control_users
 FROM sends
 WHERE decided_at >= $start AND decided_at < $end
 GROUP BY ALL
 ORDER BY 1, 2;
+
+-- name: channel-users-of-week
+-- Distinct users sent a message on each channel in the week: the users behind the
+-- channel's touch credit (k-anonymity of the touches chart).
+SELECT channel, count(DISTINCT user_id) AS users
+FROM sends
+WHERE decided_at >= $start AND decided_at < $end AND treated
+GROUP BY ALL
+ORDER BY 1;
 
 -- name: daily-counts
 -- Per UTC day of the week: sends, outcome events and the distinct users behind each.

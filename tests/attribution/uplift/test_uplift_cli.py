@@ -211,3 +211,26 @@ def test_a_class_without_holdout_gets_no_holdout_and_what_to_log(flat, tmp_path)
     assert rows["promo_push"]["status"] == "ok"
     assert "banner: 1,200 decisions, -, no_holdout (" in result.err
     assert "): no hold-out decisions: log every eligible decision" in result.err
+
+
+def test_estimate_uplift_reads_the_config_the_cli_reads(flat, tmp_path, monkeypatch):
+    """`[uplift] min_decisions` above every class's 1,200 decisions in ./upshot.toml: the
+    CLI and `estimate_uplift` with no settings both report insufficient_data (the
+    defaults, min_decisions 200, would fit every class)."""
+    from upshot.attribution import estimate_uplift
+
+    path, _ = flat
+    (tmp_path / "upshot.toml").write_text("[uplift]\nmin_decisions = 5000\n", encoding="utf-8")
+    cli = run_cli("uplift", "--table", str(path), "--treatment-col", "treatment",
+                  "--outcome-col", "engagement", "--no-refute", "--json", cwd=tmp_path)  # fmt: skip
+    assert cli.code == 0, cli.err
+    monkeypatch.chdir(tmp_path)
+    frame = pl.read_csv(path)
+    python = estimate_uplift(frame, outcomes=["engagement"], treatment_col="treatment",
+                             refute=False)  # fmt: skip
+    by_cli = {e["message_class"]: e["status"] for e in json.loads(cli.out)["estimates"]
+              if e["segment"] == "all"}  # fmt: skip
+    by_python = {r["message_class"]: r["status"] for r in python.to_dicts()
+                 if r["segment"] == "all"}  # fmt: skip
+    assert by_python == by_cli
+    assert set(by_cli.values()) == {"insufficient_data"}

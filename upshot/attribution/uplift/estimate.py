@@ -259,16 +259,19 @@ def estimate_uplift(
     `outcomes` are numeric columns (binary ones, listed in `binary` or detected as 0/1,
     are fitted as discrete outcomes); `covariates` default to every other column except
     the roles and `FRAME_KEYS`. Optional role columns (`propensity_col`, `randomized_col`,
-    `channel_col`) are used when present. `settings` default to `Uplift()`; `jobs`
-    defaults to `settings.jobs`. `progress` receives one line per class.
+    `channel_col`) are used when present. `settings` default to `[uplift]` of the config
+    the CLI reads (`$UPSHOT_CONFIG`, else ./upshot.toml, else the defaults), so the call
+    matches `upshot uplift --table` in the same folder; `jobs` defaults to
+    `settings.jobs`. `progress` receives one line per class.
 
     `pre_period` names the covariates that hold past behaviour (the warehouse's
     `pre_<objective>`): a class with a targeted design, no logged propensity and none of
     them varying gets status `confounding_risk`. None (the default): not judged.
     """
-    from upshot.config import Uplift
+    from upshot.config import load_config
 
-    settings = settings or Uplift()
+    # the settings of the config the CLI reads ($UPSHOT_CONFIG, else ./upshot.toml)
+    settings = settings or load_config().uplift
     jobs = settings.jobs if jobs is None else jobs
     lazy = frame.lazy()
     schema = lazy.collect_schema()

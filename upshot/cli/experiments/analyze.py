@@ -32,10 +32,12 @@ from upshot.cli.experiments.options import (
     TuningOpt,
     UserColOpt,
     VariantColOpt,
+    WideOpt,
     WinsorizeOpt,
 )
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
 from upshot.errors import EXIT_REFUSED, UsageError
+from upshot.results import format_value
 
 if TYPE_CHECKING:
     from upshot.cli.common import State
@@ -132,14 +134,38 @@ def _save(
     return run_id
 
 
-def _analysis_tables(analysis: ExperimentAnalysis, fmt: Format) -> dict[str, list[dict[str, Any]]]:
+def _ci(lower: Any, upper: Any) -> str:
+    if lower is None or upper is None or lower != lower or upper != upper:  # None or NaN
+        return ""
+    return f"[{format_value('', lower)}, {format_value('', upper)}]"
+
+
+def _compact(row: dict[str, Any]) -> dict[str, Any]:
+    """metric, arm, effect, CI, p (adjusted), status: what a terminal of 100 columns holds."""
+    return {
+        "metric": row["metric"],
+        "arm": row["arm"],
+        "effect": row["effect"],
+        "ci": _ci(row["effect_ci_lower"], row["effect_ci_upper"]),
+        "p": row["pvalue_adj"],
+        "status": row["status"],
+    }
+
+
+def _analysis_tables(
+    analysis: ExperimentAnalysis, fmt: Format, wide: bool = False
+) -> dict[str, list[dict[str, Any]]]:
     srm = analysis.srm
+    if fmt in (Format.csv, Format.ndjson):
+        results = analysis.to_dicts()
+    else:
+        results = analysis.table() if wide else [_compact(r) for r in analysis.to_dicts()]
     arms = [
         {"arm": a, "users": n, "expected": round(srm.expected[a]) if a in srm.expected else None}
         for a, n in analysis.arms.items()
     ]
     tables: dict[str, list[dict[str, Any]]] = {
-        "results": analysis.to_dicts() if fmt in (Format.csv, Format.ndjson) else analysis.table(),
+        "results": results,
         f"{analysis.experiment}: arms": arms,
         "sample ratio check": [
             {"pvalue": srm.pvalue, "status": srm.status, "chi2": srm.statistic, "df": srm.df}
@@ -152,7 +178,21 @@ def _analysis_tables(analysis: ExperimentAnalysis, fmt: Format) -> dict[str, lis
             "metric", "arm", "other", "other_arm", "effect", "effect_ci_lower",
             "effect_ci_upper", "pvalue_adj", "significant", "status",
         )  # fmt: skip
-        tables["interactions"] = [{k: i.to_dict()[k] for k in keys} for i in analysis.interactions]
+        found = [{k: i.to_dict()[k] for k in keys} for i in analysis.interactions]
+        if not wide:
+            found = [
+                {
+                    "metric": r["metric"],
+                    "arm": r["arm"],
+                    "with": f"{r['other']}={r['other_arm']}",
+                    "effect": r["effect"],
+                    "ci": _ci(r["effect_ci_lower"], r["effect_ci_upper"]),
+                    "p": r["pvalue_adj"],
+                    "status": r["status"],
+                }
+                for r in found
+            ]
+        tables["interactions"] = found
     return tables
 
 
@@ -178,10 +218,16 @@ def analyze(
     interaction: InteractionOpt = None,
     other_control: OtherControlOpt = None,
     save: SaveOpt = True,
+    wide: WideOpt = False,
     fmt: FormatOption = Format.table,
     as_json: JsonOption = False,
 ) -> None:
     """Effects of every metric and arm against control, with CIs, p-values and an SRM check.
+
+    The terminal table shows metric, arm, effect (treatment - control), its CI, p (adjusted
+    for multiple comparisons) and status, in 100 columns; --wide adds the arm means, the
+    relative effect, the raw p-value, the method and the missing counts. --json and
+    --format csv|ndjson carry every field either way.
 
     Per metric: the arm means, the difference and the relative lift with CIs, the p-value
     and the Holm-adjusted one, and the test used (method): welch_t / z for means,
@@ -230,7 +276,7 @@ def analyze(
         _save(ctx, result, "experiments analyze") if table is None and save else None
     )
     out = resolve(fmt, as_json)
-    emit(out, document, _analysis_tables(result, out), main="results")
+    emit(out, document, _analysis_tables(result, out, wide), main="results")
 
 
 def decide(

@@ -224,3 +224,11 @@ LowerOpt = Annotated[
         show_default=False,
     ),
 ]
+WideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Table output: every column (arm means, relative effect, raw p, method, "
+        "missing counts), not the compact metric, arm, effect, CI, p, status.",
+    ),
+]
