@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,11 @@ def test_every_command_and_option_has_help(path, command):
     result = run_cli(*path, "--help")
     assert result.code == 0
     assert "Usage:" in result.out
+    # an example command stands on its own indented lines: click reflows a paragraph
+    # into prose unless it starts with \b
+    for line in result.out.splitlines():
+        if re.search(r"\S.*(?<!`)\bupshot [a-z ]+--[a-z]", line) and not line.startswith("Usage:"):
+            assert line.lstrip().startswith(("upshot ", "--")), f"example reflowed: {line!r}"
 
 
 def test_help_and_status_import_no_heavy_library():

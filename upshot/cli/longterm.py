@@ -96,9 +96,12 @@ def longterm(
     of Chen & Ritzwoller (2023) with 5-fold cross-fitting, so it includes the error of h.
     It holds only if the surrogates carry the whole effect on Y (surrogacy).
 
-    upshot longterm --history history.parquet --experiment experiment.parquet
-    --treatment-col treated --surrogates streams_7d,active_days_7d --long-term-col
-    retention_180d --covariates tenure,activity --json
+    Example:
+
+    \b
+      upshot longterm --history history.parquet --experiment experiment.parquet
+        --treatment-col treated --surrogates streams_7d,active_days_7d
+        --long-term-col retention_180d --covariates tenure,activity --json
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -170,9 +173,12 @@ def validate(
     class is flagged when its pooled difference is (Bonferroni over classes). Also the
     calibration slope, the coverage, and the naive "short-term x constant" projection.
 
-    upshot longterm validate --history history.parquet --past past.parquet
-    --treatment-col treated --surrogates streams_7d,active_days_7d --long-term-col
-    retention_180d --covariates tenure,activity --json
+    Example:
+
+    \b
+      upshot longterm validate --history history.parquet --past past.parquet
+        --treatment-col treated --surrogates streams_7d,active_days_7d
+        --long-term-col retention_180d --covariates tenure,activity --json
     """
     history = _need(history, "--history")
     past = _need(past, "--past")

@@ -61,7 +61,10 @@ def weekly(
     the newest uplift and experiment runs of that week. Exit 0 whatever the alerts say;
     `upshot run --fail-on` is the gate.
 
-    Example: upshot report weekly --week 2026-W47 --json
+    Example:
+
+    \b
+      upshot report weekly --week 2026-W47 --json
     """
     from upshot import period
     from upshot.reports.weekly import build

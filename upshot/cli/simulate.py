@@ -64,7 +64,10 @@ def simulate(
     of every experiment variant on every metric, and the planted classes: one that harms
     reachability and one with exactly zero effect.
 
-    Example: upshot simulate --out demo_out --users 5000 --weeks 2 --seed 1
+    Example:
+
+    \b
+      upshot simulate --out demo_out --users 5000 --weeks 2 --seed 1
     """
     from upshot.simulate import simulate as write_world
 

@@ -41,9 +41,12 @@ HELP = "\n\n".join(
             "causal column). Warehouse results are stored in touch_credits with a run id."
         ),
         "Examples:",
-        "  upshot touches --week 2026-W47 --json",
-        "  upshot touches --by class --lookback 3d --markov-order 2",
-        "  upshot touches --paths paths.csv --json",
+        (
+            "\b\n"  # click keeps a paragraph that starts with \b as written
+            "  upshot touches --week 2026-W47 --json\n"
+            "  upshot touches --by class --lookback 3d --markov-order 2\n"
+            "  upshot touches --paths paths.csv --json"
+        ),
     )
 )
 

@@ -321,12 +321,13 @@ def uplift(
     projection and backtest status, once the warehouse holds old enough decisions.
     Progress goes to stderr.
 
-    From the warehouse (rows go to uplift_estimates with a run id):
-    upshot uplift --week 2026-W47 --json
+    Examples (the warehouse, rows stored with a run id; then a flat file, nothing stored):
 
-    From a flat file (nothing is written):
-    upshot uplift --table decisions.parquet --class-col message_class --treatment-col
-    treatment --outcome-col converted --covariates activity,tenure_years,platform --json
+    \b
+      upshot uplift --week 2026-W47 --json
+      upshot uplift --table decisions.parquet --class-col message_class
+        --treatment-col treatment --outcome-col converted
+        --covariates activity,tenure_years,platform --json
     """
     import polars as pl
 

@@ -141,7 +141,10 @@ def export(
     --force. Files are written atomically and latest.json is switched last, so a killed
     export never leaves a reader on a partial file.
 
-    Example: upshot weights export --check --json
+    Example:
+
+    \b
+      upshot weights export --check --json
     """
     from upshot.attribution.weights.clearance import optout_clearance
     from upshot.attribution.weights.export import export as run_export

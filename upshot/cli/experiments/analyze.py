@@ -240,11 +240,12 @@ def analyze(
 
     Examples:
 
+    \b
       upshot experiments analyze send_time_test
-
       upshot experiments analyze --table users.parquet --variant-col variant
         --metric converted --metric minutes_streamed --ratio clicks/sends
-        --covariate minutes_streamed=pre_minutes --split control=0.5,treatment=0.5 --json
+        --covariate minutes_streamed=pre_minutes --split control=0.5,treatment=0.5
+        --json
     """
     st = state(ctx)
     opts = _options(

@@ -220,8 +220,11 @@ def plan(
     Baselines (control mean and per-user standard deviation, after CUPED when covariates
     exist) come from a warehouse experiment or a --table file.
 
-    Example: upshot experiments plan send_time_test --mde conversions=0.05
-    --mde minutes=0.02 --users 200000
+    Example:
+
+    \b
+      upshot experiments plan send_time_test --mde conversions=0.05 --mde minutes=0.02
+        --users 200000
     """
     from upshot.experiments import plan_experiment
     from upshot.experiments.power import as_mapping
