@@ -39,7 +39,7 @@ def fitted():
     s_h, x_h, y_h, exps = _world()
     kw = {"seed": 3, "learners": indicator_learners()}
     binary = surrogate_index_classes(s_h, x_h, y_h, exps, history_share="binary", **kw)
-    multi = surrogate_index_classes(s_h, x_h, y_h, exps, **kw)
+    multi = surrogate_index_classes(s_h, x_h, y_h, exps, history_share="multinomial", **kw)
     return (s_h, x_h, y_h, exps), binary, multi
 
 

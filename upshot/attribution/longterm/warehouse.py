@@ -14,7 +14,7 @@
    per arm `not_backtested`, the others `ok`.
 3. **Projection.** For each class and outcome, the surrogate index with h learned on the
    whole history and the class's decisions of the window as the experiment (the logged
-   propensity as rho(x)); h and the history share are fitted once for all classes
+   propensity as rho(x)); h is fitted once for all classes
    (`shared.surrogate_index_classes`).
 """
 
