@@ -22,10 +22,12 @@ CLIP = 0.01
 class Learners:
     """scikit-learn templates, cloned for every fit: a regressor (`predict`) for h(S, X)
     and the arm means, a classifier (`predict_proba`) for the propensities and for
-    P(history | S, X)."""
+    P(history | S, X); `multiclass` (None: the classifier) for P(G = g | S, X) over the
+    history and several experiments at once (`shared`)."""
 
     regressor: Any
     classifier: Any
+    multiclass: Any = None
 
 
 def default_learners() -> Learners:
@@ -61,6 +63,8 @@ def indicator_learners() -> Learners:
         classifier=make_pipeline(
             IndicatorSplines(), LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
         ),
+        # Newton on a multinomial model costs (columns x groups)^2 per row; L-BFGS does not
+        multiclass=make_pipeline(IndicatorSplines(), LogisticRegression(C=1.0, max_iter=500)),
     )
 
 

@@ -143,20 +143,25 @@ def fit_nuisances(
     *,
     propensity: np.ndarray | None = None,
     extra_targets: np.ndarray | None = None,
+    nu: np.ndarray | None = None,
+    gamma: np.ndarray | None = None,
 ) -> Nuisances:
     """Fit every nuisance on pooled arrays: `s` (n, k) and `x` (n, p) for the n_e
     experiment rows then the history rows; `w` (n_e,) is the treatment, `y` (n,) is read
     on history rows only; `y` (n, m) fits m outcomes at once, all but h shared (then `nu`
     is (n, m) and the first m columns of `mu1`, `mu0` are its arm means). `propensity`
     (n_e,) is the known P(W = 1 | X) when given. `extra_targets` (n_e, j) get arm means
-    too (the surrogates, a realized outcome)."""
+    too (the surrogates, a realized outcome). `nu` and `gamma` (one row per pooled row),
+    when given, are taken as fitted (`shared.surrogate_index_classes` fits them once for
+    many experiments on the same history)."""
     n = s.shape[0]
     exp = np.arange(n) < n_e
     sx = np.hstack([s, x])
     reg, clf = learners.regressor, learners.classifier
     w_all = np.concatenate([w, np.zeros(n - n_e)])
     rows = exp if y.ndim == 1 else exp[:, None]
-    nu = crossfit(reg, sx, np.where(rows, 0.0, y), ~exp, plan.history, classifier=False)
+    if nu is None:
+        nu = crossfit(reg, sx, np.where(rows, 0.0, y), ~exp, plan.history, classifier=False)
     if propensity is None:
         rho_x = crossfit(clf, x, w_all, exp, plan.propensity, classifier=True)
         rho_sx = crossfit(clf, sx, w_all, exp, plan.propensity_sx, classifier=True)
@@ -168,7 +173,9 @@ def fit_nuisances(
         rho_x = 1 / (1 + np.exp(-lp))
         sxp = np.hstack([sx, lp[:, None]])
         rho_sx = crossfit(clf, sxp, w_all, exp, plan.propensity_sx, classifier=True)
-    gamma = crossfit(clf, sx, (~exp).astype(float), np.ones(n, bool), plan.pooled, classifier=True)
+    if gamma is None:
+        pooled = np.ones(n, bool)
+        gamma = crossfit(clf, sx, (~exp).astype(float), pooled, plan.pooled, classifier=True)
     targets = nu[:n_e].reshape(n_e, -1)
     if extra_targets is not None:
         targets = np.hstack([targets, extra_targets.reshape(n_e, -1)])
@@ -316,12 +323,26 @@ def surrogate_index_outcomes(
         w, s, x, y, n_e, plan, learners or default_learners(),
         propensity=propensity, extra_targets=s[:n_e],
     )  # fmt: skip
+    return estimates_from(nuis, w, s[:n_e], y_h, surrogate_names, alpha)
+
+
+def estimates_from(
+    nuis: Nuisances,
+    w: np.ndarray,
+    s_e: np.ndarray,
+    y_h: np.ndarray,
+    surrogate_names: tuple[str, ...] | None,
+    alpha: float,
+) -> list[SurrogateEstimate]:
+    """One estimate per column of `y_h` (n_h, m) from fitted nuisances whose arm means
+    hold the m outcomes' then the k surrogates' columns (the experiment's `s_e`)."""
+    n_e, (n_h, m) = w.shape[0], y_h.shape
     rho = nuis.rho_x[:n_e]
     a = aipw_scores(w, nuis.nu[:n_e], nuis.mu1[:, :m], nuis.mu0[:, :m], rho)
     b = history_scores(y_h, nuis, n_e)
-    short = aipw_scores(w, s[:n_e], nuis.mu1[:, m:], nuis.mu0[:, m:], rho)
+    short = aipw_scores(w, s_e, nuis.mu1[:, m:], nuis.mu0[:, m:], rho)
     z = _z(alpha)
-    names = surrogate_names or tuple(f"s{j}" for j in range(s.shape[1]))
+    names = surrogate_names or tuple(f"s{j}" for j in range(s_e.shape[1]))
     short_term = []
     for j, name in enumerate(names):
         eff = float(short[:, j].mean())

@@ -12,9 +12,10 @@
    outcome (`backtest.check_window`); a class flagged by `backtest.summarize` has the
    backtest status `surrogacy_violated` for that outcome, one without enough decisions
    per arm `not_backtested`, the others `ok`.
-3. **Projection.** For each class and outcome, the surrogate index (`surrogate_index`)
-   with h learned on the whole history and the class's decisions of the window as the
-   experiment (the logged propensity as rho(x)).
+3. **Projection.** For each class and outcome, the surrogate index with h learned on the
+   whole history and the class's decisions of the window as the experiment (the logged
+   propensity as rho(x)); h is fitted once for all classes
+   (`shared.surrogate_index_classes`).
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def project_frames(
     import polars as pl
 
     from upshot.attribution.longterm.crossfit import indicator_learners
-    from upshot.attribution.longterm.surrogate import surrogate_index_outcomes
+    from upshot.attribution.longterm.shared import ClassExperiment, surrogate_index_classes
 
     lt = config.longterm
     say = progress or (lambda _msg: None)
@@ -241,25 +242,37 @@ def project_frames(
     if enough and lt.backtest:
         say(f"longterm: backtest on {history.height:,} history decisions")
         backtests = backtest_history(history, s_h, x_h, y_h, config, learners)
-    projections = []
     least = 2 * lt.folds
     by_class = experiment.with_row_index("_row").partition_by("message_class", as_dict=True)
-    for (cls,), part in sorted(by_class.items(), key=lambda kv: str(kv[0][0])):
+    parts = sorted(by_class.items(), key=lambda kv: str(kv[0][0]))
+    fitted: dict[str, ClassExperiment] = {}
+    for (cls,), part in parts:
         rows = part.get_column("_row").to_numpy()
         w = part.get_column("treated").cast(pl.Float64).to_numpy()
-        n_t, n_c = int(w.sum()), int(len(w) - w.sum())
         p = part.get_column("propensity")
         propensity = None
         if p.null_count() == 0:
             propensity = np.clip(p.cast(pl.Float64).to_numpy(), 1e-3, 1 - 1e-3)
-        estimates: list[Any] = [None] * len(outcomes)
-        if enough and min(n_t, n_c) >= least and len(w) >= config.uplift.min_decisions:
-            say(f"longterm: projecting {cls} ({len(w):,} decisions)")
-            estimates = surrogate_index_outcomes(
-                s_h, x_h, y_h, w, s_e[rows], x_e[rows],
-                propensity=propensity, surrogate_names=surrogates,
-                n_folds=lt.folds, seed=lt.seed, alpha=lt.alpha, learners=learners,
-            )  # fmt: skip
+        if (
+            enough
+            and min(w.sum(), len(w) - w.sum()) >= least
+            and len(w) >= config.uplift.min_decisions
+        ):
+            fitted[str(cls)] = ClassExperiment(w, s_e[rows], x_e[rows], propensity)
+    estimated: dict[str, list[Any]] = {}
+    if fitted:
+        n_fitted = sum(e.w.size for e in fitted.values())
+        say(f"longterm: projecting {len(fitted)} classes ({n_fitted:,} decisions)")
+        results = surrogate_index_classes(
+            s_h, x_h, y_h, list(fitted.values()), surrogate_names=surrogates,
+            n_folds=lt.folds, seed=lt.seed, alpha=lt.alpha, learners=learners,
+        )  # fmt: skip
+        estimated = dict(zip(fitted, results, strict=True))
+    projections = []
+    for (cls,), part in parts:
+        w = part.get_column("treated").cast(pl.Float64).to_numpy()
+        n_t, n_c = int(w.sum()), int(len(w) - w.sum())
+        estimates = estimated.get(str(cls), [None] * len(outcomes))
         for outcome, est in zip(outcomes, estimates, strict=True):
             projections.append(
                 _projection(str(cls), part.get_column("channel")[0], outcome, est,
