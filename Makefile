@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml requirements.lock | $(BIN)/python
 # the package index); then run `make test` and raise pyproject's floors to what it pins.
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra ray --generate-hashes \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra ray --extra spark --generate-hashes \
 		--python-version 3.11.7 --python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 demo: $(STAMP)
