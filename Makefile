@@ -39,9 +39,10 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
-# two workers: the suite is mostly DuckDB and numpy, which release the GIL
+# two workers: the suite is mostly DuckDB and numpy, which release the GIL. Handing out one
+# test at a time (long modules first, see tests/conftest.py) keeps both workers busy to the end
 test: lint typecheck docs
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --maxschedchunk 1
 
 # each benchmark times upshot and its baseline in the same run and prints the ratio
 bench: $(STAMP)
