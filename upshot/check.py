@@ -267,8 +267,9 @@ def covariates(con: duckdb.DuckDBPyConnection) -> Finding:
     names = [
         r[0]
         for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'users' "
-            "AND column_name NOT IN ('user_id', 'load_id') ORDER BY ordinal_position"
+            # DESCRIBE resolves `users` as queries do (the lake's view in lake mode)
+            "SELECT column_name FROM (DESCRIBE users) "
+            "WHERE column_name NOT IN ('user_id', 'load_id')"
         ).fetchall()
     ]
     if not names:

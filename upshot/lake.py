@@ -1,0 +1,207 @@
+"""Lake mode: the contract tables read in place from a directory, without `load`.
+
+A lake is a directory with one sub-directory per contract table, `sends/`, `outcomes/`,
+`users/` and `assignments/`, each holding Parquet files, flat or hive-partitioned
+(`sends/week=2026-W40/part-0.parquet`). `sends` and `outcomes` are required; a missing
+`users` or `assignments` reads as an empty table, as before anything is loaded.
+
+`lake_tables` is the one place that resolves a lake to its tables; every engine starts
+from it (DuckDB through `attach`, Spark with `spark.read.parquet(path)` on the same
+directories, whose partition discovery reads the same `key=value` folders).
+
+`attach` gives a DuckDB connection temporary views named `sends`, `outcomes`, `users` and
+`assignments` that shadow the warehouse's loaded tables for the connection, so every
+statement downstream runs unchanged. Each view types the columns exactly as `load` stores
+them and applies `load`'s checks with the same SQL (`load_checks.validating`): the rows
+`load` would quarantine are left out, and a repeated key keeps its first row (by file
+path, then row in the file), as `load`'s dedupe does. `upshot check` counts what was left
+out (`upshot.lake_check`); the lake itself is never written.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from upshot import contract, headers
+from upshot.contract import Column, TableSpec
+from upshot.errors import InputError, UsageError
+from upshot.load_checks import validating
+from upshot.readers import describe
+from upshot.sql import ident, literal
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from upshot.config import Config
+
+TABLES = ("sends", "outcomes", "users", "assignments")
+REQUIRED = ("sends", "outcomes")
+# the extensions that read these table formats; DuckDB downloads them on first use, which
+# needs the network, so they must already be installed (`INSTALL delta` once, online)
+_FORMATS = {
+    "_delta_log": ("Delta", "delta", "delta_scan"),
+    "metadata": ("Iceberg", "iceberg", "iceberg_scan"),
+}
+
+
+def lake_tables(root: str) -> dict[str, str]:
+    """Each contract table present in the lake at `root` → its directory (the path to give
+    `read_parquet` through `files`, or `spark.read.parquet` as it is).
+
+    The shared entry point of lake mode for every engine. UsageError when `root`, or the
+    directory of a required table (sends, outcomes), is missing.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise UsageError(f"--lake {root}: no such directory")
+    found = {t: str(base / t) for t in TABLES if (base / t).is_dir()}
+    for table in REQUIRED:
+        if table not in found:
+            raise UsageError(
+                f"{base / table}: no such directory; a lake needs sends/ and outcomes/ "
+                "(users/ and assignments/ are optional)"
+            )
+    return found
+
+
+def table_format(path: str) -> str:
+    """`parquet`, or `delta` / `iceberg` when the directory holds that format's metadata."""
+    for marker, (_name, extension, _scan) in _FORMATS.items():
+        if (Path(path) / marker).is_dir():
+            return extension
+    return "parquet"
+
+
+def files(path: str) -> list[str]:
+    """The Parquet files under `path`, sorted, recursively; hidden and `_`-prefixed files
+    and folders (`_SUCCESS`, `.crc`, `_temporary/`) are writers' bookkeeping, not data."""
+    found = []
+    for folder, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+        found += [
+            str(Path(folder) / n)
+            for n in names
+            if not n.startswith(("_", ".")) and n.lower().endswith(".parquet")
+        ]
+    return sorted(found)
+
+
+def _relation(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
+    """The SQL relation reading the table at `path` with its file (`_file`) and row
+    (`_row`); None for a directory without data files."""
+    fmt = table_format(path)
+    if fmt != "parquet":
+        name, extension, scan = next(v for v in _FORMATS.values() if v[1] == fmt)
+        row = con.execute(
+            "SELECT installed FROM duckdb_extensions() WHERE extension_name = ?", [extension]
+        ).fetchone()
+        if not (row and row[0]):
+            raise InputError(
+                f"{path}: a {name} table; reading it needs DuckDB's {extension} extension, "
+                f"which is not installed and cannot be downloaded without network. Install it "
+                f"once online (`INSTALL {extension}`), or export the table as Parquet files"
+            )
+        con.execute(f"LOAD {extension}")
+        return f"(SELECT *, {literal(path)} AS _file, 0 AS _row FROM {scan}({literal(path)}))"
+    names = files(path)
+    if not names:
+        return None
+    listed = ", ".join(literal(n) for n in names)
+    return (
+        "(SELECT * EXCLUDE (file_row_number), file_row_number AS _row FROM "
+        f"read_parquet([{listed}], hive_partitioning = true, hive_types_autocast = false, "
+        "union_by_name = true, filename = '_file', file_row_number = true))"
+    )
+
+
+def _columns(spec: TableSpec, mapping: dict[str, tuple[str, str]]) -> tuple[Column, ...]:
+    """The contract columns, and for users every other column as a covariate, typed as the
+    file has it and sorted by name (the order `load` adds them in)."""
+    if not spec.open_columns:
+        return spec.columns
+    known = {c.name for c in spec.columns} | {"load_id"}
+    return spec.columns + tuple(
+        Column(name, source_type, trim=False)
+        for name, (_src, source_type) in sorted(mapping.items())
+        if name not in known
+    )
+
+
+def _empty(spec: TableSpec) -> str:
+    cols = ", ".join(f"CAST(NULL AS {c.type}) AS {ident(c.name)}" for c in spec.columns)
+    return f"SELECT {cols}, CAST(NULL AS VARCHAR) AS load_id WHERE false"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One lake table as read: `relation` (SQL, with `_file` and `_row`), the contract name
+    → (source column, type) `mapping`, and the `columns` its view carries."""
+
+    table: str
+    path: str
+    relation: str
+    mapping: dict[str, tuple[str, str]]
+    columns: tuple[Column, ...]
+    described: list[tuple[str, str]]  # every source column and its type
+
+
+def source(con: duckdb.DuckDBPyConnection, config: Config, table: str, path: str) -> Source | None:
+    """The lake table at `path` as `load` would read it, or None when it holds no files.
+    InputError naming `path` when it cannot be read or lacks a required column."""
+    spec = contract.TABLES[table]
+    relation = _relation(con, path)
+    if relation is None:
+        return None
+    try:
+        described = describe(con, f"(SELECT * FROM {relation})")
+    except Exception as exc:  # e.g. a file that is not Parquet, a partition mismatch
+        raise InputError(f"{path}: cannot read as Parquet: {str(exc).splitlines()[0]}") from None
+    data = [(n, t) for n, t in described if n not in ("_file", "_row")]
+    mapping = headers.renamed(path, data, headers.column_map(table, config, None))
+    headers.require(path, spec, mapping)
+    return Source(table, path, relation, mapping, _columns(spec, mapping), data)
+
+
+def attach(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, str]:
+    """Shadow the warehouse's contract tables on `con` by views over the lake at
+    `config.lake.path` (see the module docstring); return `lake_tables`.
+
+    `_lake_<table>` holds every row typed with its first failure (`_fail`, NULL when the
+    row is good), its file `_file` and row `_row` (from 0); `<table>` holds the good rows,
+    deduped, with the warehouse table's columns.
+    """
+    root = config.lake.path
+    if not root:
+        raise UsageError("no lake: give --lake DIR or [lake] path")
+    tables = lake_tables(root)
+    # one instant for every view, so that they agree on "the future"
+    clock_row = con.execute("SELECT CAST(now() AS VARCHAR)").fetchone()
+    clock = f"CAST({literal(str(clock_row[0] if clock_row else ''))} AS TIMESTAMPTZ)"
+    for table in TABLES:
+        spec = contract.TABLES[table]
+        src = source(con, config, table, tables[table]) if table in tables else None
+        if src is None:
+            if table in REQUIRED:
+                raise InputError(f"{tables[table]}: no Parquet files in it")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(table)} AS {_empty(spec)}")
+            continue
+        body, fail, _keys = validating(spec, src.columns, src.mapping, config, src.described, clock)
+        checked = ident(f"_lake_{table}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {checked} AS SELECT *, {fail} AS _fail "
+            f"FROM (SELECT {body}, _file, _row FROM {src.relation})"
+        )
+        keys = ", ".join(ident(k) for k in spec.key)
+        keyed = " AND ".join(f"{ident(k)} IS NOT NULL" for k in spec.key)
+        # the warehouse's column order: the contract's, load_id, then users' covariates
+        picked = [ident(c.name) for c in src.columns]
+        picked.insert(len(spec.columns), "CAST(NULL AS VARCHAR) AS load_id")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {ident(table)} AS SELECT {', '.join(picked)} "
+            f"FROM {checked} WHERE _fail IS NULL QUALIFY NOT ({keyed}) OR "
+            f"row_number() OVER (PARTITION BY {keys} ORDER BY _file, _row) = 1"
+        )
+    return tables
