@@ -109,12 +109,46 @@ def _relation(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
     names = files(path)
     if not names:
         return None
+    groups = _by_types(con, names)
+    parts = []
+    for text, group in groups:
+        listed = ", ".join(literal(n) for n in group)
+        cast = ", ".join(f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in text)
+        parts.append(
+            f"SELECT * EXCLUDE (file_row_number){' REPLACE (' + cast + ')' if cast else ''}, "
+            f"file_row_number AS _row FROM read_parquet([{listed}], hive_partitioning = true, "
+            "hive_types_autocast = false, union_by_name = true, filename = '_file', "
+            "file_row_number = true)"
+        )
+    return "(" + " UNION ALL BY NAME ".join(parts) + ")"
+
+
+def _by_types(
+    con: duckdb.DuckDBPyConnection, names: list[str]
+) -> list[tuple[list[str], list[str]]]:
+    """The files grouped by the types of the columns that differ between them (from the
+    Parquet footers alone), each with those columns, which are read as text: DuckDB reads
+    a column as the first file's type and fails on a file it cannot cast, where `load`
+    would type (or quarantine) each file's values on their own."""
     listed = ", ".join(literal(n) for n in names)
-    return (
-        "(SELECT * EXCLUDE (file_row_number), file_row_number AS _row FROM "
-        f"read_parquet([{listed}], hive_partitioning = true, hive_types_autocast = false, "
-        "union_by_name = true, filename = '_file', file_row_number = true))"
-    )
+    rows = con.execute(
+        f"SELECT file_name, name, duckdb_type FROM parquet_schema([{listed}]) "
+        "WHERE num_children IS NULL"
+    ).fetchall()
+    types: dict[str, set[str]] = {}
+    for _file, name, type_ in rows:
+        types.setdefault(name, set()).add(str(type_))
+    mixed = sorted(n for n, t in types.items() if len(t) > 1)
+    if not mixed:
+        return [([], names)]
+    of_file: dict[str, dict[str, str]] = {}
+    for file, name, type_ in rows:
+        of_file.setdefault(file, {})[name] = str(type_)
+    groups: dict[tuple[str | None, ...], list[str]] = {}
+    for n in names:
+        have = of_file.get(n, {})
+        groups.setdefault(tuple(have.get(c) for c in mixed), []).append(n)
+    return [([c for c, t in zip(mixed, k, strict=True) if t], g) for k, g in groups.items()]
 
 
 def _columns(spec: TableSpec, mapping: dict[str, tuple[str, str]]) -> tuple[Column, ...]:
@@ -161,7 +195,11 @@ def source(con: duckdb.DuckDBPyConnection, config: Config, table: str, path: str
         raise InputError(f"{path}: cannot read as Parquet: {str(exc).splitlines()[0]}") from None
     data = [(n, t) for n, t in described if n not in ("_file", "_row")]
     mapping = headers.renamed(path, data, headers.column_map(table, config, None))
-    headers.require(path, spec, mapping)
+    try:
+        headers.require(path, spec, mapping)
+    except InputError as exc:
+        said = str(exc).replace("nothing of this file was loaded", "lake mode reads nothing of it")
+        raise InputError(said) from None
     return Source(table, path, relation, mapping, _columns(spec, mapping), data)
 
 
