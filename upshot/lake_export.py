@@ -45,6 +45,8 @@ def export(config: Config, db_path: str, out: str, *, overwrite: bool = False) -
     from upshot.store import reading
 
     root = Path(out)
+    if config.lake.path and root.resolve() == Path(config.lake.path).resolve():
+        raise UsageError(f"{out}: is the lake being read (--lake); export to another folder")
     for table in lake.TABLES:
         if not overwrite and lake.files(str(root / table)):
             raise UsageError(
