@@ -252,3 +252,35 @@ def test_export_refuses_to_mix_into_a_lake_unless_overwrite(tmp_path):
         == 0
     )
     assert len(lake.files(str(out / "sends"))) == 1
+
+
+def test_config_path_turns_it_on_the_flag_wins_and_run_loads_nothing(tmp_path):
+    from upshot.pipeline.stages import stage_load
+    from upshot.store import inputs_fingerprint
+
+    root = _dirty_lake(tmp_path)
+    other = tmp_path / "other"
+    _write(other / "sends" / "a.parquet", [GOOD_SEND])
+    _write(other / "outcomes" / "o.parquet", [GOOD_OUTCOME])
+    (tmp_path / "upshot.toml").write_text(f'[lake]\npath = "{root}"\n', encoding="utf-8")
+    by_config = run_cli("--db", "w.duckdb", "check", "--json", cwd=tmp_path)
+    by_flag = run_cli("--db", "w.duckdb", "--lake", str(other), "check", "--json", cwd=tmp_path)
+    lakes = [json.loads(r.out)["checks"][0] for r in (by_config, by_flag)]
+    assert [c["tables"]["sends"]["rows"] for c in lakes] == [11, 1]
+    config = _config(tmp_path, root)
+    stage = stage_load(config, str(tmp_path / "w.duckdb"))
+    assert (stage.status, stage.detail) == ("skipped", f"lake mode: tables read from {root}")
+    # the runs of a lake record its files, not the (empty) load journal
+    with reading(config, str(tmp_path / "w.duckdb")) as con:
+        first = inputs_fingerprint(con)
+    _write(root / "sends" / "week=2026-W44" / "more.parquet", [GOOD_SEND])
+    with reading(config, str(tmp_path / "w.duckdb")) as con:
+        assert inputs_fingerprint(con) != first
+    # a file beside the partition folders: DuckDB cannot read the two layouts as one
+    _write(root / "sends" / "stray.parquet", [GOOD_SEND])
+    stray = run_cli("--db", "w.duckdb", "check", cwd=tmp_path)
+    assert stray.code == EXIT_ERROR
+    assert stray.err.startswith(f"Error: {root / 'sends'}: cannot read as Parquet: ")
+    assert "Hive partition mismatch" in stray.err
+    with reading(_config(tmp_path, None), str(tmp_path / "w.duckdb")) as con:
+        assert inputs_fingerprint(con) not in (first, None)

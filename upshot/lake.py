@@ -20,6 +20,7 @@ out (`upshot.lake_check`); the lake itself is never written.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,6 +204,22 @@ def source(con: duckdb.DuckDBPyConnection, config: Config, table: str, path: str
     return Source(table, path, relation, mapping, _columns(spec, mapping), data)
 
 
+def _record_files(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> None:
+    """Temp table `_lake_files`: a fingerprint (path, size, mtime) per data file, from which
+    `store.inputs_fingerprint` says what the estimates of a lake-mode run were made from."""
+    rows = []
+    for table, path in tables.items():
+        for name in files(path):
+            stat = Path(name).stat()
+            text = f"{table}\0{name}\0{stat.st_size}\0{stat.st_mtime_ns}"
+            rows.append(hashlib.sha256(text.encode()).hexdigest())
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _lake_files AS "
+        "SELECT unnest(CAST($rows AS VARCHAR[])) AS fingerprint",
+        {"rows": rows},
+    )
+
+
 def attach(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, str]:
     """Shadow the warehouse's contract tables on `con` by views over the lake at
     `config.lake.path` (see the module docstring); return `lake_tables`.
@@ -215,6 +232,7 @@ def attach(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, str]:
     if not root:
         raise UsageError("no lake: give --lake DIR or [lake] path")
     tables = lake_tables(root)
+    _record_files(con, tables)
     # one instant for every view, so that they agree on "the future"
     clock_row = con.execute("SELECT CAST(now() AS VARCHAR)").fetchone()
     clock = f"CAST({literal(str(clock_row[0] if clock_row else ''))} AS TIMESTAMPTZ)"

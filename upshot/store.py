@@ -346,6 +346,11 @@ def finish_run(
 
 
 def inputs_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
-    """A hash of every load so far: estimates made from the same loads share it."""
-    rows = con.execute("SELECT fingerprint FROM _loads ORDER BY fingerprint").fetchall()
+    """A hash of every load so far: estimates made from the same loads share it. In lake
+    mode, of the lake's files instead (`_lake_files`, see upshot.lake)."""
+    lake = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '_lake_files'"
+    ).fetchone()
+    source = "_lake_files" if lake and lake[0] else "_loads"
+    rows = con.execute(f"SELECT fingerprint FROM {source} ORDER BY fingerprint").fetchall()
     return hashlib.sha256("".join(r[0] for r in rows).encode()).hexdigest()
