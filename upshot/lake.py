@@ -2,8 +2,9 @@
 
 A lake is a directory with one sub-directory per contract table, `sends/`, `outcomes/`,
 `users/` and `assignments/`, each holding Parquet files, flat or hive-partitioned
-(`sends/week=2026-W40/part-0.parquet`). `sends` and `outcomes` are required; a missing
-`users` or `assignments` reads as an empty table, as before anything is loaded.
+(`sends/week=2026-W40/part-0.parquet`), or one file `<table>.parquet` beside them. `sends`
+and `outcomes` are required; a missing `users` or `assignments` reads as an empty table,
+as before anything is loaded.
 
 `lake_tables` is the one place that resolves a lake to its tables; every engine starts
 from it (DuckDB through `attach`, Spark with `spark.read.parquet(path)` on the same
@@ -49,8 +50,9 @@ _FORMATS = {
 
 
 def lake_tables(root: str) -> dict[str, str]:
-    """Each contract table present in the lake at `root` → its directory (the path to give
-    `read_parquet` through `files`, or `spark.read.parquet` as it is).
+    """Each contract table present in the lake at `root` → its directory, or its one file
+    `<table>.parquet` (the path to give `read_parquet` through `files`, or
+    `spark.read.parquet` as it is).
 
     The shared entry point of lake mode for every engine. UsageError when `root`, or the
     directory of a required table (sends, outcomes), is missing.
@@ -59,6 +61,10 @@ def lake_tables(root: str) -> dict[str, str]:
     if not base.is_dir():
         raise UsageError(f"--lake {root}: no such directory")
     found = {t: str(base / t) for t in TABLES if (base / t).is_dir()}
+    for table in TABLES:  # a table small enough to be one file may be DIR/<table>.parquet
+        single = base / f"{table}.parquet"
+        if table not in found and single.is_file():
+            found[table] = str(single)
     for table in REQUIRED:
         if table not in found:
             raise UsageError(
@@ -79,6 +85,8 @@ def table_format(path: str) -> str:
 def files(path: str) -> list[str]:
     """The Parquet files under `path`, sorted, recursively; hidden and `_`-prefixed files
     and folders (`_SUCCESS`, `.crc`, `_temporary/`) are writers' bookkeeping, not data."""
+    if Path(path).is_file():
+        return [path]
     found = []
     for folder, dirs, names in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
