@@ -276,11 +276,33 @@ def test_config_path_turns_it_on_the_flag_wins_and_run_loads_nothing(tmp_path):
     _write(root / "sends" / "week=2026-W44" / "more.parquet", [GOOD_SEND])
     with reading(config, str(tmp_path / "w.duckdb")) as con:
         assert inputs_fingerprint(con) != first
-    # a file beside the partition folders: DuckDB cannot read the two layouts as one
-    _write(root / "sends" / "stray.parquet", [GOOD_SEND])
-    stray = run_cli("--db", "w.duckdb", "check", cwd=tmp_path)
-    assert stray.code == EXIT_ERROR
-    assert stray.err.startswith(f"Error: {root / 'sends'}: cannot read as Parquet: ")
-    assert "Hive partition mismatch" in stray.err
+    # a file beside the partition folders is read as well, as `load` of the folder reads it
+    _write(root / "sends" / "stray.parquet", [dict(GOOD_SEND, send_id="stray")])
+    with reading(config, str(tmp_path / "w.duckdb")) as con:
+        assert con.execute("SELECT count(*) FROM sends WHERE send_id = 'stray'").fetchone() == (1,)
     with reading(_config(tmp_path, None), str(tmp_path / "w.duckdb")) as con:
         assert inputs_fingerprint(con) not in (first, None)
+
+
+def test_a_folder_that_contradicts_its_file_is_a_partition_mismatch_as_in_load(tmp_path):
+    """sends/channel=push/ holding a row whose own channel is email: `load` quarantines it
+    (partition_mismatch); the lake leaves it out and counts it, rather than read either."""
+    root = tmp_path / "lake"
+    rows = [dict(GOOD_SEND, send_id="s0"), dict(GOOD_SEND, send_id="s1", channel="email")]
+    _write(root / "sends" / "Channel=push" / "a.parquet", rows)
+    _write(root / "outcomes" / "o.parquet", [GOOD_OUTCOME])
+    result = run_cli("--db", str(tmp_path / "w.duckdb"), "--lake", str(root), "check", "--json")
+    (found,) = [c for c in json.loads(result.out)["checks"] if c["name"] == "lake"]
+    reasons = found["tables"]["sends"]["reasons"]
+    assert [(r["reason"], r["column"], r["count"]) for r in reasons] == [
+        ("partition_mismatch", "channel", 1)
+    ]
+    assert reasons[0]["example"]["value"] == "email"
+    wh = str(tmp_path / "loaded.duckdb")
+    run_cli("--db", wh, "load", "sends", str(root / "sends"))
+    with duckdb.connect(wh, read_only=True) as loaded:
+        assert loaded.execute("SELECT reason, raw_value FROM quarantine").fetchall() == [
+            ("partition_mismatch", "email")
+        ]
+    with reading(_config(tmp_path, root), str(tmp_path / "w.duckdb")) as con:
+        assert con.execute("SELECT send_id, channel FROM sends").fetchall() == [("s0", "push")]

@@ -136,6 +136,11 @@ def test_the_simulated_files_read_as_a_lake_give_the_same_numbers(sides):
     """The world as `simulate` wrote it, read in place: the channel comes from the folder
     names, users and assignments from one file each."""
     a, b = _both(sides, "touches", "--week", WEEK, "--json", lake="world")
+    # `causal` sets beside the credits the uplift estimates each warehouse file holds:
+    # this side's new file has none, whatever the other tests stored on the loaded one
+    for key in ("causal", "causal_source"):
+        a.pop(key)
+        b.pop(key)
     assert _same(a, b) == []
     a, b = _both(sides, "experiments", "analyze", "send_time_test", "--json", lake="world")
     assert _same(a, b) == []

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from upshot import contract, headers
 from upshot.contract import Column, TableSpec
 from upshot.errors import InputError, UsageError
-from upshot.load_checks import validating
+from upshot.load_checks import FOLDER, validating
 from upshot.readers import describe
 from upshot.sql import ident, literal
 
@@ -98,9 +100,12 @@ def files(path: str) -> list[str]:
     return sorted(found)
 
 
-def _relation(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
-    """The SQL relation reading the table at `path` with its file (`_file`) and row
-    (`_row`); None for a directory without data files."""
+def _relation(
+    con: duckdb.DuckDBPyConnection, path: str, spec: TableSpec
+) -> tuple[str, tuple[str, ...]] | None:
+    """The SQL relation reading the table at `path` with its file (`_file`), row (`_row`)
+    and, for each contract column named by a `key=value` folder, the folder's value
+    (`_folder_<key>`); and those keys. None for a directory without data files."""
     fmt = table_format(path)
     if fmt != "parquet":
         name, extension, scan = next(v for v in _FORMATS.values() if v[1] == fmt)
@@ -114,7 +119,7 @@ def _relation(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
                 f"once online (`INSTALL {extension}`), or export the table as Parquet files"
             )
         con.execute(f"LOAD {extension}")
-        return f"(SELECT *, {literal(path)} AS _file, 0 AS _row FROM {scan}({literal(path)}))"
+        return f"(SELECT *, {literal(path)} AS _file, 0 AS _row FROM {scan}({literal(path)}))", ()
     names = files(path)
     if not names:
         return None
@@ -123,13 +128,44 @@ def _relation(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
     for text, group in groups:
         listed = ", ".join(literal(n) for n in group)
         cast = ", ".join(f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in text)
+        # the folders are read from `_file` below, as `load` reads them, rather than by
+        # DuckDB's hive reader, whose folder value silently replaces the file's column
         parts.append(
             f"SELECT * EXCLUDE (file_row_number){' REPLACE (' + cast + ')' if cast else ''}, "
-            f"file_row_number AS _row FROM read_parquet([{listed}], hive_partitioning = true, "
-            "hive_types_autocast = false, union_by_name = true, filename = '_file', "
-            "file_row_number = true)"
+            f"file_row_number AS _row FROM read_parquet([{listed}], hive_partitioning = false, "
+            "union_by_name = true, filename = '_file', file_row_number = true)"
         )
-    return "(" + " UNION ALL BY NAME ".join(parts) + ")"
+    folders = _folder_keys(path, names, {c.name for c in spec.columns})
+    columns = "".join(
+        f", {_folder_sql(spellings)} AS {ident(FOLDER + key)}" for key, spellings in folders.items()
+    )
+    return f"(SELECT *{columns} FROM ({' UNION ALL BY NAME '.join(parts)}))", tuple(folders)
+
+
+def _folder_keys(root: str, names: list[str], columns: set[str]) -> dict[str, list[str]]:
+    """contract column → the spellings of its `key=value` folders under `root`."""
+    found: dict[str, set[str]] = {}
+    for name in names:
+        rel = os.path.relpath(name, root) if Path(root).is_dir() else ""
+        for part in rel.replace("\\", "/").split("/")[:-1]:
+            key, sep, _value = part.partition("=")
+            column = contract.snake(unquote(key))
+            if sep and column in columns:
+                found.setdefault(column, set()).add(key)
+    return {k: sorted(v) for k, v in sorted(found.items())}
+
+
+def _folder_sql(spellings: list[str]) -> str:
+    """The value of the deepest `<key>=value` folder of `_file` (percent-decoded; empty or
+    hive's default partition is NULL), as `upshot.partitions` reads it for `load`."""
+    values = []
+    for key in spellings:
+        raw = f"regexp_extract(_file, {literal('^.*/' + re.escape(key) + '=([^/]*)/')}, 1)"
+        values.append(
+            f"CASE WHEN {raw} IN ('', '__HIVE_DEFAULT_PARTITION__') THEN NULL "
+            f"ELSE url_decode({raw}) END"
+        )
+    return values[0] if len(values) == 1 else f"coalesce({', '.join(values)})"
 
 
 def _by_types(
@@ -189,27 +225,33 @@ class Source:
     mapping: dict[str, tuple[str, str]]
     columns: tuple[Column, ...]
     described: list[tuple[str, str]]  # every source column and its type
+    checked: tuple[str, ...] = ()  # columns the files have that a folder names too
 
 
 def source(con: duckdb.DuckDBPyConnection, config: Config, table: str, path: str) -> Source | None:
     """The lake table at `path` as `load` would read it, or None when it holds no files.
     InputError naming `path` when it cannot be read or lacks a required column."""
     spec = contract.TABLES[table]
-    relation = _relation(con, path)
-    if relation is None:
+    read = _relation(con, path, spec)
+    if read is None:
         return None
+    relation, folders = read
     try:
         described = describe(con, f"(SELECT * FROM {relation})")
-    except Exception as exc:  # e.g. a file that is not Parquet, a partition mismatch
+    except Exception as exc:  # e.g. a file that is not Parquet
         raise InputError(f"{path}: cannot read as Parquet: {str(exc).splitlines()[0]}") from None
-    data = [(n, t) for n, t in described if n not in ("_file", "_row")]
+    internal = {"_file", "_row"} | {FOLDER + k for k in folders}
+    data = [(n, t) for n, t in described if n not in internal]
     mapping = headers.renamed(path, data, headers.column_map(table, config, None))
+    for key in folders:  # a column the files lack is read from its folder, as `load` does
+        mapping.setdefault(key, (FOLDER + key, "VARCHAR"))
     try:
         headers.require(path, spec, mapping)
     except InputError as exc:
         said = str(exc).replace("nothing of this file was loaded", "lake mode reads nothing of it")
         raise InputError(said) from None
-    return Source(table, path, relation, mapping, _columns(spec, mapping), data)
+    checked = tuple(k for k in folders if mapping[k][0] != FOLDER + k)
+    return Source(table, path, relation, mapping, _columns(spec, mapping), data, checked)
 
 
 def _record_files(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> None:
@@ -252,7 +294,9 @@ def attach(con: duckdb.DuckDBPyConnection, config: Config) -> dict[str, str]:
                 raise InputError(f"{tables[table]}: no Parquet files in it")
             con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(table)} AS {_empty(spec)}")
             continue
-        body, fail, _keys = validating(spec, src.columns, src.mapping, config, src.described, clock)
+        body, fail, _keys = validating(
+            spec, src.columns, src.mapping, config, src.described, clock, src.checked
+        )
         checked = ident(f"_lake_{table}")
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {checked} AS SELECT *, {fail} AS _fail "
