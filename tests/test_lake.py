@@ -174,6 +174,11 @@ def test_a_required_column_missing_names_the_table_and_column(tmp_path):
         f"Error: {root / 'sends'}: missing required column(s) treated for table sends"
     )
     assert result.err.count("\n") == 1
+    (root / "sends" / "a.parquet").write_text("send_id,user_id\n", encoding="utf-8")
+    not_parquet = run_cli("--db", str(tmp_path / "w.duckdb"), "--lake", str(root), "check")
+    assert not_parquet.code == EXIT_ERROR
+    assert not_parquet.err.startswith(f"Error: {root / 'sends'}: cannot read as Parquet: ")
+    assert not_parquet.err.count("\n") == 1
 
 
 def test_wrong_types_are_typed_like_load_or_rejected(tmp_path):

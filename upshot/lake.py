@@ -232,12 +232,14 @@ def source(con: duckdb.DuckDBPyConnection, config: Config, table: str, path: str
     """The lake table at `path` as `load` would read it, or None when it holds no files.
     InputError naming `path` when it cannot be read or lacks a required column."""
     spec = contract.TABLES[table]
-    read = _relation(con, path, spec)
-    if read is None:
-        return None
-    relation, folders = read
     try:
+        read = _relation(con, path, spec)
+        if read is None:
+            return None
+        relation, folders = read
         described = describe(con, f"(SELECT * FROM {relation})")
+    except InputError:
+        raise
     except Exception as exc:  # e.g. a file that is not Parquet
         raise InputError(f"{path}: cannot read as Parquet: {str(exc).splitlines()[0]}") from None
     internal = {"_file", "_row"} | {FOLDER + k for k in folders}
