@@ -11,6 +11,9 @@ A map of the package:
 - `upshot.interrupts`   Ctrl-C however DuckDB surfaces it, as one InterruptError (exit 130)
 - `upshot.headers`      a file's header as the input contract: column maps, missing columns
 - `upshot.check`        `upshot check`: can the loaded data answer what the config asks
+- `upshot.lake`         lake mode: the contract tables read in place (`lake_tables`, the one
+  resolution every engine shares; `attach`, DuckDB's validating views), with `lake_check`
+  (what `check` counts there) and `lake_export` (`upshot lake export`)
 - `upshot.freshness`    late data: reported weeks that gained rows after their report
 - `upshot.simulate`     a synthetic messaging world with known ground truth
 - `upshot.errors`       the flat hierarchy of domain errors and their exit codes

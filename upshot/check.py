@@ -267,8 +267,9 @@ def covariates(con: duckdb.DuckDBPyConnection) -> Finding:
     names = [
         r[0]
         for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'users' "
-            "AND column_name NOT IN ('user_id', 'load_id') ORDER BY ordinal_position"
+            # DESCRIBE resolves `users` as queries do (the lake's view in lake mode)
+            "SELECT column_name FROM (DESCRIBE users) "
+            "WHERE column_name NOT IN ('user_id', 'load_id')"
         ).fetchall()
     ]
     if not names:
@@ -300,16 +301,25 @@ def experiments(con: duckdb.DuckDBPyConnection) -> Finding:
 
 
 def check(con: duckdb.DuckDBPyConnection, config: Config) -> CheckReport:
-    """Every check, in the order a new user would fix them."""
+    """Every check, in the order a new user would fix them. In lake mode the contract
+    checks `load` would make come first (upshot.lake_check), and naive timestamps are
+    counted in the lake rather than read from the load journal."""
+    first: tuple[Finding, ...] = ()
+    zones = naive_timestamps
+    if config.lake.path:
+        from upshot import lake_check
+
+        first, zones = (lake_check.contract_finding(con, config),), lake_check.naive_finding
     return CheckReport(
         (
+            *first,
             overlap(con, "outcomes"),
             overlap(con, "users"),
             events(con, config),
             holdouts(con),
             confounding(con, config),
             windows(con, config),
-            naive_timestamps(con, config),
+            zones(con, config),
             covariates(con),
             experiments(con),
         )

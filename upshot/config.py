@@ -59,6 +59,14 @@ class Warehouse:
 
 
 @dataclass(frozen=True, slots=True)
+class Lake:
+    """`[lake] path`: read the contract tables in place from `<path>/sends/`, ... (see
+    upshot.lake) instead of the warehouse's loaded tables; `--lake DIR` overrides it."""
+
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Load:
     max_reject_rate: float = 0.01
     naive_timezone: str = "UTC"
@@ -413,6 +421,7 @@ class Report:
 class Config:
     warehouse: Warehouse = field(default_factory=Warehouse)
     load: Load = field(default_factory=Load)
+    lake: Lake = field(default_factory=Lake)
     objectives: dict[str, Objective] = field(default_factory=lambda: dict(DEFAULT_OBJECTIVES))
     experiments: Experiments = field(default_factory=Experiments)
     uplift: Uplift = field(default_factory=Uplift)

@@ -131,6 +131,38 @@ def stage(
 ) -> Checked:
     """The views over `_src` (and `data`, the same without `_row`) typed, with each row's
     first failure; `checked` columns must equal their partition folder's value."""
+    # one instant for every pass over the file, so that they agree on "the future"
+    clock_row = con.execute("SELECT CAST(now() AS VARCHAR)").fetchone()
+    clock = f"CAST({literal(str(clock_row[0] if clock_row else ''))} AS TIMESTAMPTZ)"
+    body, fail, keys = validating(
+        spec, columns, mapping, config, describe(con, "_src"), clock, checked
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW _checked AS SELECT *, {fail} AS _fail "
+        f"FROM (SELECT _row, {body} FROM _src)"
+    )
+    if data == "_src":
+        return Checked("_checked", "_checked", "_src", keys)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW _checked_data AS SELECT *, {fail} AS _fail "
+        f"FROM (SELECT {body} FROM {data})"
+    )
+    return Checked("_checked", "_checked_data", data, keys)
+
+
+def validating(
+    spec: TableSpec,
+    columns: tuple[Column, ...],
+    mapping: dict[str, tuple[str, str]],
+    config: Config,
+    source_columns: list[tuple[str, str]],
+    clock: str,
+    checked: Sequence[str] = (),
+) -> tuple[str, str, dict[str, str]]:
+    """The validating SQL over a source relation with `source_columns`: the select list
+    (contract columns typed, `_raw_<name>` of the non-text ones), the expression naming
+    each row's first failure over that list, and the key columns' typed SQL. `load` and
+    lake mode (`upshot.lake`) share it, so both reject exactly the same rows."""
     tz = config.load.naive_timezone
     selects = []
     present: set[str] = set()
@@ -145,7 +177,6 @@ def stage(
             present.add(col.name)
             if col.type != "VARCHAR":
                 selects.append(f"{ident(source)} AS {ident('_raw_' + col.name)}")
-    source_columns = describe(con, "_src")
     if "_json_ok" in {n for n, _ in source_columns}:
         selects.append("_json_ok")
     selects += [ident(FOLDER + k) for k in checked]
@@ -156,9 +187,6 @@ def stage(
         config.load.earliest_timestamp,
         parse_window(config.load.max_future, "load.max_future") * 86400,
     )
-    # one instant for every pass over the file, so that they agree on "the future"
-    clock_row = con.execute("SELECT CAST(now() AS VARCHAR)").fetchone()
-    clock = f"CAST({literal(str(clock_row[0] if clock_row else ''))} AS TIMESTAMPTZ)"
     fail = contract.failure(
         TableSpec(spec.name, columns, spec.key), present, config.load.channels, time_range, clock
     )
@@ -171,18 +199,7 @@ def stage(
             "CASE WHEN NOT _json_ok THEN {'reason': 'malformed_json', 'column': NULL, "
             f"'raw': NULL}} ELSE {fail} END"
         )
-    body = ", ".join(selects)
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _checked AS SELECT *, {fail} AS _fail "
-        f"FROM (SELECT _row, {body} FROM _src)"
-    )
-    if data == "_src":
-        return Checked("_checked", "_checked", "_src", keys)
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _checked_data AS SELECT *, {fail} AS _fail "
-        f"FROM (SELECT {body} FROM {data})"
-    )
-    return Checked("_checked", "_checked_data", data, keys)
+    return ", ".join(selects), fail, keys
 
 
 def materialized(con: duckdb.DuckDBPyConnection, views: Checked) -> Checked:

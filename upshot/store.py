@@ -232,13 +232,22 @@ def writer_lock(db_path: str, timeout: float, command: str = "upshot") -> Iterat
 
 @contextlib.contextmanager
 def writing(config: Config, db_path: str, command: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The writer lock and a read-write connection, for commands that change the warehouse."""
+    """The writer lock and a read-write connection, for commands that change the warehouse
+    (in lake mode with the lake's tables attached: see `upshot.lake`)."""
     with writer_lock(db_path, config.warehouse.lock_timeout, command):
         con = connect(db_path, read_only=False, settings=config.warehouse)
         try:
+            _attach_lake(con, config)
             yield con
         finally:
             con.close()
+
+
+def _attach_lake(con: duckdb.DuckDBPyConnection, config: Config) -> None:
+    if config.lake.path:
+        from upshot import lake
+
+        lake.attach(con, config)
 
 
 class Turns:
@@ -291,9 +300,14 @@ def writing_in_turns(
 
 @contextlib.contextmanager
 def reading(config: Config, db_path: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection; never waits for the writer lock."""
+    """A read-only connection; never waits for the writer lock. In lake mode the contract
+    tables come from the lake, so a warehouse not made yet is made (for the results)."""
+    if config.lake.path and db_path != ":memory:" and not Path(db_path).exists():
+        with writer_lock(db_path, config.warehouse.lock_timeout, "upshot --lake"):
+            connect(db_path, read_only=False, settings=config.warehouse).close()
     con = connect(db_path, read_only=True, settings=config.warehouse)
     try:
+        _attach_lake(con, config)
         yield con
     finally:
         con.close()
@@ -332,6 +346,11 @@ def finish_run(
 
 
 def inputs_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
-    """A hash of every load so far: estimates made from the same loads share it."""
-    rows = con.execute("SELECT fingerprint FROM _loads ORDER BY fingerprint").fetchall()
+    """A hash of every load so far: estimates made from the same loads share it. In lake
+    mode, of the lake's files instead (`_lake_files`, see upshot.lake)."""
+    lake = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '_lake_files'"
+    ).fetchone()
+    source = "_lake_files" if lake and lake[0] else "_loads"
+    rows = con.execute(f"SELECT fingerprint FROM {source} ORDER BY fingerprint").fetchall()
     return hashlib.sha256("".join(r[0] for r in rows).encode()).hexdigest()

@@ -46,6 +46,7 @@ COMMAND_MODULES = (
     "longterm",  # surrogate index
     "report",
     "run",  # run, demo
+    "lake",  # lake export
 )
 
 
@@ -65,8 +66,18 @@ def _root(
         typer.Option("--config", help="Config file; default ./upshot.toml when present."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    lake: Annotated[
+        str | None,
+        typer.Option(
+            "--lake",
+            help="Read sends, outcomes, users and assignments in place from DIR/<table>/ "
+            "(Parquet, hive-partitioned) instead of the loaded tables. Overrides [lake] path.",
+            metavar="DIR",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = State(db=db, config_path=config, debug=debug)
+    ctx.obj = State(db=db, config_path=config, debug=debug, lake=lake)
 
 
 for _name in COMMAND_MODULES:

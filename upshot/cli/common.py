@@ -33,14 +33,20 @@ class State:
     db: str | None = None
     config_path: str | None = None
     debug: bool = False
+    lake: str | None = None  # --lake DIR, over [lake] path
     _config: Config | None = field(default=None, repr=False)
 
     @property
     def config(self) -> Config:
         if self._config is None:
-            from upshot.config import load_config
+            import dataclasses
 
-            self._config = load_config(self.config_path)
+            from upshot.config import Lake, load_config
+
+            config = load_config(self.config_path)
+            if self.lake is not None:
+                config = dataclasses.replace(config, lake=Lake(path=self.lake))
+            self._config = config
         return self._config
 
     @property

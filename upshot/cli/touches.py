@@ -165,7 +165,8 @@ def _from_warehouse(
     if not store:
         with warehouse.reading(config, db) as con:
             return lib.from_warehouse(con, config, **options)
-    if db != ":memory:" and not Path(db).exists():
+    # in lake mode the tables are the lake's: a new warehouse file only holds the results
+    if db != ":memory:" and not Path(db).exists() and not config.lake.path:
         raise UsageError(f"{db}: no warehouse here yet; run `upshot load` first")
     with warehouse.writing(config, db, "touches") as con:
         run_id = warehouse.start_run(

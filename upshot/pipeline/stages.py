@@ -70,6 +70,8 @@ def stage_load(config: Config, db_path: str) -> Stage:
     from upshot.errors import DataQualityError
     from upshot.load import load
 
+    if config.lake.path:  # the tables are read in place: nothing to load
+        return Stage("load", "skipped", detail=f"lake mode: tables read from {config.lake.path}")
     sources = config.load.sources
     unknown = sorted(set(sources) - set(LOAD_ORDER))
     if unknown:

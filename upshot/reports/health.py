@@ -21,9 +21,8 @@ if TYPE_CHECKING:
 
 
 def _user_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'"
-    ).fetchall()
+    # DESCRIBE resolves `users` as queries do (the lake's view in lake mode)
+    rows = con.execute("SELECT column_name FROM (DESCRIBE users)").fetchall()
     return {r[0] for r in rows}
 
 

@@ -3,11 +3,9 @@
 -- `$name` parameters only; every value is bound.
 
 -- name: user-columns
--- The columns of `users`, in table order, with their types.
-SELECT column_name, data_type
-FROM information_schema.columns
-WHERE table_name = 'users'
-ORDER BY ordinal_position;
+-- The columns of `users`, in table order, with their types. DESCRIBE, not
+-- information_schema: it sees what the name resolves to, the lake's view in lake mode.
+SELECT column_name, column_type AS data_type FROM (DESCRIBE users);
 
 -- name: decision-frame
 -- One row per send decision (sent or held out) of the classes and period asked, with the
