@@ -37,7 +37,7 @@ import numpy as np
 
 from upshot.attribution.uplift.att import effect_on_treated
 from upshot.attribution.uplift.backend import THREADED_ROWS
-from upshot.attribution.uplift.classtask import ClassTask
+from upshot.attribution.uplift.classtask import ClassOutcome, ClassTask
 from upshot.attribution.uplift.econml_adapter import (
     ObjectiveFit,
     PropensityDesign,
@@ -71,15 +71,6 @@ MIN_ARM_PER_FOLD = 10  # decisions of each arm per fold: fewer and the fold fits
 # rows the nuisance cap left out that judge when LightGBM stops adding trees, per fold:
 # enough rows that noise in their loss rarely stops the trees early, few enough to score cheaply
 STOPPING_ROWS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class ClassOutcome:
-    """What one class contributes: its estimates, covariances and diagnostics."""
-
-    estimates: tuple[UpliftEstimate, ...]
-    covariance: tuple[UpliftCovariance, ...]
-    diagnostics: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

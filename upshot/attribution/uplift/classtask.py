@@ -18,7 +18,12 @@ import numpy as np
 from upshot.attribution.uplift.sampling import sampling_record, strata_codes, stratified_rows
 
 if TYPE_CHECKING:
+    from upshot.attribution.uplift.results import UpliftCovariance, UpliftEstimate
     from upshot.config import Uplift
+
+# what a class's fit imports (scikit-learn, LightGBM, SciPy: seconds of CPU per process);
+# a local worker imports it as it starts, while the driver is still building the tasks
+FIT_MODULES = ("upshot.attribution.uplift.classfit",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,16 @@ class ClassTask:
         return whole.n_treated + whole.n_control
 
 
+@dataclass(frozen=True, slots=True)
+class ClassOutcome:
+    """What one class's fit returns: its estimates, covariances and diagnostics (defined
+    here, not with the fitting code, so that the driver unpickles it without loading that)."""
+
+    estimates: tuple[UpliftEstimate, ...]
+    covariance: tuple[UpliftCovariance, ...]
+    diagnostics: dict[str, Any]
+
+
 def population(T: np.ndarray, Y: np.ndarray, segments: Sequence[Segment]) -> dict[str, CellCounts]:
     """Whole-class `CellCounts` of "all" and of every segment level: `T` (n,), `Y` (n, m)."""
     t = np.asarray(T, dtype=np.int64)
@@ -110,3 +125,18 @@ def sample_class(
     strata = strata_codes(T, randomized)
     rows = stratified_rows(strata, settings.max_rows_per_fit, settings.seed)
     return rows, sampling_record(strata, rows, settings.seed)
+
+
+def fit_task(task: ClassTask) -> ClassOutcome:
+    """`classfit.fit_class(task)`, importing the fitting code only where a fit runs: a
+    driver whose fits run in worker processes never loads it."""
+    from upshot.attribution.uplift.classfit import fit_class
+
+    return fit_class(task)
+
+
+def task_failed(task: ClassTask, status: str) -> ClassOutcome:
+    """`classfit.class_failed`: the outcome of a class whose fit could not run at all."""
+    from upshot.attribution.uplift.classfit import class_failed
+
+    return class_failed(task, status)

@@ -19,8 +19,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from upshot.attribution.uplift.backend import map_fits, threads_per_fit
-from upshot.attribution.uplift.classfit import ClassOutcome, class_failed, fit_class
-from upshot.attribution.uplift.classtask import ClassTask, Segment, population, sample_class
+from upshot.attribution.uplift.classtask import (
+    FIT_MODULES,
+    ClassOutcome,
+    ClassTask,
+    Segment,
+    fit_task,
+    population,
+    sample_class,
+    task_failed,
+)
 from upshot.attribution.uplift.frames import (
     FRAME_KEYS,
     covariate_columns,
@@ -336,14 +344,15 @@ def estimate_uplift(
             )
 
     outcomes_ = map_fits(
-        fit_class,
+        fit_task,
         tasks,
         jobs,
         backend=settings.backend,
         on_result=report,
         address=settings.ray_address,
-        on_failure=class_failed,
+        on_failure=task_failed,
         memory_per_task=settings.memory_per_task_bytes,
+        preload=FIT_MODULES,
     )
     return UpliftResults(
         estimates=tuple(e for o in outcomes_ for e in o.estimates),
