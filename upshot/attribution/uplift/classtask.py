@@ -21,10 +21,6 @@ if TYPE_CHECKING:
     from upshot.attribution.uplift.results import UpliftCovariance, UpliftEstimate
     from upshot.config import Uplift
 
-# what a class's fit imports (scikit-learn, LightGBM, SciPy: seconds of CPU per process);
-# a local worker imports it as it starts, while the driver is still building the tasks
-FIT_MODULES = ("upshot.attribution.uplift.classfit",)
-
 
 @dataclass(frozen=True, slots=True)
 class Segment:
@@ -125,18 +121,3 @@ def sample_class(
     strata = strata_codes(T, randomized)
     rows = stratified_rows(strata, settings.max_rows_per_fit, settings.seed)
     return rows, sampling_record(strata, rows, settings.seed)
-
-
-def fit_task(task: ClassTask) -> ClassOutcome:
-    """`classfit.fit_class(task)`, importing the fitting code only where a fit runs: a
-    driver whose fits run in worker processes never loads it."""
-    from upshot.attribution.uplift.classfit import fit_class
-
-    return fit_class(task)
-
-
-def task_failed(task: ClassTask, status: str) -> ClassOutcome:
-    """`classfit.class_failed`: the outcome of a class whose fit could not run at all."""
-    from upshot.attribution.uplift.classfit import class_failed
-
-    return class_failed(task, status)

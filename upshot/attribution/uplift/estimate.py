@@ -20,14 +20,11 @@ import numpy as np
 
 from upshot.attribution.uplift.backend import map_fits, threads_per_fit
 from upshot.attribution.uplift.classtask import (
-    FIT_MODULES,
     ClassOutcome,
     ClassTask,
     Segment,
-    fit_task,
     population,
     sample_class,
-    task_failed,
 )
 from upshot.attribution.uplift.frames import (
     FRAME_KEYS,
@@ -37,6 +34,7 @@ from upshot.attribution.uplift.frames import (
     pre_columns,
 )
 from upshot.attribution.uplift.results import UpliftResults
+from upshot.attribution.uplift.worker import FIT_MODULES, fit_task, task_failed
 from upshot.errors import InputError, UsageError
 from upshot.results import dumps
 from upshot.sql import query
