@@ -20,7 +20,8 @@ discrete_treatment=True)`, binary objectives as discrete outcomes, then `ate_inf
 upshot runs `estimate_uplift` (refutation and segments off: the baseline has neither).
 
 Each side runs in its own process, so the peak resident memory of each is its own. The
-script prints the wall-clock times and their ratio, the peak memory, and how good the CIs
+script prints the wall-clock times and their ratio, the CPU time of each side (user + sys,
+worker processes included), the peak memory, and how good the CIs
 are: the share of the 32 class x objective CIs covering the true mean effect, and the
 median ratio of upshot's CI width to the baseline's.
 """
@@ -150,6 +151,7 @@ def side(args: argparse.Namespace) -> None:
 
     warnings.simplefilter("ignore")
     frame, truth = make_data(args.classes, args.per_class, args.seed)
+    cpu_before = _cpu_seconds()
     started = time.perf_counter()
     if args.side == "upshot":
         cells = run_upshot(frame, args.folds, args.seed, args.jobs)
@@ -157,11 +159,21 @@ def side(args: argparse.Namespace) -> None:
         # LightGBM's own default: every core, OpenMP's default wait policy
         cells = run_naive(frame, args.folds, args.seed, cpu_count())
     seconds = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu_before
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # with --jobs the fits run in worker processes: the largest one's peak, too
     worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    document = {"seconds": seconds, "peak_mb": peak_mb, "worker_peak_mb": worker_mb}
+    document = {"seconds": seconds, "cpu": cpu, "peak_mb": peak_mb, "worker_peak_mb": worker_mb}
     print(json.dumps({**document, "cells": cells, "truth": truth}))
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of its finished children (the --jobs workers):
+    steadier than wall time on a shared machine. The naive loop's LightGBM threads spin
+    while they wait (OpenMP's default), and that counts too."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def quality(cells: dict, truth: dict) -> tuple[float, list[float]]:
@@ -245,6 +257,7 @@ def main() -> None:
     n = args.classes * args.per_class
     covs = NUMERIC + len(CATEGORICAL)
     secs = {k: [r["seconds"] for r in v] for k, v in runs.items()}
+    cpu = {k: float(np.median([r.get("cpu", np.nan) for r in v])) for k, v in runs.items()}
     low = {k: min(v) for k, v in secs.items()}
     mid = {k: float(np.median(v)) for k, v in secs.items()}
     peak = {k: max(r["peak_mb"] for r in v) for k, v in runs.items()}
@@ -270,6 +283,10 @@ def main() -> None:
         (
             f"  naive LinearDML loop    min {low['naive']:7.1f} s  median {mid['naive']:7.1f} s"
             f"   peak {peak['naive']:6.0f} MB   CI coverage {cover_naive:.0%}"
+        ),
+        (
+            f"  CPU (user + sys, workers included), median: upshot {cpu['upshot']:.1f} s, "
+            f"naive {cpu['naive']:.1f} s ({cpu['naive'] / cpu['upshot']:.1f}x)"
         ),
         "  runs (s): upshot "
         + ", ".join(f"{x:.1f}" for x in secs["upshot"])

@@ -146,6 +146,48 @@ def test_a_budget_watches_a_worker_never_this_process():
     assert not is_watched
 
 
+def loaded(module: str) -> tuple[int, bool]:
+    import sys
+
+    return os.getpid(), module in sys.modules
+
+
+def test_workers_import_the_preload_modules_and_the_driver_does_not():
+    # a module no worker would otherwise import: each worker has it before its first task
+    module = "upshot.experiments.sequential"
+    out = map_fits(loaded, [module] * 4, 2, preload=(module,))
+    assert all(has for _, has in out)
+    assert os.getpid() not in {pid for pid, _ in out}
+    # without preload the same workers would not have it
+    assert not any(has for _, has in map_fits(loaded, [module] * 2, 2))
+
+
+def test_the_driver_of_pooled_fits_never_loads_the_fitting_code():
+    # the fitting code (scikit-learn, LightGBM, EconML) costs seconds of CPU per process:
+    # with --jobs 2 only the workers load it, not the process that builds the tasks
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, polars as pl\n"
+        "from tests.attribution.uplift.uplift_world import make_decisions\n"
+        "from upshot.attribution import estimate_uplift\n"
+        "from upshot.config import Uplift\n"
+        "if __name__ == '__main__':\n"
+        "    frame, _ = make_decisions(600, seed=1)\n"
+        "    s = Uplift(nuisance='linear', segments=(), jobs=2)\n"
+        "    r = estimate_uplift(frame, outcomes=['engagement'], settings=s, refute=False)\n"
+        "    assert not any(e.status.startswith('failed') for e in r.estimates)\n"
+        "    print(sorted(m for m in ('sklearn', 'lightgbm', 'econml') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=root, check=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_the_watchdog_reads_resident_memory_and_stops_with_its_block():
     # /proc/self/status reports the same kernel counter in kB: equal to a few pages
     lines = Path("/proc/self/status").read_text().splitlines()

@@ -4,7 +4,9 @@ A map of the package, in the order one class's estimate flows through it:
 
 - `frames`          per-decision frames built in DuckDB (`decision_frame`), covariate encoding
 - `estimate`        frame → per-class tasks → estimates (`estimate_uplift`), warehouse I/O
-- `classtask`       what one class's fit receives: plain arrays and whole-class counts
+- `classtask`       what one class's fit receives (plain arrays, whole-class counts) and
+                    returns (`ClassOutcome`)
+- `worker`          `fit_task`, the entry a worker runs, without the fitting code in the driver
 - `sampling`        seeded stratified row caps and capped cross-fitting folds
 - `backend`         where per-class fits run (`map_fits`: in process or local workers)
 - `ray_backend`     the same fits as Ray tasks

@@ -7,7 +7,9 @@ a module-level function and each task picklable. The Ray backend (`uplift.backen
 above this module changes.
 
 Worker processes are started with `spawn`, not `fork`: the parent may hold a DuckDB
-connection and thread pools that a forked child must not inherit.
+connection and thread pools that a forked child must not inherit. They start as the pool
+opens and import the `preload` modules (the fitting code: seconds of CPU each) while the
+driver builds the first tasks, instead of one after the other when their first task comes.
 
 Failures that end one task, not the run: a fit over its memory budget (`memory_per_task`,
 see `upshot.attribution.uplift.budget`) and a worker process that dies (the kernel's
@@ -19,7 +21,7 @@ that `fn` raises is raised as itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from upshot.attribution.uplift.budget import Died, OverBudget, run_alone, run_within
@@ -59,6 +61,7 @@ def map_fits(
     address: str | None = None,
     on_failure: Callable[[T, str], R] | None = None,
     memory_per_task: int = 0,
+    preload: Sequence[str] = (),
 ) -> list[R]:
     """`[fn(t) for t in tasks]` in task order, run by up to `jobs` local processes.
 
@@ -71,7 +74,8 @@ def map_fits(
     once more, alone in a process of its own, one after another (results are
     deterministic, so a rerun gives the same result); one that ends its process again
     gets a `failed:worker_died (...)` status, and the rest go on in a fresh pool. On Ray
-    the budget is both each task's memory reservation and its worker's limit.
+    the budget is both each task's memory reservation and its worker's limit. Local
+    worker processes import the `preload` modules as they start.
     """
     if jobs < 1:
         raise UsageError(f"--jobs == {jobs}, must be >= 1")
@@ -99,7 +103,7 @@ def map_fits(
         for i, task in enumerate(tasks):
             run.done(i, fn(task))
     else:
-        run.pooled(tasks, jobs)
+        run.pooled(tasks, jobs, tuple(preload))
     return [run.results[i] for i in range(len(run.results))]
 
 
@@ -123,7 +127,7 @@ class _Local:
             result = self.on_failure(task, status)
         self.done(index, result)
 
-    def pooled(self, tasks: Iterable[Any], jobs: int) -> None:
+    def pooled(self, tasks: Iterable[Any], jobs: int, preload: tuple[str, ...] = ()) -> None:
         import multiprocessing
         from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, wait
         from concurrent.futures import ProcessPoolExecutor as Pool
@@ -131,7 +135,17 @@ class _Local:
 
         context = multiprocessing.get_context("spawn")
         pending: dict[Future[Any], tuple[int, Any]] = {}
-        pool = Pool(max_workers=jobs, mp_context=context)
+
+        def new_pool() -> Pool:
+            return Pool(
+                max_workers=jobs, mp_context=context, initializer=_import, initargs=(preload,)
+            )
+
+        pool = new_pool()
+        # a pool spawns a worker per task submitted while none is idle: `jobs` empty tasks
+        # start them all now, importing `preload` while the first real tasks are built
+        for _ in range(jobs if preload else 0):
+            pool.submit(_import, ())
 
         def gather(return_when: str) -> list[tuple[int, Any]]:
             """Take in finished tasks; those lost with a dead worker come back as orphans."""
@@ -157,7 +171,7 @@ class _Local:
             # which of them killed the worker is unknown: each runs again, alone
             for index, task in sorted(orphans, key=lambda o: o[0]):
                 self.settle(index, task, run_alone(context, self.fn, task, self.budget))
-            pool = Pool(max_workers=jobs, mp_context=context)
+            pool = new_pool()
 
         def collect() -> None:
             orphans = gather(FIRST_COMPLETED)
@@ -178,3 +192,15 @@ class _Local:
                 collect()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _import(modules: tuple[str, ...]) -> None:
+    """Import `modules` in a worker as it starts. A module that fails to import is left to
+    fail where a task needs it, with the task's own error handling."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: S112 - reported by the task that imports it
+            continue

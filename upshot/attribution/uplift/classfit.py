@@ -37,14 +37,16 @@ import numpy as np
 
 from upshot.attribution.uplift.att import effect_on_treated
 from upshot.attribution.uplift.backend import THREADED_ROWS
-from upshot.attribution.uplift.classtask import ClassTask
+from upshot.attribution.uplift.classtask import ClassOutcome, ClassTask
 from upshot.attribution.uplift.econml_adapter import (
     ObjectiveFit,
     PropensityDesign,
+    final_stage_sums,
     fit_objective,
     propensity_design,
     stratified_folds,
 )
+from upshot.attribution.uplift.evaluate import FoldSums
 from upshot.attribution.uplift.nuisances import arm_outcomes
 from upshot.attribution.uplift.refute import refute_task
 from upshot.attribution.uplift.results import (
@@ -69,15 +71,6 @@ MIN_ARM_PER_FOLD = 10  # decisions of each arm per fold: fewer and the fold fits
 # rows the nuisance cap left out that judge when LightGBM stops adding trees, per fold:
 # enough rows that noise in their loss rarely stops the trees early, few enough to score cheaply
 STOPPING_ROWS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class ClassOutcome:
-    """What one class contributes: its estimates, covariances and diagnostics."""
-
-    estimates: tuple[UpliftEstimate, ...]
-    covariance: tuple[UpliftCovariance, ...]
-    diagnostics: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,10 +198,14 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
     on_ray = crossfit_on_ray(task)
     spare = spare_rows(folds, crossfit, STOPPING_ROWS, s.seed)
     mu, discrete = _arm_outcomes(task, crossfit, spare, threads)
+    # the linear final stage's Gram matrices, once for every objective
+    sums = final_stage_sums(s.estimator, X, T, design.p, folds)
     fits: dict[str, ObjectiveFit | str] = {}
     for j, name in enumerate(task.objectives):
         arms = (mu[j], discrete[j]) if j in mu else None
-        fits[name] = _fit_one(task, j, design, (folds, crossfit), masks, threads, on_ray, arms)
+        fits[name] = _fit_one(
+            task, j, design, (folds, crossfit), masks, threads, on_ray, arms, sums
+        )
     covariance = _covariance(task, cells, fits)
     refutations = _refute(task, T, X, fits, diagnostics, threads)
     if status == OK:
@@ -297,10 +294,12 @@ def _fit_one(
     threads: int,
     use_ray: bool,
     arms: tuple[np.ndarray, bool] | None,
+    sums: FoldSums | None,
 ) -> ObjectiveFit | str:
     """One objective's fit, or the status saying why there is none; `folds` are the whole
     folds and the capped ones the nuisances train on; `arms` its per-arm outcomes (n, 2)
-    and whether they came from classifiers (None: the objective never varies)."""
+    and whether they came from classifiers (None: the objective never varies); `sums`
+    the class's shared final-stage sums (`final_stage_sums`)."""
     s = task.settings
     y = task.Y[:, j]
     if arms is None:
@@ -324,6 +323,7 @@ def _fit_one(
             masks=masks,
             sensitivity_strength=None if design.design == "randomized" else s.sensitivity_strength,
             calibration_groups=s.calibration_groups,
+            sums=sums,
         )
     except MemoryError:
         raise  # the whole class is over its budget, not this objective

@@ -18,6 +18,7 @@ import numpy as np
 from upshot.attribution.uplift.sampling import sampling_record, strata_codes, stratified_rows
 
 if TYPE_CHECKING:
+    from upshot.attribution.uplift.results import UpliftCovariance, UpliftEstimate
     from upshot.config import Uplift
 
 
@@ -75,6 +76,16 @@ class ClassTask:
         """Decisions of the whole class (fitted or not)."""
         whole = self.population["all"]
         return whole.n_treated + whole.n_control
+
+
+@dataclass(frozen=True, slots=True)
+class ClassOutcome:
+    """What one class's fit returns: its estimates, covariances and diagnostics (defined
+    here, not with the fitting code, so that the driver unpickles it without loading that)."""
+
+    estimates: tuple[UpliftEstimate, ...]
+    covariance: tuple[UpliftCovariance, ...]
+    diagnostics: dict[str, Any]
 
 
 def population(T: np.ndarray, Y: np.ndarray, segments: Sequence[Segment]) -> dict[str, CellCounts]:

@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from upshot.attribution.uplift.evaluate import CateEvaluation, evaluate_cate, out_of_fold_linear
+from upshot.attribution.uplift.evaluate import (
+    CateEvaluation,
+    FoldSums,
+    evaluate_cate,
+    fold_sums,
+    out_of_fold_from_sums,
+    out_of_fold_linear,
+)
 from upshot.attribution.uplift.nuisances import (
     KnownOutcome,
     KnownPropensity,
@@ -219,6 +226,7 @@ def fit_objective(
     masks: Sequence[np.ndarray] = (),
     sensitivity_strength: float | None = None,
     calibration_groups: int = 4,
+    sums: FoldSums | None = None,
 ) -> ObjectiveFit:
     """One objective's estimates from its cross-fitted nuisances (see `ObjectiveFit`).
 
@@ -228,12 +236,13 @@ def fit_objective(
     of each segment cell. The ATE and every GATE are means of the same doubly robust
     scores, whatever the estimator. EconML's CausalForestDML (its nuisances known, so only
     the forest is fitted) gives the forest's CATE; EconML's sensitivity functions give
-    the bounds from the same nuisances. The held-out evaluation uses the whole `folds`.
+    the bounds from the same nuisances. The held-out evaluation uses the whole `folds`;
+    `sums` (`final_stage_sums` of the same estimator, X, T, p and folds) is what its
+    linear final stage shares with the class's other objectives, computed here if None.
     """
     scores = dr_scores(y, T, p, mu)
     overall = _mean_effect(scores, alpha)
     gates = tuple(_mean_effect(scores[m], alpha) for m in masks)
-    features = np.column_stack([np.ones(len(y)), X])
     if estimator == "causal_forest":
         est = make_estimator(
             estimator,
@@ -247,12 +256,18 @@ def fit_objective(
             est.fit(y, T, X=X, W=outcome_columns(mu, p), cache_values=True)
         # the forest's own out-of-bag predictions; NaN for the rare row every tree saw
         cate_oof = np.ravel(est.model_cate.oob_predict(X))
-    elif estimator == "dr_learner":
-        cate_oof = out_of_fold_linear(features, scores, np.ones(len(y)), folds)
     else:
-        # the R-learner's linear θ(x), each row's from the other folds
-        m = p * mu[:, 1] + (1 - p) * mu[:, 0]
-        cate_oof = out_of_fold_linear(features, y - m, T - p, folds)
+        if sums is None:
+            sums = final_stage_sums(estimator, X, T, p, folds)
+        if estimator == "dr_learner":
+            target, multiplier = scores, np.ones(len(y))
+        else:
+            # the R-learner's linear θ(x), each row's from the other folds
+            target, multiplier = y - (p * mu[:, 1] + (1 - p) * mu[:, 0]), T - p
+        if sums is None:
+            cate_oof = out_of_fold_linear(_features(X), target, multiplier, folds)
+        else:
+            cate_oof = out_of_fold_from_sums(target, sums)
     sens = None
     if sensitivity_strength is not None:
         sens = sensitivity(
@@ -260,6 +275,28 @@ def fit_objective(
         )
     evaluation = evaluate_cate(cate_oof, scores, groups=calibration_groups)
     return ObjectiveFit(overall, scores, evaluation, gates, sens, discrete_outcome)
+
+
+def _features(X: np.ndarray) -> np.ndarray:
+    """The linear final stage's features: an intercept and `X`."""
+    return np.column_stack([np.ones(len(X)), X])
+
+
+def final_stage_sums(
+    estimator: str,
+    X: np.ndarray,
+    T: np.ndarray,
+    p: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> FoldSums | None:
+    """The cross-fitting sums of `estimator`'s linear final stage that every objective of
+    a class shares (`evaluate.fold_sums`): its multiplier is T − p (DML's treatment
+    residual) or 1 (the DR learner), the same for every objective. None for the causal
+    forest (no linear stage) or folds that do not partition the rows."""
+    if estimator == "causal_forest":
+        return None
+    multiplier = np.ones(len(T)) if estimator == "dr_learner" else T - p
+    return fold_sums(_features(X), multiplier, folds)
 
 
 def _mean_effect(scores: np.ndarray, alpha: float) -> Effect:

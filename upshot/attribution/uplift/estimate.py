@@ -19,8 +19,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from upshot.attribution.uplift.backend import map_fits, threads_per_fit
-from upshot.attribution.uplift.classfit import ClassOutcome, class_failed, fit_class
-from upshot.attribution.uplift.classtask import ClassTask, Segment, population, sample_class
+from upshot.attribution.uplift.classtask import (
+    ClassOutcome,
+    ClassTask,
+    Segment,
+    population,
+    sample_class,
+)
 from upshot.attribution.uplift.frames import (
     FRAME_KEYS,
     covariate_columns,
@@ -29,6 +34,7 @@ from upshot.attribution.uplift.frames import (
     pre_columns,
 )
 from upshot.attribution.uplift.results import UpliftResults
+from upshot.attribution.uplift.worker import FIT_MODULES, fit_task, task_failed
 from upshot.errors import InputError, UsageError
 from upshot.results import dumps
 from upshot.sql import query
@@ -336,14 +342,15 @@ def estimate_uplift(
             )
 
     outcomes_ = map_fits(
-        fit_class,
+        fit_task,
         tasks,
         jobs,
         backend=settings.backend,
         on_result=report,
         address=settings.ray_address,
-        on_failure=class_failed,
+        on_failure=task_failed,
         memory_per_task=settings.memory_per_task_bytes,
+        preload=FIT_MODULES,
     )
     return UpliftResults(
         estimates=tuple(e for o in outcomes_ for e in o.estimates),

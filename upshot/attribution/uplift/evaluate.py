@@ -54,24 +54,48 @@ def uplift_coefficient(
     """
     if metric not in ("qini", "toc"):
         raise ValueError(f"metric == {metric!r}, must be qini or toc")
-    qini = metric == "qini"
-    cuts = np.percentile(cate_train, percentiles)[:-1]  # the last cut closes the integral
-    n = len(dr_val)
-    ate = dr_val.mean()
-    # the rows above each cut, from one sort: how many, and the sum of their DR scores
-    order = np.argsort(cate_val, kind="stable")
-    suffix = np.concatenate([np.cumsum(dr_val[order][::-1])[::-1], [0.0]])
-    count = n - np.searchsorted(cate_val[order], cuts, side="left")
-    step = np.where(count > 0, np.diff(percentiles) / 100, 0.0)  # an empty cut adds nothing
-    share = count / n
-    gain = suffix[n - count] / np.maximum(count, 1) - ate
-    coefficient = float(np.sum(step * (share * gain if qini else gain)))
+    return _coefficient(_Ranked.of(cate_train, cate_val, dr_val, percentiles), metric == "qini")
+
+
+@dataclass(frozen=True, slots=True)
+class _Ranked:
+    """What the Qini and the AUUC share: the cut points, how many rows lie above each,
+    the sum of their DR scores, and which cuts each row is above (one sort for both)."""
+
+    cuts: np.ndarray
+    step: np.ndarray
+    count: np.ndarray
+    above_sum: np.ndarray
+    cuts_below: np.ndarray
+    dr_val: np.ndarray
+
+    @staticmethod
+    def of(
+        cate_train: np.ndarray, cate_val: np.ndarray, dr_val: np.ndarray, percentiles: np.ndarray
+    ) -> _Ranked:
+        cuts = np.percentile(cate_train, percentiles)[:-1]  # the last cut closes the integral
+        n = len(dr_val)
+        # the rows above each cut, from one sort: how many, and the sum of their DR scores
+        order = np.argsort(cate_val, kind="stable")
+        suffix = np.concatenate([np.cumsum(dr_val[order][::-1])[::-1], [0.0]])
+        count = n - np.searchsorted(cate_val[order], cuts, side="left")
+        step = np.where(count > 0, np.diff(percentiles) / 100, 0.0)  # an empty cut adds nothing
+        below = np.searchsorted(cuts, cate_val, side="right")
+        return _Ranked(cuts, step, count, suffix[n - count], below, dr_val)
+
+
+def _coefficient(r: _Ranked, qini: bool) -> tuple[float, float]:
+    n = len(r.dr_val)
+    ate = r.dr_val.mean()
+    share = r.count / n
+    gain = r.above_sum / np.maximum(r.count, 1) - ate
+    coefficient = float(np.sum(r.step * (share * gain if qini else gain)))
     # Σ_j step_j ψ_ij with ψ_ij = (dr_i − ate)(w_j 1[row i above cut j] − b_j) − value_j,
     # w_j = 1 and b_j = share_j for the Qini, w_j = 1/share_j and b_j = 1 for the TOC; row i
     # is above exactly the cuts <= its prediction, so no n x cuts matrix is needed
-    w = step * (1.0 if qini else 1 / np.maximum(share, 1 / n))
-    above = np.concatenate([[0.0], np.cumsum(w)])[np.searchsorted(cuts, cate_val, side="right")]
-    psi = (dr_val - ate) * (above - np.sum(step * (share if qini else 1.0))) - coefficient
+    w = r.step * (1.0 if qini else 1 / np.maximum(share, 1 / n))
+    above = np.concatenate([[0.0], np.cumsum(w)])[r.cuts_below]
+    psi = (r.dr_val - ate) * (above - np.sum(r.step * (share if qini else 1.0))) - coefficient
     return coefficient, float(np.sqrt(np.mean(psi**2) / n))
 
 
@@ -101,11 +125,53 @@ def evaluate_cate(cate_oof: np.ndarray, scores: np.ndarray, *, groups: int = 4) 
     if len(dr) < 2 * groups or np.ptp(cate) == 0:
         nan = float("nan")
         return CateEvaluation(nan, nan, nan, nan, nan)
-    qini, qini_se = uplift_coefficient(cate, cate, dr, metric="qini")
-    auuc, auuc_se = uplift_coefficient(cate, cate, dr, metric="toc")
+    ranked = _Ranked.of(cate, cate, dr, PERCENTILES)
+    qini, qini_se = _coefficient(ranked, qini=True)
+    auuc, auuc_se = _coefficient(ranked, qini=False)
     return CateEvaluation(
         qini, qini_se, auuc, auuc_se, calibration_r2(cate, cate, dr, groups=groups)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FoldSums:
+    """What a linear final stage's cross-fitting shares across a class's objectives.
+
+    The rows grouped by test fold (`order`, fold k's rows at `bounds[k]:bounds[k + 1]`),
+    `features` in that order, `multiplier` in that order and, per fold, the Gram matrix
+    Σ (mᵢxᵢ)(mᵢxᵢ)ᵀ over its test rows. A fold's training rows are the other folds' test
+    rows, so its training Gram is a sum of the others': one pass over the rows serves
+    every fold and every objective (only Σ mᵢxᵢ targetᵢ differs between objectives).
+    """
+
+    order: np.ndarray
+    bounds: tuple[int, ...]
+    features: np.ndarray
+    multiplier: np.ndarray
+    grams: tuple[np.ndarray, ...]
+
+
+def fold_sums(
+    features: np.ndarray,
+    multiplier: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> FoldSums | None:
+    """`FoldSums` of `folds`, or None when their test parts do not partition the rows
+    with each training part the rest (then `out_of_fold_linear` refits per fold)."""
+    n = len(multiplier)
+    sizes = [len(test) for _, test in folds]
+    if sum(sizes) != n or any(len(train) != n - len(test) for train, test in folds):
+        return None
+    order = np.concatenate([test for _, test in folds])
+    if np.any(np.bincount(order, minlength=n) != 1):
+        return None
+    bounds = tuple(int(b) for b in np.concatenate([[0], np.cumsum(sizes)]))
+    ordered, m = features[order], multiplier[order]
+    grams = []
+    for lo, hi in itertools.pairwise(bounds):
+        design = ordered[lo:hi] * m[lo:hi, None]
+        grams.append(design.T @ design)
+    return FoldSums(order, bounds, ordered, m, tuple(grams))
 
 
 def out_of_fold_linear(
@@ -119,6 +185,7 @@ def out_of_fold_linear(
     β₋ₖ minimises Σ_{j∉k} (target_j − multiplier_j · features_j β)²: the R-learner final
     stage of DML with `target` = outcome residuals and `multiplier` = treatment residuals,
     or the DR-learner's with `target` = DR scores and `multiplier` = 1.
+    `out_of_fold_from_sums` gives the same predictions from a class's `fold_sums`.
     """
     out = np.full(len(target), np.nan)
     for train, test in folds:
@@ -126,4 +193,23 @@ def out_of_fold_linear(
         # normal equations: k x k, cheap for millions of rows; lstsq copes with a singular one
         beta, *_ = np.linalg.lstsq(design.T @ design, design.T @ target[train], rcond=None)
         out[test] = features[test] @ beta
+    return out
+
+
+def out_of_fold_from_sums(target: np.ndarray, sums: FoldSums) -> np.ndarray:
+    """`out_of_fold_linear` of `target` with the features, multiplier and folds of `sums`:
+    per objective only Σ mᵢxᵢ targetᵢ per fold is new."""
+    weighted = sums.multiplier * target[sums.order]
+    parts = list(itertools.pairwise(sums.bounds))
+    moments = [sums.features[lo:hi].T @ weighted[lo:hi] for lo, hi in parts]
+    ordered = np.empty(len(target))
+    for k, (lo, hi) in enumerate(parts):
+        # fold k's training rows are every other fold's test rows (summed, not subtracted
+        # from the total, so no precision is lost)
+        gram = sum(g for j, g in enumerate(sums.grams) if j != k)
+        moment = sum(v for j, v in enumerate(moments) if j != k)
+        beta, *_ = np.linalg.lstsq(gram, moment, rcond=None)
+        ordered[lo:hi] = sums.features[lo:hi] @ beta
+    out = np.empty(len(target))
+    out[sums.order] = ordered
     return out
