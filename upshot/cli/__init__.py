@@ -65,8 +65,16 @@ def _root(
         typer.Option("--config", help="Config file; default ./upshot.toml when present."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Where population-wide passes run: duckdb or spark. Overrides [engine] kind.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = State(db=db, config_path=config, debug=debug)
+    ctx.obj = State(db=db, config_path=config, debug=debug, engine=engine)
 
 
 for _name in COMMAND_MODULES:
