@@ -43,8 +43,17 @@ class Engine(Protocol):
         """Run DuckDB `sql`; its rows as a polars frame (the caller bounds its size)."""
         ...
 
+    def write(self, sql: str, params: Mapping[str, Any], path: str, *, name: str = "") -> int:
+        """Run DuckDB `sql` and write its rows, in order, as Parquet at `path` (a file or a
+        folder of ordered parts); the number of rows. Nothing passes through the driver."""
+        ...
+
     def columns(self, path: str) -> dict[str, str]:
         """Column name (lower case) -> DuckDB type name of a Parquet/CSV file."""
+        ...
+
+    def table_columns(self, table: str) -> list[tuple[str, str]]:
+        """(name, DuckDB type) of a contract table (sends, outcomes, users, assignments)."""
         ...
 
 

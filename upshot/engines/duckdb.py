@@ -40,6 +40,26 @@ class DuckDBEngine:
     ) -> pl.DataFrame:
         return self.con.sql(sql, params=dict(params)).pl()
 
+    def write(
+        self,
+        sql: str,
+        params: Mapping[str, Any],
+        path: str,
+        *,
+        name: str = "",  # noqa: ARG002
+    ) -> int:
+        self.con.sql(sql, params=dict(params)).write_parquet(path)
+        row = self.con.execute("SELECT count(*) FROM read_parquet(?)", [path]).fetchone()
+        return int(row[0]) if row else 0
+
+    def table_columns(self, table: str) -> list[tuple[str, str]]:
+        rows = self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = ? ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        return [(str(a), str(b)) for a, b in rows]
+
     def columns(self, path: str) -> dict[str, str]:
         from upshot.experiments.query import table_columns
 

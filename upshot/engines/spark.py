@@ -169,6 +169,17 @@ class SparkEngine:
             raise InputError(f"{name or 'frame'}: {_first(exc)}") from None
         return pl.from_arrow(table)  # type: ignore[return-value]
 
+    def write(self, sql: str, params: Mapping[str, Any], path: str, *, name: str = "") -> int:
+        df = self._sql(sql, params, name, path)
+        try:
+            # the workers write ordered parts (a global sort ranges rows over the parts)
+            df.write.mode("overwrite").parquet(path)
+            return int(self.session.read.parquet(path).count())
+        except Exception as exc:
+            raise InputError(
+                f"{path}: Spark cannot write {name or 'the rows'} ({_first(exc)})"
+            ) from None
+
     def columns(self, path: str) -> dict[str, str]:
         kind = "csv" if path.lower().endswith((".csv", ".tsv", ".csv.gz", ".txt")) else "parquet"
         view = self.relation(kind, path)
