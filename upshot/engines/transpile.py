@@ -6,6 +6,7 @@ the translation needs lives here, applied to the parsed tree, never to text:
 - bound values (`$name`) become typed literals of the tree (strings quoted by the writer;
   floats as DOUBLE, never Spark's DECIMAL reading of `0.1`; timestamps in UTC), so one
   statement runs the same on an engine whose parameter style differs;
+- `any_value(x ORDER BY x)`, DuckDB's ordered aggregate, becomes `min(x)`, its value;
 - a decimal literal such as `1.0` becomes a DOUBLE on Spark, where `1.0` is a DECIMAL and
   `CASE ... THEN 1.0 ELSE 0.0 END` would sum as a decimal (DuckDB reads it as a DECIMAL
   too, but every place upshot writes one mixes it with a DOUBLE, so DOUBLE is its value);
@@ -65,6 +66,8 @@ def transpile(
         tree = _bind(tree, params, dialect, name)
     if relations is not None:
         tree = _relations(tree, relations, name)
+    if dialect != "duckdb":
+        tree = _portable(tree)
     if dialect == "spark":
         tree = _spark(tree)
     try:
@@ -156,6 +159,23 @@ def _relations(
         return table
 
     return tree.transform(swap, copy=False)
+
+
+def _portable(tree: exp.Expression) -> exp.Expression:
+    """DuckDB idioms other engines spell differently, rewritten to their exact equivalent:
+    `any_value(x ORDER BY x)` (the first non-NULL x in order) is `min(x)`."""
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.AnyValue) and isinstance(node.this, exp.Order):
+            order = node.this
+            keys = order.expressions
+            if len(keys) == 1 and not keys[0].args.get("desc") and keys[0].this == order.this:
+                return exp.Min(this=order.this.copy())
+        if isinstance(node, exp.IgnoreNulls) and isinstance(node.this, exp.Min):
+            return node.this
+        return node
+
+    return tree.transform(fix, copy=False)
 
 
 def _seconds(node: exp.Expression, scale: float) -> exp.Expression:
