@@ -63,17 +63,31 @@ def spark_session(master: str, driver_memory: str = "1g") -> SparkSession:
             .config("spark.driver.memory", driver_memory)
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
-            # a few cores and small aggregates: 200 shuffle partitions only add overhead;
-            # adaptive execution coalesces them further on a cluster
-            .config("spark.sql.shuffle.partitions", "8")
+            # small aggregates: 200 shuffle partitions only add overhead on a few local
+            # cores (a cluster keeps Spark's default, which adaptive execution coalesces)
+            .config("spark.sql.shuffle.partitions", _partitions(master))
             .config("spark.driver.extraJavaOptions", _quiet())
             .config("spark.executor.extraJavaOptions", _quiet())
         )
     session = builder.appName("upshot").config("spark.sql.session.timeZone", "UTC").getOrCreate()
     session.conf.set("spark.sql.session.timeZone", "UTC")
+    # instants written as UTC-adjusted microseconds, as DuckDB writes TIMESTAMPTZ (Spark's
+    # default INT96 reads back as a zone-less nanosecond time)
+    session.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     if not master.startswith("sc://"):
         session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def _partitions(master: str) -> str:
+    if master.startswith("local"):
+        cores = master[master.find("[") + 1 : -1] if "[" in master else "1"
+        if cores == "*":
+            n = os.cpu_count() or 2
+        else:
+            n = int(cores) if cores.isdigit() else 2
+        return str(2 * n)
+    return "200"
 
 
 def _quiet() -> str:
@@ -154,10 +168,14 @@ class SparkEngine:
     ) -> list[dict[str, Any]]:
         df = self._sql(sql, params, name, where)
         try:
-            rows = df.collect()
+            # through Arrow: instants come back as UTC-aware datetimes, as DuckDB's do
+            # (Row objects would turn them into naive local times)
+            table = df.toArrow()
         except Exception as exc:
             raise InputError(f"{where}: {_first(exc)}") from None
-        return [{k: _plain(v) for k, v in row.asDict().items()} for row in rows]
+        names = _unique(df.columns)
+        columns = [[_plain(v) for v in col.to_pylist()] for col in table.columns]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
     def frame(self, sql: str, params: Mapping[str, Any], *, name: str = "") -> pl.DataFrame:
         import polars as pl
@@ -192,6 +210,17 @@ class SparkEngine:
             raise UsageError(f"the Spark engine reads no {table!r} table (give its path)")
         fields = self.session.table(table).schema.fields
         return [(f.name, _duck_type(f.dataType.simpleString())) for f in fields]
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column names made unique (Spark names every unaliased scalar subquery alike; a
+    dict keyed by them would keep only the last)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name] - 1}")
+    return out
 
 
 def _duck_type(spark: str) -> str:
