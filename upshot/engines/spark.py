@@ -82,10 +82,7 @@ def spark_session(master: str, driver_memory: str = "1g") -> SparkSession:
 def _partitions(master: str) -> str:
     if master.startswith("local"):
         cores = master[master.find("[") + 1 : -1] if "[" in master else "1"
-        if cores == "*":
-            n = os.cpu_count() or 2
-        else:
-            n = int(cores) if cores.isdigit() else 2
+        n = {"*": os.cpu_count() or 2}.get(cores, int(cores) if cores.isdigit() else 2)
         return str(2 * n)
     return "200"
 
