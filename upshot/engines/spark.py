@@ -67,7 +67,6 @@ def spark_session(master: str, driver_memory: str = "1g") -> SparkSession:
             # cores (a cluster keeps Spark's default, which adaptive execution coalesces)
             .config("spark.sql.shuffle.partitions", _partitions(master))
             .config("spark.driver.extraJavaOptions", _quiet())
-            .config("spark.executor.extraJavaOptions", _quiet())
         )
     session = builder.appName("upshot").config("spark.sql.session.timeZone", "UTC").getOrCreate()
     session.conf.set("spark.sql.session.timeZone", "UTC")
