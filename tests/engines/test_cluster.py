@@ -88,7 +88,7 @@ def cluster(tmp_path_factory, request):
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    request.addfinalizer(stop)
+    request.addfinalizer(stop)  # noqa: PT021 (registered before the first daemon starts)
     master = [cls, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
     master += ["--port", str(port), "--webui-port", str(_free_port())]
     log = (folder / "master.log").open("w")
@@ -127,8 +127,16 @@ def test_frame_and_analysis_through_a_standalone_cluster(cluster, lake, duck_lak
     ]  # fmt: skip
     frame_path = tmp_path / "decisions.parquet"
     proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(config), json.dumps(lake), str(frame_path), *WEEK]
-        + analysis,
+        [
+            sys.executable,
+            "-c",
+            DRIVER,
+            str(config),
+            json.dumps(lake),
+            str(frame_path),
+            *WEEK,
+            *analysis,
+        ],
         capture_output=True,
         text=True,
         env={**env, "PYTHONPATH": str(ROOT)},

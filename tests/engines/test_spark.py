@@ -131,8 +131,8 @@ def test_population_statements(spark_lake, duck_lake, module, name, params):
 
 def test_warehouse_experiment_statistics(spark_lake, duck_lake):
     """Assignments x outcomes per user, the sufficient statistics and the analysis."""
-    from upshot.experiments import Options, analyze_rows
     from upshot.experiments import spec as specs_mod
+    from upshot.experiments.engine import Options, analyze_rows
     from upshot.experiments.sources import prepare_warehouse
 
     config = Config()

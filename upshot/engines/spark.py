@@ -15,6 +15,7 @@ aggregates, or samples they cap.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from decimal import Decimal
@@ -50,6 +51,9 @@ def spark_session(master: str, driver_memory: str = "1g") -> SparkSession:
     """The session at `master` (one per process and master; a second call reuses it)."""
     import warnings
 
+    # pyspark logs every refused statement's Java stack as JSON to stderr; upshot raises
+    # one line naming the statement instead
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     # pyspark warns about the pandas version, which no upshot pass goes through
     warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
     from pyspark.sql import SparkSession

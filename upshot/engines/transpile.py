@@ -6,6 +6,7 @@ the translation needs lives here, applied to the parsed tree, never to text:
 - bound values (`$name`) become typed literals of the tree (strings quoted by the writer;
   floats as DOUBLE, never Spark's DECIMAL reading of `0.1`; timestamps in UTC), so one
   statement runs the same on an engine whose parameter style differs;
+- `quantile_cont(x, q)` becomes Spark's `percentile(x, q)` (the same interpolation);
 - `any_value(x ORDER BY x)`, DuckDB's ordered aggregate, becomes `min(x)`, its value;
 - a decimal literal such as `1.0` becomes a DOUBLE on Spark, where `1.0` is a DECIMAL and
   `CASE ... THEN 1.0 ELSE 0.0 END` would sum as a decimal (DuckDB reads it as a DECIMAL
@@ -195,6 +196,11 @@ def _spark(tree: exp.Expression) -> exp.Expression:
                 return _seconds(node, 1.0)
             if fname == "to_microseconds":
                 return _seconds(node, 1e-6)
+        if isinstance(node, exp.PercentileCont) and node.args.get("expression") is not None:
+            # quantile_cont(x, q): Spark's percentile interpolates between the same ranks,
+            # (n - 1) * q (SQLGlot writes a PERCENTILE_CONT Spark refuses)
+            args = [node.this.copy(), node.args["expression"].copy()]
+            return exp.Anonymous(this="percentile", expressions=args)
         if isinstance(node, exp.Literal) and not node.is_string:
             text = str(node.this)
             if ("." in text or "e" in text.lower()) and not isinstance(node.parent, exp.Cast):
