@@ -74,6 +74,9 @@ def spark_session(master: str, driver_memory: str = "1g") -> SparkSession:
         )
     session = builder.appName("upshot").config("spark.sql.session.timeZone", "UTC").getOrCreate()
     session.conf.set("spark.sql.session.timeZone", "UTC")
+    # ANSI: a failed cast, an overflow or a division by zero is an error, as in DuckDB
+    # (where x / 0.0 is inf); non-ANSI Spark would return NULL and sums would skip it
+    session.conf.set("spark.sql.ansi.enabled", "true")
     # instants written as UTC-adjusted microseconds, as DuckDB writes TIMESTAMPTZ (Spark's
     # default INT96 reads back as a zone-less nanosecond time)
     session.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
