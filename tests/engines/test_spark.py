@@ -136,7 +136,8 @@ def test_warehouse_experiment_statistics(spark_lake, duck_lake):
     from upshot.experiments.sources import prepare_warehouse
 
     config = Config()
-    ids = [r[0] for r in duck_lake.execute("SELECT DISTINCT experiment_id FROM assignments")]
+    found = duck_lake.execute("SELECT DISTINCT experiment_id FROM assignments ORDER BY 1")
+    ids = [r[0] for r in found.fetchall()]
     assert ids
     specs, variables = specs_mod.from_config(config.experiments, None)
     for experiment in ids:
