@@ -229,6 +229,7 @@ def export_lake(tmp: str, size: int) -> tuple[str, float]:
     con, _, _ = build_warehouse(tmp, size)
     started = time.perf_counter()
     lake = Path(tmp) / "lake"
+    lake.mkdir()
     for table, column in (("sends", "decided_at"), ("outcomes", "occurred_at"), ("users", "")):
         target = lake / table
         if column:
