@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck docs pytest bench clean lock
+.PHONY: demo test lint typecheck docs pytest bench clean lock java-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,9 +39,17 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
+# the Spark engine's tests (tests/engines) start a JVM: Java 17 or later must be installed
+java-check:
+	@java -version >/dev/null 2>&1 || { \
+		echo "java not found: the Spark engine tests need Java 17+."; \
+		echo "Install it with: sudo apt-get install openjdk-17-jre-headless"; \
+		echo "(or set JAVA_HOME to a JDK 17+; see docs/engines.md)"; exit 1; }
+	@java -version 2>&1 | head -1
+
 # two workers: the suite is mostly DuckDB and numpy, which release the GIL. Handing out one
 # test at a time (long modules first, see tests/conftest.py) keeps both workers busy to the end
-test: lint typecheck docs
+test: lint typecheck docs java-check
 	$(BIN)/python -m pytest -q -n 2 --maxschedchunk 1
 
 # each benchmark times upshot and its baseline in the same run and prints the ratio

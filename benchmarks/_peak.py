@@ -26,3 +26,25 @@ def peak_mb() -> float:
 def inherited_mb() -> float:
     """ru_maxrss in MB: at least the parent's peak at fork time (what was printed before)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pid_peak_mb(pid: int) -> float:
+    """The peak RSS in MB of another live process (Spark's driver JVM), 0.0 if unknown."""
+    status = Path(f"/proc/{pid}/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def spark_jvm_peak_mb() -> float:
+    """The peak RSS of this process's Spark JVM (local mode: the driver and its executors),
+    0.0 when no JVM was started here."""
+    try:
+        from pyspark import SparkContext
+    except ImportError:
+        return 0.0
+    gateway = getattr(SparkContext, "_gateway", None)
+    proc = getattr(gateway, "proc", None)
+    return pid_peak_mb(proc.pid) if proc is not None else 0.0

@@ -1,6 +1,7 @@
 """Benchmark: the experiments engine against a bare SUM pass and pandas + statsmodels.
 
     .venv/bin/python benchmarks/bench_experiments.py --users 10000000
+    .venv/bin/python benchmarks/bench_experiments.py --users 10000000 --engine spark
 
 Writes a user-level Parquet file (2 arms, 20 metrics: 12 plain (6 of them 0/1), 4 CUPED
 metrics with a pre-period covariate each, 4 ratio metrics), then times, each in its own
@@ -12,6 +13,10 @@ process so that peak memory (max RSS) is its own:
   the same columns, the least any engine must do to read them;
 - hand-written SQL: the same pass computing the same sums, squares and cross-products as
   upshot's generated query (what upshot adds on top of the arithmetic itself);
+- spark (with `--engine spark`): the same `analyze` with the passes on Spark
+  (`[engine]` defaults: local[2], driver memory 1g), the session started before the clock
+  (`startup_seconds`); its peak memory is the Python driver's plus the Spark JVM's
+  (`jvm_peak_mb`; in local mode that JVM is the driver and its executors);
 - pandas + statsmodels: read the file with pandas, then per metric an OLS y ~ arm (plus
   the covariate for CUPED; the linearized ratio for ratio metrics) with HC1 errors.
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -82,6 +88,29 @@ def run_upshot(path: str) -> dict[str, float]:
     return {"seconds": seconds}
 
 
+def run_spark(path: str) -> dict[str, float]:
+    from upshot.config import Config
+    from upshot.engines import open_spark
+    from upshot.experiments import analyze
+
+    t = time.perf_counter()
+    engine = open_spark(Config())
+    engine.fetch("SELECT 1 AS one", {}, "warm-up")  # the session starts here
+    startup = time.perf_counter() - t
+    t = time.perf_counter()
+    a = analyze(
+        table=path,
+        metrics=PLAIN + CUPED,
+        ratios=[f"{n}/{d}" for n, d in RATIOS],
+        covariates=[f"{c}=pre_{c}" for c in CUPED],
+        engine=engine,
+    )
+    seconds = time.perf_counter() - t
+    if len(a.results) != 20 or any(r.status != "ok" for r in a.results):
+        raise RuntimeError(f"unexpected analysis: {[(r.metric, r.status) for r in a.results]}")
+    return {"seconds": seconds, "startup_seconds": startup}
+
+
 def run_bare(path: str) -> dict[str, float]:
     import duckdb
 
@@ -134,7 +163,13 @@ def run_pandas(path: str) -> dict[str, float]:
     return {"seconds": time.perf_counter() - t}
 
 
-RUNNERS = {"upshot": run_upshot, "bare": run_bare, "handsql": run_handsql, "pandas": run_pandas}
+RUNNERS = {
+    "upshot": run_upshot,
+    "spark": run_spark,
+    "bare": run_bare,
+    "handsql": run_handsql,
+    "pandas": run_pandas,
+}
 
 
 def _peak_mb() -> float:
@@ -169,6 +204,11 @@ def child(name: str, path: str) -> None:
     # CPU seconds (all threads) are steadier than wall time on a shared machine
     result["cpu_seconds"] = _cpu() - before
     result["peak_mb"] = _peak_mb()
+    if name == "spark":
+        from _peak import spark_jvm_peak_mb
+
+        result["jvm_peak_mb"] = spark_jvm_peak_mb()
+        result["peak_mb"] += result["jvm_peak_mb"]
     sys.stdout.write(json.dumps(result) + "\n")
 
 
@@ -188,6 +228,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-pandas", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--engine", choices=("duckdb", "spark"), default="duckdb",
+        help="spark: time the Spark engine beside DuckDB's upshot run (interleaved)",
+    )  # fmt: skip
     parser.add_argument("--child", choices=list(RUNNERS))
     parser.add_argument("--file")
     args = parser.parse_args()
@@ -200,6 +244,8 @@ def main() -> None:
         make_file(path, args.users)
         made = time.perf_counter() - t
         runs: dict[str, list[dict[str, float]]] = {"upshot": [], "bare": [], "handsql": []}
+        if args.engine == "spark":
+            runs["spark"] = []
         for _ in range(args.repeat):
             for name in runs:  # interleaved, so the page cache favours none
                 runs[name].append(measure(name, path))
@@ -224,6 +270,10 @@ def main() -> None:
         "upshot_vs_bare_cpu": best["upshot"]["cpu_seconds"] / best["bare"]["cpu_seconds"],
         "upshot_vs_handsql": best["upshot"]["seconds"] / best["handsql"]["seconds"],
         "upshot_vs_handsql_cpu": best["upshot"]["cpu_seconds"] / best["handsql"]["cpu_seconds"],
+        "spark_vs_upshot": (
+            best["spark"]["seconds"] / best["upshot"]["seconds"] if "spark" in best else None
+        ),
+        "load_average": os.getloadavg(),
         "pandas_vs_upshot": (
             best["pandas"]["seconds"] / best["upshot"]["seconds"] if "pandas" in best else None
         ),
@@ -245,6 +295,15 @@ def main() -> None:
         f"  upshot / hand-written SQL of the same statistics: {doc['upshot_vs_handsql']:.2f}x "
         f"wall, {doc['upshot_vs_handsql_cpu']:.2f}x cpu"
     )
+    if doc["spark_vs_upshot"]:
+        sp = runs["spark"]
+        print(
+            f"  spark / upshot (DuckDB): {doc['spark_vs_upshot']:.2f}x wall (target <= 5x); "
+            f"spark runs {[round(r['seconds'], 1) for r in sp]} s, session start "
+            f"{min(r['startup_seconds'] for r in sp):.1f} s, driver peak "
+            f"{max(r['peak_mb'] for r in sp):.0f} MB (python + JVM; target < 2048)"
+        )
+    print(f"  load average {doc['load_average']}")
     if doc["pandas_vs_upshot"]:
         print(f"  pandas+statsmodels / upshot: {doc['pandas_vs_upshot']:.1f}x  (target >= 40x)")
 

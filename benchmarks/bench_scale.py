@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_scale.py --sizes 1e6,3e6 --repeats 2
     .venv/bin/python benchmarks/bench_scale.py --stages sql --sizes 1e6,1e7,3e7
     .venv/bin/python benchmarks/bench_scale.py --stages frame --sizes 1e7 --nuisance linear
+    .venv/bin/python benchmarks/bench_scale.py --engine duckdb,spark --sizes 1e7,3e7 --repeats 3
 
 Stage `fit`: `estimate_uplift` on a simulated per-decision frame of N decisions spread
 over `--classes` message classes (4 objectives, 5 covariates, segments), once with the
@@ -20,6 +21,15 @@ Stage `frame`: from that warehouse to estimates, the way `upshot uplift` reads i
 (`file`: the frame written to Parquet by DuckDB, fits reading one class at a time)
 against handing the whole frame to Python (`memory`). `fit_peak_mb` is the driver's
 peak RSS while the models fit, sampled every 50 ms: what the frame costs the driver.
+
+Stage `lake` (chosen by `--engine duckdb,spark`, or one of them): the generated warehouse
+exported to a Parquet lake (sends and outcomes partitioned by day), then the decision
+frame built from the lake's files in place and written to Parquet, the way `upshot uplift`
+builds it, by each engine in turn (interleaved A, B, A, B): DuckDB over views of the
+files, Spark (`[engine] spark_master`, default local[2], driver memory 1g) reading them
+itself. The Spark session's start is timed apart (`startup_s`; paid once per process).
+`peak_mb` is the Python driver's peak RSS, `child_mb` the Spark JVM's (local mode: the
+driver and its executors), so the driver's memory is their sum.
 
 Each measurement runs in its own process so that peak memory is its own: `peak_mb` is
 the driver's peak RSS and `child_mb` the largest worker's (Ray's or the pool's).
@@ -214,7 +224,73 @@ def run_frame(size: int, variant: str, nuisance: str) -> dict[str, Any]:
             "fit_peak_mb": peak[0] / 2**20, "ok": ok}  # fmt: skip
 
 
-def one(stage: str, backend: str, size: int, classes: int, nuisance: str) -> None:
+def export_lake(tmp: str, size: int) -> tuple[str, float]:
+    """The generated warehouse of `size` decisions as a Parquet lake under `tmp`/lake."""
+    con, _, _ = build_warehouse(tmp, size)
+    started = time.perf_counter()
+    lake = Path(tmp) / "lake"
+    lake.mkdir()
+    for table, column in (("sends", "decided_at"), ("outcomes", "occurred_at"), ("users", "")):
+        target = lake / table
+        if column:
+            con.execute(
+                f"COPY (SELECT *, CAST({column} AS DATE) AS day FROM {table}) TO '{target}' "
+                "(FORMAT parquet, PARTITION_BY (day))"
+            )
+        else:
+            target.mkdir(parents=True)
+            con.execute(f"COPY {table} TO '{target / 'part-0.parquet'}' (FORMAT parquet)")
+    con.close()
+    return str(lake), time.perf_counter() - started
+
+
+def run_lake(engine: str, lake: str) -> dict[str, Any]:
+    """`write_decision_frame` from the lake's files on `engine`; seconds and rows."""
+    import duckdb
+    from _peak import spark_jvm_peak_mb
+
+    from upshot.attribution.uplift.frames import write_decision_frame
+    from upshot.config import Config
+
+    config = Config()
+    tables = {t: str(Path(lake) / t) for t in ("sends", "outcomes", "users")}
+    out: dict[str, Any] = {"startup_s": 0.0}
+    with tempfile.TemporaryDirectory(prefix="upshot-bench-frame-") as tmp:
+        path = str(Path(tmp) / "frame.parquet")
+        con: Any
+        if engine == "spark":
+            from upshot.engines import open_spark
+
+            started = time.perf_counter()
+            con = open_spark(config, tables)
+            con.fetch("SELECT 1 AS one", {}, "warm-up")  # the session starts here
+            out["startup_s"] = time.perf_counter() - started
+        else:
+            con = duckdb.connect()
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(f"SET memory_limit = '{config.warehouse.memory_limit}'")
+            con.execute(f"SET temp_directory = '{tmp}/spill'")
+            for table, folder in tables.items():
+                con.execute(
+                    f"CREATE VIEW {table} AS SELECT * FROM "
+                    f"read_parquet('{folder}/**/*.parquet', hive_partitioning = true)"
+                )
+        started = time.perf_counter()
+        out["rows"] = write_decision_frame(con, config, path)
+        out["seconds"] = time.perf_counter() - started
+    out["jvm_mb"] = spark_jvm_peak_mb()
+    return out
+
+
+def one(stage: str, backend: str, size: int, classes: int, nuisance: str, lake: str = "") -> None:
+    if stage == "lake":
+        from _peak import peak_mb
+
+        out = run_lake(backend, lake)
+        out["peak_mb"] = peak_mb()
+        out["child_mb"] = out.pop("jvm_mb")
+        print(json.dumps(out))
+        return
     if stage == "frame":
         out = run_frame(size, backend, nuisance)
     else:
@@ -227,6 +303,8 @@ def one(stage: str, backend: str, size: int, classes: int, nuisance: str) -> Non
 def measure(stage: str, backend: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--one", stage, backend, str(size)]
     cmd += ["--classes", str(args.classes), "--nuisance", args.nuisance]
+    if stage == "lake":
+        cmd += ["--lake-dir", args.lake_dir]
     run = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         return {"error": (run.stderr.strip().splitlines() or ["?"])[-1]}
@@ -242,13 +320,22 @@ def main() -> None:
     parser.add_argument("--nuisance", default="lightgbm", choices=("lightgbm", "linear"))
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument(
+        "--engine",
+        default="",
+        help="duckdb,spark: time the lake stage on these engines (interleaved)",
+    )
+    parser.add_argument("--lake-dir", default="", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--one", nargs=3, metavar=("STAGE", "BACKEND", "SIZE"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.one:
-        one(args.one[0], args.one[1], int(args.one[2]), args.classes, args.nuisance)
+        one(args.one[0], args.one[1], int(args.one[2]), args.classes, args.nuisance, args.lake_dir)
         return
     sizes = [int(float(s)) for s in args.sizes.split(",")]
+    if args.engine:
+        lake_stage(sizes, args)
+        return
     stages = args.stages.split(",")
     print("stage  backend   decisions   best_s  runs_s  startup_s  s_per_1M  peak_mb  child_mb")
     for stage in stages:
@@ -281,6 +368,42 @@ def main() -> None:
                     f"       ray / local at {size:,}: {best['ray'] / best['local']:.2f}x",
                     flush=True,
                 )
+
+
+def lake_stage(sizes: list[int], args: argparse.Namespace) -> None:
+    """Each engine builds the frame from the same lake, interleaved; min, median, ratio."""
+    import os
+    import statistics
+
+    engines = args.engine.split(",")
+    load = os.getloadavg()
+    print(f"lake stage, engines {engines}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print("engine  decisions     min_s  median_s  runs_s  startup_s  python_peak_mb  jvm_peak_mb")
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="upshot-bench-lake-") as tmp:
+            args.lake_dir, export_s = export_lake(tmp, size)
+            print(f"  {size:,} decisions: lake written in {export_s:.1f} s", flush=True)
+            runs: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
+            for _ in range(max(args.repeats, 1)):
+                for engine in engines:  # interleaved: A, B, A, B
+                    runs[engine].append(measure("lake", engine, size, args))
+        best: dict[str, float] = {}
+        for engine, found in runs.items():
+            good = [r for r in found if "seconds" in r]
+            if not good:
+                print(f"{engine:6}  {size:>10,}  failed: {found[0].get('error')}")
+                continue
+            times = [r["seconds"] for r in good]
+            best[engine] = min(times)
+            print(
+                f"{engine:6}  {size:>10,}  {min(times):8.1f}  {statistics.median(times):8.1f}"
+                f"  {[round(t, 1) for t in times]}  {max(r['startup_s'] for r in good):6.1f}"
+                f"  {max(r['peak_mb'] for r in good):10.0f}"
+                f"  {max(r['child_mb'] for r in good):10.0f}",
+                flush=True,
+            )
+        if "duckdb" in best and "spark" in best:
+            print(f"       spark / duckdb at {size:,}: {best['spark'] / best['duckdb']:.2f}x")
 
 
 if __name__ == "__main__":

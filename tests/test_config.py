@@ -103,7 +103,7 @@ def test_init_writes_every_default_and_only_defaults(tmp_path):
     data = tomllib.loads(text)
     defaults = Config()
     missing = []
-    for section in ("warehouse", "load", "experiments", "uplift", "governance", "report"):
+    for section in ("warehouse", "engine", "load", "experiments", "uplift", "governance", "report"):
         for f in dataclasses.fields(getattr(defaults, section)):
             written = f.name in data.get(section, {})
             commented = re.search(rf"^#\s*{f.name}[\s.=]", text, re.MULTILINE)

@@ -67,6 +67,18 @@ class Lake:
 
 
 @dataclass(frozen=True, slots=True)
+class Engine:
+    """Where the population-wide passes run (see docs/engines.md): the embedded DuckDB, or
+    Spark at `spark_master` (`local[2]`, `spark://host:7077`, a Spark Connect
+    `sc://host:15002`). Only aggregates and capped samples come back to this process."""
+
+    kind: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str = "local[2]"
+    # the driver holds only aggregates and samples; a local master runs its executors in it
+    spark_driver_memory: str = "1g"
+
+
+@dataclass(frozen=True, slots=True)
 class Load:
     max_reject_rate: float = 0.01
     naive_timezone: str = "UTC"
@@ -420,6 +432,7 @@ class Report:
 @dataclass(frozen=True, slots=True)
 class Config:
     warehouse: Warehouse = field(default_factory=Warehouse)
+    engine: Engine = field(default_factory=Engine)
     load: Load = field(default_factory=Load)
     lake: Lake = field(default_factory=Lake)
     objectives: dict[str, Objective] = field(default_factory=lambda: dict(DEFAULT_OBJECTIVES))

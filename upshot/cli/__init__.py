@@ -18,7 +18,7 @@ import typer
 import typer.main
 
 from upshot.cli.common import State
-from upshot.errors import EXIT_ERROR, EXIT_USAGE, InterruptError, UpshotError
+from upshot.errors import EXIT_ERROR, EXIT_USAGE, InterruptError, UpshotError, UsageError
 from upshot.interrupts import is_interrupt
 
 app = typer.Typer(
@@ -76,8 +76,36 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Where population-wide passes run: duckdb or spark. Overrides [engine] kind.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = State(db=db, config_path=config, debug=debug, lake=lake)
+    ctx.obj = State(db=db, config_path=config, debug=debug, lake=lake, engine=engine)
+    if engine is not None:
+        _check_engine(engine, None if _ASKED_HELP[0] else ctx.invoked_subcommand)
+
+
+# the command groups with a pass on another engine; `--engine spark` on any other command
+# is refused rather than ignored ([engine] kind in upshot.toml applies where it can)
+ENGINE_COMMANDS = ("experiments",)
+_ASKED_HELP = [False]  # set by `main`: a help page is shown whatever the engine
+
+
+def _check_engine(engine: str, command: str | None) -> None:
+    from upshot.engines import KINDS
+
+    if engine not in KINDS:
+        raise UsageError(f"--engine {engine}: must be one of {', '.join(KINDS)}")
+    if engine != "duckdb" and command is not None and command not in ENGINE_COMMANDS:
+        raise UsageError(
+            f"--engine {engine}: `upshot {command}` runs on DuckDB only "
+            f"(on {engine}: {', '.join(ENGINE_COMMANDS)}; see docs/engines.md)"
+        )
 
 
 for _name in COMMAND_MODULES:
@@ -117,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("UPSHOT_DEBUG") == "1"
     # a KeyboardInterrupt would be turned into exit 1 by click; ours exits 130
     signal.signal(signal.SIGINT, _interrupt)
+    _ASKED_HELP[0] = "--help" in args
     try:
         help_of = _help_only(args)
         if help_of is not None:

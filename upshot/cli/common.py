@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from upshot.config import Config
+    from upshot.engines import Engine
 
 
 # the ISO week a weekly command works on; `upshot run` and `upshot report weekly` share it
@@ -34,6 +35,7 @@ class State:
     config_path: str | None = None
     debug: bool = False
     lake: str | None = None  # --lake DIR, over [lake] path
+    engine: str | None = None  # --engine; see `engine_kind`
     _config: Config | None = field(default=None, repr=False)
 
     @property
@@ -48,6 +50,22 @@ class State:
                 config = dataclasses.replace(config, lake=Lake(path=self.lake))
             self._config = config
         return self._config
+
+    @property
+    def engine_kind(self) -> str:
+        """`--engine`, else `[engine] kind`: duckdb or spark."""
+        from upshot.engines import resolve_kind
+
+        return resolve_kind(self.config, self.engine)
+
+    def open_engine(self, tables: dict[str, str] | None = None) -> Engine | None:
+        """The Spark engine when it is chosen (`tables`: contract table -> path), else
+        None: the command runs on its DuckDB connection as ever."""
+        if self.engine_kind == "duckdb":
+            return None
+        from upshot.engines import open_spark
+
+        return open_spark(self.config, tables)
 
     @property
     def db_path(self) -> str:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from upshot.config import Config
+    from upshot.engines import Engine
 
 
 @contextlib.contextmanager
@@ -58,6 +59,16 @@ def connection(
             yield opened
         finally:
             opened.close()
+
+
+@contextlib.contextmanager
+def _on(engine: Engine | None, con: Any, config: Config) -> Iterator[Any]:
+    """`engine` when given, else the DuckDB connection `connection` gives."""
+    if engine is not None:
+        yield engine
+        return
+    with connection(con, None, config) as c:
+        yield c
 
 
 def covariate_items(covariates: Mapping[str, Sequence[str]] | Sequence[str] | None) -> list[str]:
@@ -106,6 +117,7 @@ def analyze(
     interaction: str | None = None,
     other_control: str | None = None,
     nulls: str = "missing",
+    engine: Engine | None = None,
 ) -> ExperimentAnalysis:
     """Analyse one experiment: every metric and treatment arm against control.
 
@@ -121,7 +133,8 @@ def analyze(
     arm is `other_control` (default: the same label). In a file a NULL or NaN value is
     missing: each metric is analysed on the users whose value (a ratio: numerator and
     denominator) is known, and a missing covariate is imputed beside a missing indicator;
-    `nulls="zero"` reads it as 0 instead. Returns an `ExperimentAnalysis`.
+    `nulls="zero"` reads it as 0 instead. `engine` (`upshot.engines`, files only) runs the
+    passes over `table` there instead of in DuckDB. Returns an `ExperimentAnalysis`.
     Without `config`, it is read as the CLI reads it: `$UPSHOT_CONFIG`, else ./upshot.toml.
     """
     from upshot.config import load_config
@@ -133,7 +146,7 @@ def analyze(
         split = dict(split)
     if table is not None:
         specs = table_specs(metrics, ratios, covariates, roles)
-        with connection(con, None, config) as c:
+        with _on(engine, con, config) as c:
             prepared = prepare_table(
                 c, table, specs, variant_col=variant_col, user_col=user_col,
                 winsorize=winsorize, nulls=nulls,
@@ -151,6 +164,11 @@ def analyze(
                 )  # fmt: skip
                 pairs.append((interaction, pair_rows))
     else:
+        if engine is not None:
+            raise UsageError(
+                f"--engine {engine.kind} analyses a file (--table); a warehouse experiment "
+                "runs on DuckDB"
+            )
         if not experiment:
             raise UsageError("name an experiment, or give a table with --table")
         if covariates or ratios:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from upshot.errors import UsageError
 from upshot.experiments import complete, query
@@ -17,6 +17,10 @@ from upshot.experiments.spec import EventVariable, MetricSpec
 
 if TYPE_CHECKING:
     import duckdb
+
+    from upshot.engines import Engine
+
+    Con = duckdb.DuckDBPyConnection | Engine
 
     from upshot.experiments.cuped import LinArm
     from upshot.experiments.estimates import Target
@@ -44,36 +48,48 @@ class Prepared:
     ranges: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     shortcut: tuple[str, query.Aggregates] | None = None
 
-    def rows(self, con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    def rows(self, con: Con) -> list[dict[str, Any]]:
         rows = self._shortcut_rows(con) if self.shortcut else None
         if rows is None:
             sql, qparams = query.suffstats_sql(self.source, self.keys, self.agg)
-            rows = query.fetch(con, sql, {**self.params, **qparams}, self.where)
+            rows = _fetch(con, sql, {**self.params, **qparams}, self.where, "suffstats")
             query.fill_squares(rows, self.agg)
         for v, (lo, hi) in self.ranges.items():
             for row in rows:
                 row[f"{v}_min"], row[f"{v}_max"] = lo, hi
         return rows
 
-    def _shortcut_rows(self, con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]] | None:
+    def _shortcut_rows(self, con: Con) -> list[dict[str, Any]] | None:
         """The complete-case rows from the plain pass, or None if a NaN or an infinity
         was summed (then only the full pass knows the complete cases)."""
         assert self.shortcut is not None
         source, agg = self.shortcut
         sql, qparams = query.suffstats_sql(source, self.keys, agg)
-        rows = query.fetch(con, sql, {**self.params, **qparams}, self.where)
+        rows = _fetch(con, sql, {**self.params, **qparams}, self.where, "suffstats")
         rows = query.fill_squares(rows, agg)
         return complete.expand(rows, self.agg) if complete.finite(rows, agg) else None
 
-    def hc2(
-        self, con: duckdb.DuckDBPyConnection, target: Target, arms: Mapping[str, LinArm]
-    ) -> dict[str, float]:
+    def hc2(self, con: Con, target: Target, arms: Mapping[str, LinArm]) -> dict[str, float]:
         """Each arm's HC2 sum of `target` under Lin's adjustment (NaN: not computable)."""
         from upshot.experiments.hc2 import hc2_sql
 
         sql, qparams = hc2_sql(self.source, self.keys, self.agg, target, arms, cased=self.cased)
-        rows = query.fetch(con, sql, {**self.params, **qparams}, self.where)
+        rows = _fetch(con, sql, {**self.params, **qparams}, self.where, "hc2")
         return {str(r["variant"]): _float(r["hc2"]) for r in rows}
+
+
+def on_engine(con: Any) -> bool:
+    """Whether `con` is another engine (`upshot.engines`) rather than a DuckDB connection."""
+    return getattr(con, "kind", "duckdb") != "duckdb"
+
+
+def _fetch(
+    con: Con, sql: str, params: dict[str, Any], where: str, name: str
+) -> list[dict[str, Any]]:
+    """The rows of a pass on a DuckDB connection, or on another engine."""
+    if on_engine(con):
+        return cast("Engine", con).fetch(sql, params, where, name=f"experiments {name}")
+    return query.fetch(cast("duckdb.DuckDBPyConnection", con), sql, params, where)
 
 
 def _float(value: Any) -> float:
@@ -81,7 +97,7 @@ def _float(value: Any) -> float:
 
 
 def table_rows(
-    con: duckdb.DuckDBPyConnection,
+    con: Con,
     path: str | Path,
     specs: Sequence[MetricSpec],
     **kwargs: Any,
@@ -92,7 +108,7 @@ def table_rows(
 
 
 def prepare_table(
-    con: duckdb.DuckDBPyConnection,
+    con: Con,
     path: str | Path,
     specs: Sequence[MetricSpec],
     *,
@@ -116,10 +132,16 @@ def prepare_table(
         raise UsageError(f"nulls == {nulls!r}, must be missing or zero")
     if not specs:
         raise UsageError("no metrics: give at least one --metric or --ratio")
-    columns = query.table_columns(con, path)
+    engine = on_engine(con)
+    if engine:
+        columns = cast("Engine", con).columns(str(path))
+    else:
+        columns = query.table_columns(cast("duckdb.DuckDBPyConnection", con), path)
     candidates = [s.numerator for s in specs if s.binary is None]
     # 0/1 metrics are told apart by their range: free from Parquet footers, else aggregated
-    ranges = {} if winsorize else query.parquet_ranges(con, path)  # capping changes ranges
+    # (another engine aggregates them: its files may be folders on storage DuckDB cannot see)
+    capped_or_remote = winsorize or engine
+    ranges = {} if capped_or_remote else query.parquet_ranges(cast(Any, con), path)
     known = {v: r for v, r in ranges.items() if v in map(str.lower, candidates)}
     binary = [v for v in candidates if v.lower() not in known]
     agg = query.plan(
@@ -145,7 +167,7 @@ def prepare_table(
     fill = {v: known[v.lower()] for v in candidates if v.lower() in known}
     shortcut = None
     if agg.cases and ranges:  # Parquet footers were read
-        no_nulls = complete.no_null_columns(con, str(path))
+        no_nulls = complete.no_null_columns(cast(Any, con), str(path))
         if all(v.lower() in no_nulls for v in agg.variables):
             plain_source, _ = query.table_source(
                 path, columns, variant_col, agg.variables, user_col=user_col,

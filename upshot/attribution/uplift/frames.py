@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from upshot.config import Config, Objective
+    from upshot.engines import Engine
 
 FRAME_KEYS = (
     "send_id",
@@ -55,14 +56,22 @@ MAX_LEVELS = 20
 PRE = "pre_"  # the pre-period covariate of objective o is the column pre_<o>
 
 
-def known_classes(con: duckdb.DuckDBPyConnection) -> list[str]:
+def known_classes(con: duckdb.DuckDBPyConnection | Engine) -> list[str]:
     """Every message class in sends, for an error about one that is not there."""
-    return [r[0] for r in con.execute(query("frames", "class-names")).fetchall()]
+    if _on_engine(con):
+        found = cast("Engine", con).fetch(query("frames", "class-names"), {}, "sends")
+        return [str(r["message_class"]) for r in found]
+    duck = cast("duckdb.DuckDBPyConnection", con)
+    return [r[0] for r in duck.execute(query("frames", "class-names")).fetchall()]
 
 
-def covariate_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+def covariate_columns(con: duckdb.DuckDBPyConnection | Engine) -> list[str]:
     """Every column of `users` except identifiers (`user_id`, `load_id`, `*_id`)."""
-    rows = con.execute(query("frames", "user-columns")).fetchall()
+    if _on_engine(con):
+        rows = cast("Engine", con).table_columns("users")
+    else:
+        duck = cast("duckdb.DuckDBPyConnection", con)
+        rows = duck.execute(query("frames", "user-columns")).fetchall()
     return [
         name for name, _ in rows if name not in ("user_id", "load_id") and not name.endswith("_id")
     ]
@@ -90,7 +99,7 @@ def _objective_sql(index: int, objective: Objective, *, pre: bool = False) -> st
 
 
 def decision_frame(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | Engine,
     config: Config,
     *,
     classes: Sequence[str] | None = None,
@@ -105,12 +114,20 @@ def decision_frame(
     later than `decided_at + window` count. `pre_<objective>` columns (`pre_columns`) hold
     every configured objective over (decided_at − uplift.pre_window, decided_at): only
     events strictly before the decision count. Rows are ordered by class, time and send_id.
+    `con` is a DuckDB connection or another engine (`upshot.engines`) whose `sends`,
+    `outcomes` and `users` tables the same statement reads.
     """
-    return _frame_relation(con, config, classes, start, end, objectives).pl()
+    if _on_engine(con):
+        engine = cast("Engine", con)
+        sql, params = frame_sql(config, covariate_columns(engine), classes, start, end, objectives)
+        return engine.frame(sql, params, name="frames decision-frame")
+    return _frame_relation(
+        cast("duckdb.DuckDBPyConnection", con), config, classes, start, end, objectives
+    ).pl()
 
 
 def write_decision_frame(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | Engine,
     config: Config,
     path: str | Path,
     *,
@@ -124,12 +141,30 @@ def write_decision_frame(
     DuckDB builds it within `memory_limit`, spilling past it, and never hands it to Python
     whole: a reader takes one class at a time (`pl.scan_parquet(path)` filtered on the
     class reads only that class's row groups, as the rows are ordered by class), so the
-    fitting process holds the largest class, not every decision.
+    fitting process holds the largest class, not every decision. On another engine the
+    engine's workers write `path` as a folder of ordered Parquet parts (`frame_files`
+    reads it); the frame never passes through this process.
     """
-    relation = _frame_relation(con, config, classes, start, end, objectives)
+    if _on_engine(con):
+        engine = cast("Engine", con)
+        sql, params = frame_sql(config, covariate_columns(engine), classes, start, end, objectives)
+        return engine.write(sql, params, str(path), name="frames decision-frame")
+    duck = cast("duckdb.DuckDBPyConnection", con)
+    relation = _frame_relation(duck, config, classes, start, end, objectives)
     relation.write_parquet(str(path))
-    row = con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
+    row = duck.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchone()
     return int(row[0]) if row else 0
+
+
+def frame_files(path: str | Path) -> str:
+    """What `pl.scan_parquet` reads of `write_decision_frame`'s `path`: the file, or the
+    parts of the folder another engine wrote, in order."""
+    p = Path(path)
+    return str(p / "*.parquet") if p.is_dir() else str(p)
+
+
+def _on_engine(con: Any) -> bool:
+    return getattr(con, "kind", "duckdb") != "duckdb"
 
 
 @contextlib.contextmanager
@@ -157,6 +192,19 @@ def _frame_relation(
     end: datetime | date | str | None,
     objectives: Sequence[str] | None,
 ) -> duckdb.DuckDBPyRelation:
+    sql, params = frame_sql(config, covariate_columns(con), classes, start, end, objectives)
+    return con.sql(sql, params=params)
+
+
+def frame_sql(
+    config: Config,
+    covariates: Sequence[str],
+    classes: Sequence[str] | None,
+    start: datetime | date | str | None,
+    end: datetime | date | str | None,
+    objectives: Sequence[str] | None,
+) -> tuple[str, dict[str, Any]]:
+    """The decision-frame statement (DuckDB SQL, every engine's source) and its values."""
     names = list(objectives) if objectives is not None else list(config.objectives)
     unknown = [n for n in names if n not in config.objectives]
     if unknown:
@@ -164,7 +212,6 @@ def _frame_relation(
         raise UsageError(f"objective {unknown[0]!r} is not configured (known: {known})")
     if not names:
         raise UsageError("no objectives to measure: configure [objectives] in upshot.toml")
-    covariates = covariate_columns(con)
     pre = pre_columns(config)
     clash = sorted(set(covariates) & (set(FRAME_KEYS) | set(names) | set(pre)))
     if clash:
@@ -201,7 +248,7 @@ def _frame_relation(
         .replace("{objectives}", ",\n        ".join(aggregates))
         .replace("{rest}", rest)
     )
-    return con.sql(sql, params=params)
+    return sql, params
 
 
 @dataclass(frozen=True, slots=True)

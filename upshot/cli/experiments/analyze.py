@@ -97,6 +97,11 @@ def _run_analysis(
             )
         if not experiment:
             raise UsageError("name an experiment (see `upshot experiments list`) or give --table")
+        if st.engine_kind != "duckdb":
+            raise UsageError(
+                f"--engine {st.engine_kind} analyses a file (--table); a warehouse experiment "
+                "runs on DuckDB"
+            )
         with reading(st.config, st.db_path) as con:
             return analyze(experiment, con=con, config=st.config, split=split, **common)
     variables = dict.fromkeys(common.get("metrics") or [])
@@ -115,6 +120,7 @@ def _run_analysis(
         user_col=table_only["--user-col"],
         nulls=str(table_only["--nulls"] or "missing"),
         variant_col=warehouse_only["variant_col"],
+        engine=st.open_engine(),
         **common,
     )
 

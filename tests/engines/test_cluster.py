@@ -1,0 +1,165 @@
+"""A real Spark cluster on loopback: a standalone master and two workers (the classes that
+ship with pyspark, started with its `bin/spark-class`), the decision frame and an
+experiment analysis run through it by a driver in its own process, compared with DuckDB's
+on the same files (1e-9, as in test_spark.py). The finalizer stops the three daemons."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from tests.conftest import ROOT, run_cli
+from tests.engines.test_spark import WEEK, ab_file, same
+
+pytestmark = pytest.mark.slow
+
+# the driver: builds the frame on the cluster, then runs the CLI analysis through it
+DRIVER = """
+import sys
+from upshot.attribution.uplift.frames import write_decision_frame
+from upshot.cli import main
+from upshot.config import load_config
+from upshot.engines import open_spark
+import json
+
+config = load_config(sys.argv[1])
+tables = json.loads(sys.argv[2])
+engine = open_spark(config, tables)
+n = write_decision_frame(engine, config, sys.argv[3], start=sys.argv[4], end=sys.argv[5])
+sys.stderr.write(f"frame rows {n}\\n")
+main(["--config", sys.argv[1], "--engine", "spark", *sys.argv[6:]])
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(port: int, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.5)
+    return False
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, request):
+    """spark://127.0.0.1:<port> with two one-core workers; stopped when the module ends."""
+    from tests.engines.conftest import java_version
+
+    if java_version() is None:
+        pytest.skip("no java: apt-get install openjdk-17-jre-headless (see make java-check)")
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    folder = tmp_path_factory.mktemp("cluster")
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_DAEMON_MEMORY": "256m",
+        "SPARK_LOG_DIR": str(folder),
+    }
+    port = _free_port()
+    url = f"spark://127.0.0.1:{port}"
+    cls = str(home / "bin" / "spark-class")
+    procs: list[subprocess.Popen] = []
+
+    def stop() -> None:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    request.addfinalizer(stop)  # noqa: PT021 (registered before the first daemon starts)
+    master = [cls, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
+    master += ["--port", str(port), "--webui-port", str(_free_port())]
+    log = (folder / "master.log").open("w")
+    procs.append(subprocess.Popen(master, env=env, stdout=log, stderr=subprocess.STDOUT))
+    assert _wait_for(port, 90), "the standalone master did not start"
+    for i in range(2):
+        worker = [cls, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1"]
+        worker += ["--cores", "1", "--memory", "1g", "--webui-port", str(_free_port())]
+        worker += ["--work-dir", str(folder / f"work{i}")]
+        log = (folder / f"worker{i}.log").open("w")
+        procs.append(subprocess.Popen(worker, env=env, stdout=log, stderr=subprocess.STDOUT))
+    # both workers registered: the master's log says so
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
+        if (folder / "master.log").read_text().count("Registering worker") >= 2:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the two workers did not register with the master")
+    return url, env, procs
+
+
+def test_frame_and_analysis_through_a_standalone_cluster(cluster, lake, duck_lake, tmp_path):
+    from upshot.attribution.uplift.frames import decision_frame, frame_files
+    from upshot.config import Config
+
+    url, env, procs = cluster
+    config = tmp_path / "upshot.toml"
+    config.write_text(f'[engine]\nkind = "spark"\nspark_master = "{url}"\n', encoding="utf-8")
+    table = ab_file(tmp_path)
+    analysis = [
+        "experiments", "analyze", "--table", str(table), "--variant-col", "variant",
+        "--control", "control", "--metric", "minutes", "--metric", "converted",
+        "--ratio", "clicks/sends", "--covariate", "minutes=pre_minutes", "--adjust", "lin",
+        "--no-save", "--json",
+    ]  # fmt: skip
+    frame_path = tmp_path / "decisions.parquet"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            DRIVER,
+            str(config),
+            json.dumps(lake),
+            str(frame_path),
+            *WEEK,
+            *analysis,
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+        timeout=400,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert all(p.poll() is None for p in procs), "a daemon died during the run"
+    # the work ran on the workers: each wrote its executor's folder
+    assert any((Path(w).exists() and any(Path(w).iterdir())) for w in _work_dirs(procs))
+    want = decision_frame(duck_lake, Config(), start=WEEK[0], end=WEEK[1])
+    got = pl.scan_parquet(frame_files(frame_path)).collect()
+    assert_frame_equal(got, want, check_exact=False, rel_tol=1e-9, abs_tol=1e-12)
+    duck = run_cli("--engine", "duckdb", *analysis, cwd=tmp_path)
+    assert duck.code == 0, duck.err
+    same(json.loads(proc.stdout), json.loads(duck.out))
+
+
+def _work_dirs(procs: list[subprocess.Popen]) -> list[str]:
+    out = []
+    for proc in procs:
+        args = list(proc.args)  # type: ignore[arg-type]
+        if "--work-dir" in args:
+            out.append(str(args[args.index("--work-dir") + 1]))
+    return out

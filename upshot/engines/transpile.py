@@ -1,0 +1,252 @@
+"""DuckDB SQL (the one definition, in upshot/sql/*.sql) turned into another engine's SQL.
+
+SQLGlot parses the statement as DuckDB and writes it in the target dialect; every fix-up
+the translation needs lives here, applied to the parsed tree, never to text:
+
+- bound values (`$name`) become typed literals of the tree (strings quoted by the writer;
+  floats as DOUBLE, never Spark's DECIMAL reading of `0.1`; timestamps in UTC), so one
+  statement runs the same on an engine whose parameter style differs;
+- `quantile_cont(x, q)` becomes Spark's `percentile(x, q)` (the same interpolation);
+- `any_value(x ORDER BY x)`, DuckDB's ordered aggregate, becomes `min(x)`, its value;
+- a decimal literal such as `1.0` becomes a DOUBLE on Spark, where `1.0` is a DECIMAL and
+  `CASE ... THEN 1.0 ELSE 0.0 END` would sum as a decimal (DuckDB reads it as a DECIMAL
+  too, but every place upshot writes one mixes it with a DOUBLE, so DOUBLE is its value);
+- `read_parquet($path)` / `read_csv($path, ...)` become the table the engine registered
+  for that file (`relations`);
+- DuckDB-only functions become Spark's: `to_seconds(x)` / `to_microseconds(x)` an
+  interval of x seconds / microseconds, `'infinity'::TIMESTAMPTZ` the largest timestamp
+  (Spark has no infinite timestamps), `DISTINCT ON (k) ... ORDER BY k, ...` a
+  `row_number()` window.
+
+A statement SQLGlot cannot translate raises `TranspileError` naming the statement: an
+engine never runs an approximation of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from upshot.errors import UpshotError
+
+DIALECTS = ("duckdb", "spark", "bigquery", "snowflake")
+# Spark's timestamps span years 1-9999: the bounds stand for DuckDB's infinities
+_SPARK_MIN = "0001-01-01 00:00:00"
+_SPARK_MAX = "9999-12-31 23:59:59.999999"
+
+
+class TranspileError(UpshotError):
+    """A statement that cannot be translated to the engine's dialect."""
+
+
+def transpile(
+    sql: str,
+    dialect: str,
+    *,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    relations: Callable[[str, str], str] | None = None,
+) -> str:
+    """`sql` (DuckDB) written in `dialect`, with `params` bound as literals.
+
+    `name` names the statement in errors. `relations(kind, path)` returns the table name
+    standing for a `read_parquet`/`read_csv` of `path` (kind "parquet" or "csv").
+    """
+    if dialect not in DIALECTS:
+        raise TranspileError(f"{name}: unknown dialect {dialect!r}")
+    try:
+        tree: exp.Expression = sqlglot.parse_one(sql, read="duckdb")  # type: ignore[assignment]
+    except sqlglot.errors.ParseError as exc:
+        raise TranspileError(f"{name}: SQLGlot cannot parse it ({_first(exc)})") from None
+    if params is not None:
+        tree = _bind(tree, params, dialect, name)
+    if relations is not None:
+        tree = _relations(tree, relations, name)
+    if dialect != "duckdb":
+        tree = _portable(tree)
+    if dialect == "spark":
+        tree = _spark(tree)
+    try:
+        return tree.sql(dialect=dialect, unsupported_level=sqlglot.ErrorLevel.RAISE)
+    except (sqlglot.errors.UnsupportedError, sqlglot.errors.SqlglotError) as exc:
+        raise TranspileError(f"{name}: cannot be written for {dialect} ({_first(exc)})") from None
+
+
+def _first(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def literal(value: Any, dialect: str) -> exp.Expression:
+    """A Python value as a typed SQL literal."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int):
+        return exp.Literal.number(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return exp.cast(exp.Literal.string(str(value)), exp.DataType.Type.DOUBLE)
+        text = repr(value)
+        # DuckDB: a literal with an exponent is a DOUBLE; Spark: a 'D' suffix; both exact
+        return exp.cast(exp.Literal.string(text), exp.DataType.Type.DOUBLE)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        kind = exp.DataType.Type.TIMESTAMP
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), kind)
+    if isinstance(value, date):
+        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, list | tuple):
+        return exp.Array(expressions=[literal(v, dialect) for v in value])
+    raise TranspileError(f"cannot bind a value of type {type(value).__name__}")
+
+
+def _bind(
+    tree: exp.Expression, params: Mapping[str, Any], dialect: str, name: str
+) -> exp.Expression:
+    def bind(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder | exp.Parameter):
+            key = str(node.name)
+            if key not in params:
+                raise TranspileError(f"{name}: no value bound for ${key}")
+            value = params[key]
+            if value is None and isinstance(node.parent, exp.Cast):
+                return exp.Null()
+            if isinstance(value, list | tuple) and not value:
+                # an empty array literal has no element type: the cast around it gives one
+                return exp.Array(expressions=[])
+            return literal(value, dialect)
+        return node
+
+    return tree.transform(bind, copy=True)
+
+
+def _relations(
+    tree: exp.Expression, relations: Callable[[str, str], str], name: str
+) -> exp.Expression:
+    def swap(node: exp.Expression) -> exp.Expression:
+        if not isinstance(node, exp.Table):
+            return node
+        func = node.this
+        fname = ""
+        args: list[exp.Expression] = []
+        if isinstance(func, exp.ReadParquet):
+            fname, args = "read_parquet", list(func.expressions)
+        elif isinstance(func, exp.ReadCSV):
+            fname, args = "read_csv", [func.this]
+        elif isinstance(func, exp.Anonymous) and str(func.this).lower() in (
+            "read_parquet",
+            "read_csv",
+            "read_csv_auto",
+        ):
+            fname, args = str(func.this).lower(), list(func.expressions)
+        if not fname:
+            return node
+        first = args[0] if args else None
+        if not isinstance(first, exp.Literal) or not first.is_string:
+            raise TranspileError(f"{name}: {fname} of something other than a bound path")
+        kind = "parquet" if fname == "read_parquet" else "csv"
+        table = exp.to_table(relations(kind, first.this))
+        if node.alias:
+            table.set("alias", node.args.get("alias"))
+        return table
+
+    return tree.transform(swap, copy=False)
+
+
+def _portable(tree: exp.Expression) -> exp.Expression:
+    """DuckDB idioms other engines spell differently, rewritten to their exact equivalent:
+    `any_value(x ORDER BY x)` (the first non-NULL x in order) is `min(x)`."""
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.AnyValue) and isinstance(node.this, exp.Order):
+            order = node.this
+            keys = order.expressions
+            if len(keys) == 1 and not keys[0].args.get("desc") and keys[0].this == order.this:
+                return exp.Min(this=order.this.copy())
+        if isinstance(node, exp.IgnoreNulls) and isinstance(node.this, exp.Min):
+            return node.this
+        return node
+
+    return tree.transform(fix, copy=False)
+
+
+def _seconds(node: exp.Expression, scale: float) -> exp.Expression:
+    """An interval of `node` seconds (times `scale`), exact to the microsecond."""
+    arg = node.expressions[0] if isinstance(node, exp.Anonymous) else node.this
+    secs = arg if scale == 1.0 else exp.Div(this=arg, expression=exp.Literal.number(1_000_000))
+    dec = exp.cast(secs, exp.DataType.build("DECIMAL(18, 6)"))
+    zero = exp.Literal.number(0)
+    return exp.Anonymous(this="make_dt_interval", expressions=[zero, zero, zero, dec])
+
+
+def _spark(tree: exp.Expression) -> exp.Expression:
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Anonymous):
+            fname = str(node.this).lower()
+            if fname == "to_seconds":
+                return _seconds(node, 1.0)
+            if fname == "to_microseconds":
+                return _seconds(node, 1e-6)
+        if isinstance(node, exp.PercentileCont) and node.args.get("expression") is not None:
+            # quantile_cont(x, q): Spark's percentile interpolates between the same ranks,
+            # (n - 1) * q (SQLGlot writes a PERCENTILE_CONT Spark refuses)
+            args = [node.this.copy(), node.args["expression"].copy()]
+            return exp.Anonymous(this="percentile", expressions=args)
+        if isinstance(node, exp.Literal) and not node.is_string:
+            text = str(node.this)
+            if ("." in text or "e" in text.lower()) and not isinstance(node.parent, exp.Cast):
+                return exp.cast(exp.Literal.string(text), exp.DataType.Type.DOUBLE)
+        if (
+            isinstance(node, exp.Cast)
+            and isinstance(node.this, exp.Literal)
+            and node.this.is_string
+            and node.to.is_type(*exp.DataType.TEMPORAL_TYPES)
+        ):
+            text = str(node.this.this).strip().lower()
+            if text in ("infinity", "-infinity"):
+                bound = _SPARK_MIN if text.startswith("-") else _SPARK_MAX
+                return exp.cast(exp.Literal.string(bound), exp.DataType.Type.TIMESTAMP)
+        if isinstance(node, exp.Select) and node.args.get("distinct") is not None:
+            return _distinct_on(node)
+        return node
+
+    return tree.transform(fix, copy=False)
+
+
+def _distinct_on(select: exp.Select) -> exp.Expression:
+    """`SELECT DISTINCT ON (k) * FROM t ORDER BY k, o` as the first row per k by o."""
+    distinct = select.args["distinct"]
+    on = distinct.args.get("on")
+    if on is None:
+        return select
+    keys = list(on.expressions) if isinstance(on, exp.Tuple) else [on]
+    order = select.args.get("order")
+    ordered = list(order.expressions) if order else []
+    number = exp.Window(
+        this=exp.RowNumber(),
+        partition_by=[k.copy() for k in keys],
+        order=exp.Order(expressions=[o.copy() for o in ordered]) if ordered else None,
+    )
+    inner = select.copy()
+    inner.set("distinct", None)
+    inner.set("order", None)
+    inner = inner.select(exp.alias_(number, "_upshot_rank"), copy=False)
+    projected = [
+        exp.Column(this=e.this.copy()) if isinstance(e, exp.Alias) else e.copy()
+        for e in select.expressions
+    ]
+    # a `*` keeps the rank column too (Spark has no `* EXCEPT`): readers name their columns
+    return (
+        exp.select(*projected)
+        .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("_r"))))
+        .where(exp.EQ(this=exp.column("_upshot_rank"), expression=exp.Literal.number(1)))
+    )
