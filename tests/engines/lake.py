@@ -49,6 +49,11 @@ def duckdb_views(tables: dict[str, str]) -> duckdb.DuckDBPyConnection:
             f"read_parquet('{path}/**/*.parquet', hive_partitioning = true)"
         )
         names = [r[0] for r in con.execute(f"DESCRIBE {table}_files").fetchall()]
-        extra = ", NULL::BIGINT AS load_id" if table == "users" and "load_id" not in names else ""
-        con.execute(f"CREATE VIEW {table} AS SELECT *{extra} FROM {table}_files")
+        columns = "*"
+        if table == "users":
+            # covariates sorted by name after user_id, as `load` and the lake views store them
+            rest = sorted(n for n in names if n not in ("user_id", "load_id"))
+            columns = ", ".join(f'"{n}"' for n in ["user_id", *rest])
+            columns += ", load_id" if "load_id" in names else ", NULL::BIGINT AS load_id"
+        con.execute(f"CREATE VIEW {table} AS SELECT {columns} FROM {table}_files")
     return con

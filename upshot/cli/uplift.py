@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -17,7 +17,10 @@ from upshot.results import format_value
 if TYPE_CHECKING:
     from upshot.attribution.longterm.warehouse import LongTermResults
     from upshot.attribution.uplift.results import UpliftResults
+    from upshot.cli.common import State
     from upshot.config import Config, Uplift
+    from upshot.engines import Engine
+    from upshot.engines.spark import SparkEngine
 
 
 class EstimatorChoice(StrEnum):
@@ -341,6 +344,7 @@ def uplift(
     )
     from upshot.attribution.uplift.frames import (
         covariate_columns,
+        frame_files,
         frame_folder,
         known_classes,
         write_decision_frame,
@@ -394,20 +398,22 @@ def uplift(
     week, lo, hi = span.week, span.start, span.end
     db = st.db_path
     # the frame goes to a Parquet file, not into this process: fits read one class at a time
+    engine = _spark_on_lake(st)
     with frame_folder(config) as folder:
         path = folder / "decisions.parquet"
         with reading(config, db) as con:
-            n = write_decision_frame(
-                con, config, path, classes=classes, start=lo, end=hi, objectives=objectives
-            )
-            covs = covariate_columns(con)
             fingerprint = inputs_fingerprint(con)
-            known = ", ".join(known_classes(con)) or "none"
+            source = con if engine is None else engine
+            n = write_decision_frame(
+                source, config, path, classes=classes, start=lo, end=hi, objectives=objectives
+            )
+            covs = covariate_columns(source)
+            known = ", ".join(known_classes(source)) or "none"
         if n == 0:
             raise UsageError(
                 f"{db}: no send decisions for the classes and period asked (classes: {known})"
             )
-        decisions = pl.scan_parquet(path)
+        decisions = pl.scan_parquet(frame_files(path))
         missing = sorted(set(classes or ()) - set(frame_classes(decisions)))
         if missing:
             raise UsageError(
@@ -450,6 +456,25 @@ def uplift(
             raise
     document = _document(run_id, week, "warehouse", results, settings, projections)
     _emit(out_format, document, results, wide, projections)
+
+
+def _spark_on_lake(st: State) -> Engine | None:
+    """The Spark engine over the lake's files when `--engine spark` is chosen, refusing a
+    lake that Spark would read differently from DuckDB's checked views; else None."""
+    if st.engine_kind == "duckdb":
+        return None
+    from upshot.engines.guard import refuse_dirty_lake
+    from upshot.lake import lake_tables
+
+    lake = st.config.lake.path
+    if lake is None:
+        raise UsageError(
+            f"--engine {st.engine_kind}: uplift reads the contract tables in place; give "
+            "--lake DIR (`upshot lake export DIR` writes a loaded warehouse there)"
+        )
+    engine = cast("SparkEngine", st.open_engine(lake_tables(lake)))
+    refuse_dirty_lake(engine, lake)
+    return engine
 
 
 def register(app: typer.Typer) -> None:

@@ -144,6 +144,11 @@ class SparkEngine:
             from pyspark.sql import functions
 
             df = df.withColumn("load_id", functions.lit(None).cast("bigint"))
+        if name == "users":
+            # covariates in the order DuckDB's lake views and `load` give them (sorted by
+            # name): the estimators see the columns in one order whatever the engine
+            rest = sorted(c for c in df.columns if c not in ("user_id", "load_id"))
+            df = df.select("user_id", *rest, "load_id")
         df.createOrReplaceTempView(name)
         self._views[f"{kind}:{path}"] = name
         return name

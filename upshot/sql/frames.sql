@@ -65,8 +65,17 @@ ORDER BY p.message_class, p.decided_at, p.send_id;
 CAST(count(o.event) FILTER (WHERE {inside}) > 0 AS DOUBLE)
 
 -- name: objective-sum
--- The sum of the events' values inside the window (0.0 when there are none).
-coalesce(sum(o.value) FILTER (WHERE {inside}), 0.0)
+-- The sum of the events' values inside the window (0.0 when there are none), added as exact
+-- decimals (9 places) so it does not depend on the order an engine adds rows in (DuckDB's
+-- parallel sums, Spark's partitions): an ulp of noise in a covariate moves a tree model's
+-- bins, and with them the estimates, between two runs on the same data. Values no decimal
+-- holds (NaN, infinities, |v| >= 1e20) keep the float sum.
+coalesce(
+    CASE WHEN count(*) FILTER (WHERE {inside} AND NOT abs(o.value) < 1e20) = 0
+    THEN CAST(sum(CAST(CASE WHEN abs(o.value) < 1e20 THEN o.value END AS DECIMAL(38, 9)))
+        FILTER (WHERE {inside}) AS DOUBLE)
+    ELSE sum(o.value) FILTER (WHERE {inside}) END,
+    0.0)
 
 -- name: objective-count
 -- The number of events inside the window.

@@ -256,3 +256,35 @@ def test_the_frame_written_to_parquet_is_the_frame(tiny, tmp_path):
         frame_folder(Config(warehouse=blocked)),
     ):
         pass
+
+
+def test_summed_objectives_are_exact_whatever_order_the_engine_adds_them_in(tiny):
+    """A float sum depends on the order rows are added (DuckDB adds in parallel, Spark per
+    partition), and an ulp moved in a covariate moves a tree model's bins: the same data gave
+    different estimates on two runs. The frame adds values as exact decimals, so a sum is the
+    correctly rounded exact sum, math.fsum's, in any order; non-finite values stay floats."""
+    import math
+
+    values = [1e16, 0.1, -1e16, 0.2, 0.3, 123456.789, -0.05]
+    start = _t("2026-11-17 10:00")  # s2's decision: u2's values come after it
+    rows = [
+        ("u2", start + timedelta(minutes=i + 1), "stream_minutes", v) for i, v in enumerate(values)
+    ]
+    tiny.executemany(
+        "INSERT INTO outcomes (user_id, occurred_at, event, value) VALUES (?, ?, ?, ?)", rows
+    )
+    tiny.execute("SET threads = 4")
+
+    def s2() -> float:
+        frame = decision_frame(tiny, Config())
+        return frame.filter(pl.col("send_id") == "s2")["engagement"].item()
+
+    sums = {s2() for _ in range(5)}
+    inside = [v for (_, _, _, v) in rows]
+    assert sums == {math.fsum(inside)}
+    assert math.fsum(inside) != sum(inside)  # the float sum in this order is off: not vacuous
+    tiny.execute(
+        "INSERT INTO outcomes (user_id, occurred_at, event, value) VALUES (?, ?, ?, ?)",
+        ("u2", _t("2026-11-18 09:00"), "stream_minutes", float("inf")),
+    )
+    assert s2() == float("inf")
