@@ -81,7 +81,7 @@ drift_max_share = 0.5
 # retention is valued on its long-term projection: 1 value unit per active day in the
 # 180 days after a send (as the default rate prices a day of the 7-day window), and the
 # 7-day retention carries no rate of its own (the projection already counts it). A class
-# the backtest flags is not priced on its projection: weight 0, status surrogacy_violated
+# the backtest flags is not priced on its projection: weight 0, failed:surrogacy_violated
 conversion = 100.0
 engagement = 0.05
 retention = 0.0

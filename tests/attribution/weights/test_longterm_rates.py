@@ -64,8 +64,9 @@ def test_a_class_the_backtest_flags_is_not_priced_on_its_projection():
     got = {c.message_class: c for c in compute_weights(rows, [], governance).classes}
     c = got["c_push"]
     assert c.weight == 0.0
-    assert c.status == "surrogacy_violated"
-    assert c.reason == "retention_180d: uplift status surrogacy_violated"
+    # a status the weights file's schema allows (failed:<why>), weight 0, the reason said
+    assert c.status == "failed:surrogacy_violated"
+    assert c.reason == "retention_180d: uplift status failed:surrogacy_violated"
     # the others keep their value; an unbacktested class is priced on its projection
     rows = priced(estimate_rows(segments=("all",)), _projected({"a_push": "not_backtested"}),
                   RATES)  # fmt: skip
@@ -81,3 +82,17 @@ def test_an_unrated_outcome_adds_nothing_and_a_missing_projection_blocks():
     weights = compute_weights(rows, [], Governance(rates=RATES, shrinkage=False))
     d = {c.message_class: c for c in weights.classes}["d_email"]
     assert (d.weight, d.status) == (0.0, "insufficient_data")
+
+
+def test_the_weights_file_of_a_blocked_class_passes_the_schema():
+    from tests.attribution.weights.test_weightset import _document
+    from upshot.attribution.weights.read import check_document
+
+    governance = Governance(rates=RATES, shrinkage=False)
+    rows = priced(estimate_rows(), _projected({"c_push": "surrogacy_violated"}), RATES)
+    doc = _document(governance, rows)
+    check_document(doc, "doc")  # raises on any violation (the status must be one it allows)
+    c = next(c for c in doc["classes"] if c["message_class"] == "c_push")
+    assert (c["weight"], c["status"]) == (0.0, "failed:surrogacy_violated")
+    # the policy in the file names the long-term rate the values were priced with
+    assert doc["policy"]["rates"]["retention_180d"] == 1.0

@@ -8,10 +8,11 @@ no rate of its own (the projection already counts it).
 
 A class the backtest flags (`surrogacy_violated`: its projection missed the long-term
 effects realized in past windows) is *blocked*, not priced on a projection that failed:
-its long-term row gets that status, so the weights give it weight 0 with status
-`surrogacy_violated` and the reason "retention_180d: uplift status surrogacy_violated" in
-the weights file. A projection that could not be made (`insufficient_data`) blocks the
-same way; a class never backtested (`not_backtested`) is priced on its projection.
+its long-term row gets the status `failed:surrogacy_violated` (a status the weights
+file's schema allows: `failed:<why>`), so the weights give it weight 0 with that status
+and the reason "retention_180d: uplift status failed:surrogacy_violated". A projection
+that could not be made (`insufficient_data`) blocks the same way; a class never
+backtested (`not_backtested`) is priced on its projection.
 
 The covariance of a projected effect with the 7-day estimates is not estimated: those
 pairs count as independent (the weights file says `covariance: partial`). Segments have no
@@ -27,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import duckdb
 
-BLOCKED = "surrogacy_violated"
+FLAGGED = "surrogacy_violated"  # the backtest status of a flagged class
+BLOCKED = f"failed:{FLAGGED}"
 SQL = (
     "SELECT message_class, channel, outcome, week, estimate, se, ci_lower, ci_upper, "
     "n_treated, n_control, status, backtest, created_at FROM longterm_estimates "
@@ -58,7 +60,7 @@ def priced(
     for p in projected:
         if not rates.get(p["outcome"]):
             continue
-        status = BLOCKED if p["backtest"] == BLOCKED else str(p["status"])
+        status = BLOCKED if p["backtest"] == FLAGGED else str(p["status"])
         out.append(
             {
                 "message_class": p["message_class"],
