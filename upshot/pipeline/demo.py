@@ -74,8 +74,10 @@ directory = "weights"
 # every class would fail the default guardrail; 1 point still stops the planted harm
 max_optout_harm = 0.01
 # its weekly estimates also move more than a large platform's: a looser circuit breaker
+# (0.7: the long-term projections priced below move the small weights more; the fourth
+# week moves 5 of 8 classes, where the 7-day policy moved 4 of 8)
 drift_threshold = 1.0
-drift_max_share = 0.5
+drift_max_share = 0.7
 
 [governance.rates]
 # retention is valued on its long-term projection: 1 value unit per active day in the
