@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -94,11 +95,23 @@ def worker(kind: str, args: argparse.Namespace) -> None:
             for w, s, x, p in exps
         ]
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _own_peak_mb()
     print(json.dumps({
         "seconds": seconds, "peak_mb": peak_mb, "truth": truth,
         "estimates": [r.estimate for r in results], "se": [r.se for r in results],
     }))  # fmt: skip
+
+
+def _own_peak_mb() -> float:
+    """This process's own peak RSS (VmHWM): ru_maxrss would carry the parent's through
+    fork and exec. ru_maxrss where /proc is not there."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -116,6 +129,8 @@ def main() -> None:
         return
     sizes = ["--history", str(args.history), "--classes", str(args.classes),
              "--per-class", str(args.per_class), "--share", args.share]  # fmt: skip
+    print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} on "
+          f"{os.cpu_count()} CPUs (one BLAS thread per fit)")  # fmt: skip
     print(f"history {args.history:,} rows, {args.classes} classes x {args.per_class:,} "
           f"decisions, {args.repeats} interleaved runs each, history share {args.share}",
           flush=True)  # fmt: skip

@@ -189,6 +189,17 @@ def test_the_uplift_pre_window_defaults_to_28_days_and_0d_turns_it_off(tmp_path)
         ),
         ("[longterm]\nhistory = '0w'\n", "longterm.history == '0w', must be > 0"),
         ("[longterm]\nfolds = 1\n", "longterm.folds == 1, must be >= 2"),
+        (
+            "[longterm.primary]\nretention_180d = 'streams'\n",
+            (
+                "longterm.primary.retention_180d == 'streams', must be a surrogate "
+                "(conversion, engagement, retention, reachability)"
+            ),
+        ),
+        (
+            "[longterm.primary]\nltv = 'retention'\n",
+            "longterm.primary.ltv: not a longterm outcome",
+        ),
     ],
 )
 def test_longterm_settings_are_checked(tmp_path, toml, message):
@@ -205,3 +216,19 @@ def test_longterm_defaults_are_the_issue_outcomes():
     assert lt.outcomes["subscribed_180d"].aggregation == "any"
     assert lt.horizon_days == 180.0
     assert lt.history_days == 364.0
+
+
+def test_the_primary_surrogate_of_each_longterm_outcome(tmp_path):
+    # unnamed: the objective counting the same events, else the first surrogate
+    config = Config()
+    lt, objectives = config.longterm, config.objectives
+    assert lt.primary_of("retention_180d", objectives) == "retention"
+    assert lt.primary_of("subscribed_180d", objectives) == "conversion"
+    (tmp_path / "upshot.toml").write_text(
+        "[longterm]\nsurrogates = ['engagement', 'retention']\n"
+        "[longterm.primary]\nretention_180d = 'engagement'\n"
+    )
+    config = load_config(tmp_path / "upshot.toml")
+    named = {n: config.objectives[n] for n in config.longterm.surrogates}
+    assert config.longterm.primary_of("retention_180d", named) == "engagement"
+    assert config.longterm.primary_of("subscribed_180d", named) == "engagement"

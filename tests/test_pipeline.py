@@ -94,6 +94,7 @@ def test_every_stage_runs_in_order_and_the_failing_class_is_reported(world):
         "load",
         "check",
         "uplift",
+        "longterm",
         "experiments",
         "weights",
         "touches",
@@ -106,6 +107,9 @@ def test_every_stage_runs_in_order_and_the_failing_class_is_reported(world):
     assert status["uplift"].attempted == 8
     assert [f["subject"] for f in status["uplift"].failures] == [FAILING]
     assert "singular matrix" in status["uplift"].failures[0]["status"]
+    # a world without a history cohort: nothing old enough to learn the projection from
+    assert status["longterm"].status == "skipped"
+    assert status["longterm"].detail.startswith("history too short: 0 decisions from ")
     assert status["experiments"].status == "ok"
     # at 5,000 users every class's opt-out upper bound is over max_optout_harm (0.002):
     # the weights are published but weight nothing, which the stage and an alert say

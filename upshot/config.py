@@ -274,6 +274,10 @@ class LongTerm:
     outcomes: dict[str, Objective] = field(default_factory=lambda: dict(DEFAULT_LONGTERM_OUTCOMES))
     # short-term objectives that carry the effect (empty: every configured objective)
     surrogates: tuple[str, ...] = ()
+    # per outcome, the surrogate the backtest's naive "7-day x constant" baseline scales;
+    # unnamed: the surrogate counting the outcome's events (retention_180d: retention),
+    # else the first surrogate (`LongTerm.primary_of`)
+    primary: dict[str, str] = field(default_factory=dict)
     # the pre_<objective> covariates (uplift.pre_window) join the users' columns in X
     pre_period: bool = True
     # history: decisions made in [cut - history, cut), cut = the window's start minus the
@@ -297,6 +301,15 @@ class LongTerm:
     def horizon_days(self) -> float:
         """The longest outcome window, in days (0 without outcomes)."""
         return max((o.window_days for o in self.outcomes.values()), default=0.0)
+
+    def primary_of(self, outcome: str, objectives: dict[str, Objective]) -> str:
+        """The named primary surrogate of `outcome` (see `primary`), among `objectives`
+        (the surrogates, in order)."""
+        if outcome in self.primary:
+            return self.primary[outcome]
+        events = set(self.outcomes[outcome].events)
+        same = [name for name, o in objectives.items() if set(o.events) == events]
+        return (same or list(objectives))[0]
 
     def __post_init__(self) -> None:
         checks = (
@@ -515,6 +528,15 @@ def _check_longterm(config: Config) -> None:
             known = ", ".join(config.objectives) or "none"
             raise ConfigError(
                 f"longterm.surrogates: {name!r} is not an objective (objectives: {known})"
+            )
+    surrogates = lt.surrogates or tuple(config.objectives)
+    for key, primary in lt.primary.items():
+        if key not in lt.outcomes:
+            raise ConfigError(f"longterm.primary.{key}: not a longterm outcome")
+        if primary not in surrogates:
+            raise ConfigError(
+                f"longterm.primary.{key} == {primary!r}, must be a surrogate "
+                f"({', '.join(surrogates)})"
             )
 
 

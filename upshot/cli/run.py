@@ -99,14 +99,16 @@ def run(
     fmt: FormatOption = Format.table,
     as_json: JsonOption = False,
 ) -> None:
-    """The weekly job for one ISO week: load, check, uplift, experiments, weights, touches,
-    report.
+    """The weekly job for one ISO week: load, check, uplift, longterm, experiments, weights,
+    touches, report.
 
     load appends new files from load.sources in upshot.toml (files loaded
     before are skipped). check runs `upshot check`: an error stops the job there
     with exit 3 unless --fail-on never. uplift estimates every message class on every
     objective from the week's decisions (with --weeks N, from the trailing N
-    weeks' decisions). experiments analyses and decides
+    weeks' decisions). longterm projects each class onto the [longterm] outcomes
+    and backtests the projection (skipped, with the reason, without [longterm]
+    outcomes or a long enough history). experiments analyses and decides
     each experiment live that week. weights publishes the value weights of
     that uplift run (the drift circuit breaker may refuse). touches credits the
     week's conversions to channels by the touch-based methods, beside the causal column.

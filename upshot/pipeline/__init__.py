@@ -2,6 +2,7 @@
 
 - `job`     `run`: the stages in order for one ISO week, idempotent per week; exit codes
 - `stages`  one adapter per stage (load, uplift, experiments, weights), each a `Stage`
+- `stage_longterm`  the long-term projection and its backtest, after the uplift
 - `demo`    simulate a world, then run every simulated week
 
 Importing this package is cheap; the stages import their libraries when they run.

@@ -1,5 +1,9 @@
 """`upshot demo`: simulate a world, then run the weekly job on every simulated week.
 
+The world has a history cohort (`simulate --longterm`): the weekly job projects every
+class's long-term effect from it and backtests the projection, which flags the planted
+`resume_watching_push` (its long-term harm does not show in 7 days).
+
 The demo folder is self-describing: `data/` (the simulated input files and truth.json),
 `upshot.toml` (paths relative to the folder, and uplift settings sized for a laptop),
 `upshot.duckdb`, `reports/<week>/` and `weights/`. `cd` into it and every `upshot`
@@ -56,6 +60,11 @@ refute_simulations = {refute_simulations}
 nuisance_max_rows = {nuisance_max_rows}
 jobs = {jobs}
 
+[longterm]
+# the history cohort (decisions 34 weeks before the first week, 180-day outcomes observed)
+# teaches the projection; 2 folds like the uplift above keep the 4 weeks quick
+folds = {longterm_folds}
+
 [report]
 directory = "reports"
 
@@ -65,8 +74,21 @@ directory = "weights"
 # every class would fail the default guardrail; 1 point still stops the planted harm
 max_optout_harm = 0.01
 # its weekly estimates also move more than a large platform's: a looser circuit breaker
+# (0.7: the long-term projections priced below move the small weights more; the fourth
+# week moves 5 of 8 classes, where the 7-day policy moved 4 of 8)
 drift_threshold = 1.0
-drift_max_share = 0.5
+drift_max_share = 0.7
+
+[governance.rates]
+# retention is valued on its long-term projection: 1 value unit per active day in the
+# 180 days after a send (as the default rate prices a day of the 7-day window), and the
+# 7-day retention carries no rate of its own (the projection already counts it). A class
+# the backtest flags is not priced on its projection: weight 0, failed:surrogacy_violated
+conversion = 100.0
+engagement = 0.05
+retention = 0.0
+retention_180d = 1.0
+reachability = -25.0
 """
 UPLIFT = {
     "nuisance": "lightgbm",
@@ -76,6 +98,8 @@ UPLIFT = {
     "nuisance_max_rows": 20_000,
     "jobs": 2,
 }
+
+LONGTERM_FOLDS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +153,7 @@ def demo_config(out: Path) -> Config:
     from upshot.config import load_config
 
     path = out / "upshot.toml"
-    path.write_text(TOML.format(**UPLIFT), encoding="utf-8")
+    path.write_text(TOML.format(**UPLIFT, longterm_folds=LONGTERM_FOLDS), encoding="utf-8")
     config = load_config(path)
     root = out.resolve()
 
@@ -170,7 +194,7 @@ def demo(
     prepare(out)
     if progress:
         progress(f"simulating {users:,} users over {weeks} weeks into {out / 'data'} ...")
-    simulate(out / "data", users=users, weeks=weeks, seed=seed, start=START)
+    simulate(out / "data", users=users, weeks=weeks, seed=seed, start=START, longterm=True)
     config = demo_config(out)
     listed = tuple(period.week_of(START + timedelta(weeks=i)) for i in range(weeks))
     results: list[WeekResult] = []

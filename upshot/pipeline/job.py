@@ -1,11 +1,12 @@
 """The weekly job: the stages in order for one ISO week, idempotent per week.
 
-    load → check → uplift → experiments → weights → touches → report
+    load → check → uplift → longterm → experiments → weights → touches → report
 
 `run` loads new input files from `load.sources` (the loader skips files it has seen),
-estimates the uplift of the week's decisions, analyses and decides the experiments live
-that week, exports the weights of that uplift run, credits the week's conversions to
-channels with the touch-based methods beside the causal column, and writes
+estimates the uplift of the week's decisions, projects their long-term effects and
+backtests the projection (`upshot.pipeline.stage_longterm`), analyses and decides the
+experiments live that week, exports the weights of that uplift run, credits the week's
+conversions to channels with the touch-based methods beside the causal column, and writes
 `reports/<week>/`. Each stage reads what the previous one persisted (see
 `upshot.pipeline.stages`).
 
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from upshot import period, store
 from upshot.errors import EXIT_DATA_QUALITY, EXIT_ERROR, EXIT_OK, UsageError
+from upshot.pipeline.stage_longterm import stage_longterm
 from upshot.pipeline.stages import (
     Progress,
     Stage,
@@ -208,6 +210,14 @@ def run_week(
         "uplift", lambda: stage_uplift(config, db_path, week, progress, weeks=weeks), progress
     )
     stages.append(uplift)
+    uplift_run = uplift.outputs.get("uplift_run_id")
+    stages.append(
+        timed(
+            "longterm",
+            lambda: stage_longterm(config, db_path, week, uplift_run, progress, weeks=weeks),
+            progress,
+        )
+    )
     stages.append(timed("experiments", lambda: stage_experiments(config, db_path, week), progress))
     if publish:
         run = uplift.outputs.get("uplift_run_id")

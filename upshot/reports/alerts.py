@@ -12,6 +12,7 @@
 | `reach_drop` | warning | ... by more than `report.reach_drop_warning` in a week |
 | `srm` | critical | an experiment live this week has a sample ratio mismatch |
 | `refutation_failed` | warning | a class's estimate failed a refutation check |
+| `surrogacy_violated` | warning | the long-term backtest flags a class (`longterm_view`) |
 | `confounding_risk` | warning | a targeted class: no logged propensity, no pre-period covariate |
 | `data_gap` | critical | a day of the week without sends or without outcome events |
 | `late_data` | warning | rows of an already reported week arrived after its report |
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from upshot import period
+from upshot.reports.longterm_view import surrogacy_violated
 from upshot.reports.tables import stable
 from upshot.results import ResultsMixin
 
@@ -388,6 +390,7 @@ def evaluate(data: ReportData, config: Config) -> Alerts:
         *reach_drop(data, rep.reach_drop_warning, rep.reach_drop_critical),
         *srm(data),
         *refutation_failed(data),
+        *surrogacy_violated(data),
         *confounding_risk(data),
         *data_gaps(data),
         *late_data(data),

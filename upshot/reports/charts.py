@@ -19,6 +19,7 @@ from upshot.reports.chart_effects import (
     touches_chart,
     uplift_chart,
 )
+from upshot.reports.chart_longterm import backtest_chart
 from upshot.reports.chart_style import THEME
 from upshot.reports.chart_trends import daily_chart, history_chart, reach_chart, weights_chart
 
@@ -59,6 +60,8 @@ def charts(data: ReportData, guardrail: float, optout_objective: str) -> list[Ch
         )
     if any(r.get("conversions") is not None for r in data.touches):
         out.append(("touches", "uplift", "Touch credit and causal", touches_chart(data.touches)))
+    if any(r["projected"] is not None for r in data.backtest):
+        out.append(("backtest", "longterm", "Long-term backtest", backtest_chart(data.backtest)))
     if any(r["weight"] is not None for r in data.weights):
         out.append(("weights", "weights", "Value weights", weights_chart(data.weights)))
     if any(r["effect"] is not None and r["objective"] in _keys(data) for r in data.history):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from upshot import period
 from upshot.freshness import late_weeks
 from upshot.reports import experiments_view, health
+from upshot.reports.longterm_view import longterm_section
 from upshot.reports.significance import decide
 from upshot.reports.tables import Records, fetch
 from upshot.reports.uplift_view import headline, objective_meta, uplift_rows
@@ -59,6 +60,8 @@ class ReportData:
     - `touches`: the week's stored touch attribution by channel, when there is one
       (`upshot touches --week`): credit per channel and method beside the causal
       incremental conversions (`upshot.attribution.touches.chart_data` rows).
+    - `longterm` / `backtest`: each class's projected long-term effect beside its 7-day
+      effect, and the backtest rows (see `upshot.reports.longterm_view`).
     - `stages`: the weekly job's per-stage status (empty when the report is made alone).
     - `sources`: which runs and versions the numbers came from.
     - `suppressed`: how many cells were hidden in all; `suppressed_by`: per section
@@ -86,6 +89,8 @@ class ReportData:
     late: Records
     coverage: dict[str, Any]
     stages: Records = ()
+    longterm: Records = ()
+    backtest: Records = ()
     sources: dict[str, Any] = field(default_factory=dict)
     suppressed: int = 0
     suppressed_by: dict[str, int] = field(default_factory=dict)
@@ -223,6 +228,7 @@ def report_data(
     reach, hidden_reach = health.reach(con, config, first, week)
     daily, hidden_days = health.daily(con, start, end, k)
     touch_rows, hidden_touches = touches(con, week, k, start, end)
+    longterm, backtest, hidden_long = longterm_section(con, config, runs.get(week), this_week)
     until = end + _max_window(config)
     return ReportData(
         week=week,
@@ -254,13 +260,15 @@ def report_data(
         late=late_weeks(con, config, week),
         coverage=health.coverage(con, until),
         stages=tuple(stages if stages is not None else (pinned.get("stages") or ())),
+        longterm=longterm,
+        backtest=backtest,
         sources={
             "uplift_run_id": runs.get(week),
             "experiment_runs": experiment_runs,
             "weights_version": weights_info.get("version"),
             "config_hash": config.fingerprint(),
         },
-        suppressed=hidden + hidden_exp + hidden_reach + hidden_days + hidden_touches,
+        suppressed=hidden + hidden_exp + hidden_reach + hidden_days + hidden_touches + hidden_long,
         suppressed_by={
             "uplift": hidden,
             "history": sum(1 for r in history if r["suppressed"] and r["week"] != week),
@@ -268,6 +276,7 @@ def report_data(
             "reach": hidden_reach,
             "daily": hidden_days,
             "touches": hidden_touches,
+            "longterm": hidden_long,
         },
     )
 

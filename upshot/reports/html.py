@@ -15,6 +15,7 @@ from string import Template
 from typing import TYPE_CHECKING
 
 from upshot.reports import html_experiments as x
+from upshot.reports import html_longterm as lt
 from upshot.reports import html_sections as s
 from upshot.reports.html_kit import e
 
@@ -56,6 +57,7 @@ def page(
             s.alerts_section(alerts),
             s.headline_section(data),
             s.uplift_section(data, by_name),
+            lt.longterm_section(data, by_name, config),
             s.weights_section(data, by_name),
             s.history_section(data, by_name),
             s.reach_section(data, by_name, config),

@@ -18,6 +18,7 @@ SECTIONS = (
     ("alerts", "Alerts"),
     ("headline", "Headline"),
     ("uplift", "Uplift by class"),
+    ("longterm", "Long-term"),
     ("weights", "Value weights"),
     ("history", "Past weeks"),
     ("reach", "Reachability"),

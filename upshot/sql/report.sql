@@ -200,3 +200,19 @@ SELECT week, run_id, status, started_at, finished_at, data_as_of, uplift_run_id,
 FROM weekly_runs
 WHERE current
 ORDER BY week;
+
+-- name: longterm-of-run
+-- The projected long-term effect of each class and outcome of an uplift run (issue 16).
+SELECT message_class, channel, outcome, estimate, se, ci_lower, ci_upper, n_treated,
+       n_control, n_history, status, backtest
+FROM longterm_estimates
+WHERE run_id = $run_id
+ORDER BY message_class, outcome;
+
+-- name: longterm-backtest-of-run
+-- The backtest rows of an uplift run's projection: one past window x class x outcome.
+SELECT outcome, "window", message_class, projected, projected_ci_lower, projected_ci_upper,
+       realized, realized_se, difference, difference_se, naive, missed, flagged
+FROM longterm_backtest
+WHERE run_id = $run_id
+ORDER BY outcome, message_class, "window";

@@ -14,7 +14,9 @@ inverse-variance pooled difference over windows is beyond z at alpha / (number o
 classes) (Bonferroni: a clean set of classes is flagged with chance <= alpha).
 
 Beside it, a naive projection "long-term = short-term effect x constant": the short-term
-effect on the first surrogate times the OLS slope of Y on that surrogate in the history.
+effect on the outcome's *primary* surrogate (`PastWindow.primary`; the warehouse names it
+per outcome in `longterm.primary`, e.g. 7-day retention for retention_180d; the first
+surrogate when not named) times the OLS slope of Y on that surrogate in the history.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from upshot.results import ResultsMixin
 class PastWindow:
     """One class in one past window: its history (s_h (n_h, k), x_h (n_h, p), y_h) and
     its experiment (w, s (n_e, k), x (n_e, p), the now realized y, and the logged
-    propensity of a targeted design or None)."""
+    propensity of a targeted design or None). `primary` is, per outcome, the column of s
+    the naive projection scales (None: the first for every outcome)."""
 
     window: str
     message_class: str
@@ -51,6 +54,7 @@ class PastWindow:
     x: np.ndarray
     y: np.ndarray
     propensity: np.ndarray | None = None
+    primary: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +126,18 @@ def check_window(
 
 
 def check_outcomes(
-    past: PastWindow, *, n_folds: int, seed: int, alpha: float, learners: Learners
+    past: PastWindow,
+    *,
+    n_folds: int,
+    seed: int,
+    alpha: float,
+    learners: Learners,
+    nu: np.ndarray | None = None,
 ) -> list[BacktestRow]:
     """`check_window` for m outcomes at once: `y_h` (n_h, m) and `y` (n_e, m) (or 1-D
-    for one), one row per outcome. Every nuisance but h and its arm means is shared."""
+    for one), one row per outcome. Every nuisance but h and its arm means is shared.
+    `nu` (n_e + n_h, m), experiment rows first, is h already cross-fitted on this history
+    (`warehouse.backtest_history` fits it once per class for all its windows)."""
     y_h = past.y_h.reshape(past.y_h.shape[0], -1).astype(float)
     y_e = past.y.reshape(past.y.shape[0], -1).astype(float)
     n_e, n_h, m = past.w.shape[0], y_h.shape[0], y_h.shape[1]
@@ -134,16 +146,18 @@ def check_outcomes(
     x = np.vstack([past.x, past.x_h]).astype(float)
     y = np.vstack([np.zeros((n_e, m)), y_h])
     plan = FoldPlan.shared(n_e, n_h, n_folds, np.random.default_rng(seed))
-    extra = np.column_stack([past.s[:, 0], y_e])
+    primary = list(past.primary or (0,) * m)
+    if len(primary) != m:
+        raise ValueError(f"{len(primary)} primary surrogates for {m} outcomes")
+    extra = np.column_stack([past.s[:, primary], y_e])
     nuis = fit_nuisances(
-        w, s, x, y, n_e, plan, learners, propensity=past.propensity, extra_targets=extra
+        w, s, x, y, n_e, plan, learners, propensity=past.propensity, extra_targets=extra, nu=nu
     )
     rho = nuis.rho_x[:n_e]
     a = aipw_scores(w, nuis.nu[:n_e], nuis.mu1[:, :m], nuis.mu0[:, :m], rho)
     b = history_scores(y_h, nuis, n_e)
     scores = aipw_scores(w, extra, nuis.mu1[:, m:], nuis.mu0[:, m:], rho)
-    first, realized = scores[:, 0], scores[:, 1:]
-    s1_h = past.s_h[:, 0]
+    short, realized = scores[:, :m], scores[:, m:]
     z = _z(alpha)
     rows = []
     for j in range(m):
@@ -151,7 +165,8 @@ def check_outcomes(
         var_b = n_h * float(np.var(b[:, j], ddof=1)) / n_e**2
         se = float(np.sqrt(np.var(a[:, j], ddof=1) / n_e + var_b))
         diff_se = float(np.sqrt(np.var(a[:, j] - realized[:, j], ddof=1) / n_e + var_b))
-        constant = float(np.cov(s1_h, y_h[:, j])[0, 1] / np.var(s1_h, ddof=1))
+        s_j = past.s_h[:, primary[j]]
+        constant = float(np.cov(s_j, y_h[:, j])[0, 1] / np.var(s_j, ddof=1))
         diff = projected - float(realized[:, j].mean())
         rows.append(
             BacktestRow(
@@ -164,7 +179,7 @@ def check_outcomes(
                 realized_se=float(realized[:, j].std(ddof=1) / np.sqrt(n_e)),
                 difference=diff,
                 difference_se=diff_se,
-                naive=constant * float(first.mean()),
+                naive=constant * float(short[:, j].mean()),
                 missed=abs(diff) > z * diff_se,
             )
         )

@@ -247,50 +247,13 @@ def surrogate_index(
     targeted experiment (estimated from X when None). Folds and learners are seeded by
     `seed`; the inputs are not modified.
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha == {alpha}, must be in (0, 1)")
-    n_e, n_h = surrogates.shape[0], history_surrogates.shape[0]
-    w = np.asarray(treatment, dtype=float)
-    s = np.vstack([surrogates, history_surrogates]).astype(float)
-    x = np.vstack([covariates, history_covariates]).astype(float)
-    y = np.concatenate([np.zeros(n_e), np.asarray(history_outcome, dtype=float)])
-    plan = FoldPlan.shared(n_e, n_h, n_folds, np.random.default_rng(seed))
-    nuis = fit_nuisances(
-        w,
-        s,
-        x,
-        y,
-        n_e,
-        plan,
-        learners or default_learners(),
-        propensity=propensity,
-        extra_targets=s[:n_e],
-    )
-    rho = nuis.rho_x[:n_e]
-    a = aipw_scores(w, nuis.nu[:n_e], nuis.mu1[:, 0], nuis.mu0[:, 0], rho)
-    b = history_scores(y[n_e:], nuis, n_e)
-    estimate = float(a.mean() + b.sum() / n_e)
-    se, se_known = projection_se(a, b)
-    z = _z(alpha)
-    short = aipw_scores(w, s[:n_e], nuis.mu1[:, 1:], nuis.mu0[:, 1:], rho)
-    names = surrogate_names or tuple(f"s{j}" for j in range(s.shape[1]))
-    short_term = []
-    for j, name in enumerate(names):
-        eff = float(short[:, j].mean())
-        sej = float(short[:, j].std(ddof=1) / np.sqrt(n_e))
-        short_term.append(ShortTermEffect(name, eff, sej, eff - z * sej, eff + z * sej))
-    return SurrogateEstimate(
-        estimate=estimate,
-        se=se,
-        ci_lower=estimate - z * se,
-        ci_upper=estimate + z * se,
-        n_history=n_h,
-        n_experiment=n_e,
-        short_term=tuple(short_term),
-        method=METHOD,
-        se_h_known=se_known,
-        alpha=alpha,
-    )
+    (estimate,) = surrogate_index_outcomes(
+        history_surrogates, history_covariates, np.asarray(history_outcome)[:, None],
+        treatment, surrogates, covariates, propensity=propensity,
+        surrogate_names=surrogate_names, n_folds=n_folds, seed=seed, alpha=alpha,
+        learners=learners,
+    )  # fmt: skip
+    return estimate
 
 
 def surrogate_index_outcomes(

@@ -7,9 +7,10 @@
    the window begins. One frame (`decision_frame`) holds their surrogates (the 7-day
    objectives, `longterm.surrogates`), covariates X (the users' columns, plus the
    `pre_<objective>` ones with `longterm.pre_period`) and each long-term outcome.
-2. **Backtest.** Every class's history decisions, one ISO week at a time, are projected
-   with h learned on the *other* classes' history and compared with their realized
-   outcome (`backtest.check_window`); a class flagged by `backtest.summarize` has the
+2. **Backtest** (`history_backtest`). Every class's history decisions, one ISO week at
+   a time, are projected with h learned on the *other* classes' history (fitted once per
+   class, shared by its weeks) and compared with their realized outcome
+   (`backtest.check_outcomes`); a class flagged by `backtest.summarize` has the
    backtest status `surrogacy_violated` for that outcome, one without enough decisions
    per arm `not_backtested`, the others `ok`.
 3. **Projection.** For each class and outcome, the surrogate index with h learned on the
@@ -225,6 +226,7 @@ def project_frames(
     import polars as pl
 
     from upshot.attribution.longterm.crossfit import indicator_learners
+    from upshot.attribution.longterm.history_backtest import backtest_history
     from upshot.attribution.longterm.shared import ClassExperiment, surrogate_index_classes
 
     lt = config.longterm
@@ -298,50 +300,6 @@ def _projection(
     details = {"short_term": est.to_dict()["short_term"], "se_h_known": est.se_h_known}
     return Projection(cls, channel, outcome, est.estimate, est.se, est.ci_lower, est.ci_upper,
                       n_t, n_c, n_h, "ok", bt, details)  # fmt: skip
-
-
-def backtest_history(
-    history: pl.DataFrame,
-    s_h: np.ndarray,
-    x_h: np.ndarray,
-    y_h: np.ndarray,
-    config: Config,
-    learners: Any,
-) -> dict[str, Backtest | None]:
-    """Per outcome: each class's history decisions, per ISO week, projected with h learned
-    on the other classes and compared with their realized outcome (see the module doc)."""
-    import polars as pl
-
-    from upshot.attribution.longterm.backtest import PastWindow, check_outcomes, summarize
-
-    lt = config.longterm
-    outcomes = list(lt.outcomes)
-    cls = history.get_column("message_class").to_numpy()
-    week = history.get_column("decided_at").dt.strftime("%G-W%V").to_numpy()
-    w = history.get_column("treated").cast(pl.Float64).to_numpy()
-    p = history.get_column("propensity")
-    prop = np.clip(p.fill_null(0.5).cast(pl.Float64).to_numpy(), 1e-3, 1 - 1e-3)
-    logged = p.null_count() == 0
-    rows: list[list[Any]] = [[] for _ in outcomes]
-    for i, (name, wk) in enumerate(sorted(set(zip(cls, week, strict=True)))):
-        mine = (cls == name) & (week == wk)
-        if min(w[mine].sum(), (1 - w[mine]).sum()) < lt.min_backtest_arm:
-            continue
-        other = cls != name
-        past = PastWindow(
-            window=str(wk), message_class=str(name), s_h=s_h[other], x_h=x_h[other],
-            y_h=y_h[other], w=w[mine], s=s_h[mine], x=x_h[mine], y=y_h[mine],
-            propensity=prop[mine] if logged else None,
-        )  # fmt: skip
-        checked = check_outcomes(
-            past, n_folds=lt.folds, seed=lt.seed + i, alpha=lt.alpha, learners=learners
-        )
-        for j, row in enumerate(checked):
-            rows[j].append(row)
-    return {
-        outcome: summarize(rows[j], lt.alpha) if rows[j] else None
-        for j, outcome in enumerate(outcomes)
-    }
 
 
 def write_projections(

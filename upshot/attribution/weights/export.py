@@ -14,12 +14,13 @@ byte-identical files; the export's own time is kept only in the warehouse journa
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upshot import period, store
+from upshot.attribution.weights.longterm import priced, projections
 from upshot.attribution.weights.policy import Drift, ReachStats, drift, policy_hash
 from upshot.attribution.weights.weightset import WeightSet, build_document, compute_weights
 from upshot.errors import RefusedError, UsageError
@@ -45,6 +46,7 @@ class RunInputs:
     generated_at: datetime
     source: dict[str, Any]
     reach: dict[str, ReachStats]
+    projected: list[dict[str, Any]] = field(default_factory=list)  # `weights.longterm`
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,8 @@ def load_run(con: duckdb.DuckDBPyConnection, *, run_id: str | None = None) -> Ru
         "seed": int(info[0]["seed"]) if info and info[0]["seed"] is not None else None,
     }
     generated_at = max(r["created_at"] for r in estimates).astimezone(UTC)
-    return RunInputs(run_id, estimates, covariance, window, generated_at, source, reach)
+    projected = projections(con, run_id)
+    return RunInputs(run_id, estimates, covariance, window, generated_at, source, reach, projected)
 
 
 def _details(raw: Any) -> dict[str, Any]:
@@ -150,7 +153,8 @@ def candidate(inputs: RunInputs, config: Config, *, version: str | None = None) 
     from upshot.attribution.weights.publish import segments_parquet
 
     governance = config.governance
-    ws = compute_weights(inputs.estimates, inputs.covariance, governance, reach=inputs.reach)
+    estimates = priced(inputs.estimates, inputs.projected, governance.rates)
+    ws = compute_weights(estimates, inputs.covariance, governance, reach=inputs.reach)
     objectives = sorted({str(r["objective"]) for r in inputs.estimates})
     ordered = sorted(ws.segments, key=lambda s: (s.message_class, s.segment))
     segments = segments_parquet([s.row() for s in ordered], objectives)
