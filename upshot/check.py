@@ -9,10 +9,11 @@ leave DuckDB.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from upshot.errors import EXIT_DATA_QUALITY, EXIT_OK
+from upshot.finding import Finding
 from upshot.results import ResultsMixin
 from upshot.sql import ident, query
 
@@ -25,20 +26,6 @@ STATUSES = ("ok", "warning", "error")
 WARN_OVERLAP = 0.9  # share of sends' users found in the other table under which to warn...
 ERROR_OVERLAP = 0.1  # ...and under which the join is certainly broken
 MOSTLY_NULL = 0.5  # a covariate NULL for more than this share of users
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One check: `name`, `status` (ok | warning | error), a one-line `detail` that says what
-    to change, and `facts`: the numbers and examples behind it (merged into the JSON)."""
-
-    name: str
-    status: str
-    detail: str
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "detail": self.detail, **self.facts}
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from upshot import contract, lake
-from upshot.check import Finding
+from upshot.finding import Finding
 from upshot.load_checks import naive_timestamps
 from upshot.sql import ident
 

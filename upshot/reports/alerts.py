@@ -12,7 +12,7 @@
 | `reach_drop` | warning | ... by more than `report.reach_drop_warning` in a week |
 | `srm` | critical | an experiment live this week has a sample ratio mismatch |
 | `refutation_failed` | warning | a class's estimate failed a refutation check |
-| `surrogacy_violated` | warning | the long-term backtest flags a class (`longterm_view`) |
+| `surrogacy_violated` | warning | the long-term backtest flags a class |
 | `confounding_risk` | warning | a targeted class: no logged propensity, no pre-period covariate |
 | `data_gap` | critical | a day of the week without sends or without outcome events |
 | `late_data` | warning | rows of an already reported week arrived after its report |
@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from upshot import period
-from upshot.reports.longterm_view import surrogacy_violated
 from upshot.reports.tables import stable
 from upshot.results import ResultsMixin
 
@@ -400,3 +399,28 @@ def evaluate(data: ReportData, config: Config) -> Alerts:
     ]
     found.sort(key=lambda a: (SEVERITIES.index(a.severity), a.rule, a.subject))
     return Alerts(data.week, tuple(found))
+
+
+def surrogacy_violated(data: ReportData) -> Iterator[Alert]:
+    """A warning per class and outcome the backtest flags: its projection missed the
+    realized long-term effects of its past windows (pooled) beyond the Bonferroni CI.
+    `value` is the pooled miss in standard errors (None when the rows are hidden)."""
+    import math
+
+    flagged = sorted({(r["message_class"], r["outcome"]) for r in data.backtest if r["flagged"]})
+    for cls, outcome in flagged:
+        mine = [r for r in data.backtest if (r["message_class"], r["outcome"]) == (cls, outcome)]
+        z = None
+        if all(r["difference"] is not None and r["difference_se"] for r in mine):
+            weights = [1 / r["difference_se"] ** 2 for r in mine]
+            pooled = sum(w * r["difference"] for w, r in zip(weights, mine, strict=True))
+            z = stable(pooled / sum(weights) * math.sqrt(sum(weights)))
+        yield Alert(
+            "surrogacy_violated",
+            "warning",
+            cls,
+            f"{cls}: its projected {outcome} is not to be trusted: in {len(mine)} past "
+            "window(s) the projection from its 7-day effects missed the long-term effect "
+            "realized (long-term backtest)",
+            value=z,
+        )

@@ -17,13 +17,9 @@ from typing import TYPE_CHECKING, Any
 from upshot.reports.tables import Records, fetch, num, stable
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import duckdb
 
     from upshot.config import Config
-    from upshot.reports.alerts import Alert
-    from upshot.reports.data import ReportData
 
 PROJECTED = ("estimate", "se", "ci_lower", "ci_upper", "short_effect", "short_ci_lower",
              "short_ci_upper")  # fmt: skip
@@ -82,30 +78,3 @@ def longterm_section(
             row.update(dict.fromkeys(BACKTEST))
         backtest.append({**row, "suppressed": small})
     return tuple(projections), tuple(backtest), hidden
-
-
-def surrogacy_violated(data: ReportData) -> Iterator[Alert]:
-    """A warning per class and outcome the backtest flags: its projection missed the
-    realized long-term effects of its past windows (pooled) beyond the Bonferroni CI.
-    `value` is the pooled miss in standard errors (None when the rows are hidden)."""
-    import math
-
-    from upshot.reports.alerts import Alert
-
-    flagged = sorted({(r["message_class"], r["outcome"]) for r in data.backtest if r["flagged"]})
-    for cls, outcome in flagged:
-        mine = [r for r in data.backtest if (r["message_class"], r["outcome"]) == (cls, outcome)]
-        z = None
-        if all(r["difference"] is not None and r["difference_se"] for r in mine):
-            weights = [1 / r["difference_se"] ** 2 for r in mine]
-            pooled = sum(w * r["difference"] for w, r in zip(weights, mine, strict=True))
-            z = stable(pooled / sum(weights) * math.sqrt(sum(weights)))
-        yield Alert(
-            "surrogacy_violated",
-            "warning",
-            cls,
-            f"{cls}: its projected {outcome} is not to be trusted: in {len(mine)} past "
-            "window(s) the projection from its 7-day effects missed the long-term effect "
-            "realized (long-term backtest)",
-            value=z,
-        )
