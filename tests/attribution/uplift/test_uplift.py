@@ -61,11 +61,16 @@ def _aipw_by_hand(y, T, X, p, folds, nuisance, binary, seed):
             rows = train[T[train] == arm]
             discrete = all(np.ptp(y[tr[T[tr] == a]]) > 0 for tr, _ in folds for a in (0, 1))
             if nuisance == "lightgbm":
-                # boosting from a linear start: the linear fit (log-odds for 0/1) is the
-                # trees' init_score, and the prediction adds the trees' raw score to it
-                start = base_model("linear", binary=binary and discrete, seed=seed)
-                start.fit(X[rows], y[rows])
-                lin = start.decision_function if binary and discrete else start.predict
+                # boosting from a start: the least-squares fit (numeric) or the log-odds of
+                # the arm's share (0/1) is the trees' init_score, and the prediction adds
+                # the trees' raw score to it
+                if binary and discrete:
+                    share = y[rows].mean()
+                    lin = lambda Z, s=share: np.full(len(Z), math.log(s / (1 - s)))  # noqa: E731
+                else:
+                    lin = (
+                        base_model("linear", binary=False, seed=seed).fit(X[rows], y[rows]).predict
+                    )
                 trees = base_model("lightgbm", binary=binary and discrete, seed=seed)
                 trees.fit(X[rows], y[rows], init_score=lin(X[rows]))
                 raw = lin(X[test]) + trees.predict(X[test], raw_score=True)

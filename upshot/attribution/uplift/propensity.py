@@ -44,7 +44,7 @@ def boosted_propensity(
     """
     import lightgbm as lgb
 
-    from upshot.attribution.uplift.nuisances import _lgbm_params, base_model
+    from upshot.attribution.uplift.nuisances import _lgbm_params, logistic_start
 
     params = {**_lgbm_params(seed), "objective": "binary"}
     out = np.empty(len(T))
@@ -55,7 +55,7 @@ def boosted_propensity(
             rng = np.random.default_rng(seed + 104_729 * (k + 1))
             inner = rng.random(len(train)) < VALID_SHARE
             held, fit = train[inner], train[~inner]
-        logistic = base_model("linear", binary=True, seed=seed).fit(X[fit], T[fit])
+        logistic = logistic_start().fit(X[fit], T[fit])
 
         def logit(rows: np.ndarray, model=logistic) -> np.ndarray:
             return np.asarray(model.decision_function(X[rows]), dtype=np.float64)
