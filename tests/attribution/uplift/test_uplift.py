@@ -52,13 +52,30 @@ def decisions():
     ],
 )
 def _aipw_by_hand(y, T, X, p, folds, nuisance, binary, seed):
-    """The textbook cross-fitted AIPW score with per-arm scikit-learn/LightGBM models:
+    """The textbook cross-fitted AIPW score with per-arm scikit-learn/LightGBM models
+    (LightGBM boosted from a linear start, as `nuisances.arm_outcomes` does):
     ψ = mu1 − mu0 + T(Y − mu1)/p − (1 − T)(Y − mu0)/(1 − p); returns (ψ, mu (n, 2))."""
     mu = np.empty((len(y), 2))
     for train, test in folds:
         for arm in (0, 1):
             rows = train[T[train] == arm]
-            if binary and all(np.ptp(y[tr[T[tr] == a]]) > 0 for tr, _ in folds for a in (0, 1)):
+            discrete = all(np.ptp(y[tr[T[tr] == a]]) > 0 for tr, _ in folds for a in (0, 1))
+            if nuisance == "lightgbm":
+                # boosting from a start: the least-squares fit (numeric) or the log-odds of
+                # the arm's share (0/1) is the trees' init_score, and the prediction adds
+                # the trees' raw score to it
+                if binary and discrete:
+                    share = y[rows].mean()
+                    lin = lambda Z, s=share: np.full(len(Z), math.log(s / (1 - s)))  # noqa: E731
+                else:
+                    lin = (
+                        base_model("linear", binary=False, seed=seed).fit(X[rows], y[rows]).predict
+                    )
+                trees = base_model("lightgbm", binary=binary and discrete, seed=seed)
+                trees.fit(X[rows], y[rows], init_score=lin(X[rows]))
+                raw = lin(X[test]) + trees.predict(X[test], raw_score=True)
+                mu[test, arm] = 1 / (1 + np.exp(-raw)) if binary and discrete else raw
+            elif binary and discrete:
                 model = base_model(nuisance, binary=True, seed=seed).fit(X[rows], y[rows])
                 mu[test, arm] = model.predict_proba(X[test])[:, 1]
             else:

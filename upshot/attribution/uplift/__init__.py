@@ -13,6 +13,7 @@ A map of the package, in the order one class's estimate flows through it:
 - `budget`          one task under a memory budget in a worker process, and how it failed
 - `classfit`        one class: guards, shared propensity and folds, objectives, covariance
 - `econml_adapter`  propensity design, folds, one objective's doubly robust scores and fit
+- `propensity`      the estimated propensity: LightGBM from a logistic start, stopped early
 - `nuisances`       per-arm outcome models of a class, and the known nuisances given to EconML
 - `refute`          placebo, random common cause and subset refuters re-running our estimator
 - `evaluate`        held-out Qini, AUUC and calibration of CATE models

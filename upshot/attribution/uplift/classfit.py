@@ -171,9 +171,12 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
     crossfit, nuisance_sampling = capped_folds(
         folds, strata_codes(T, task.randomized), s.nuisance_max_rows, s.seed
     )
+    # training rows the cap left out: they stop the nuisances' trees (propensity, outcomes)
+    spare = spare_rows(folds, crossfit, STOPPING_ROWS, s.seed)
     design = propensity_design(
-        T, X, task.logged, task.randomized, folds=crossfit, settings=s, threads=threads
-    )
+        T, X, task.logged, task.randomized, folds=crossfit, settings=s, threads=threads,
+        spare=spare,
+    )  # fmt: skip
     diagnostics: dict[str, Any] = {
         "n": task.n,
         "fit_rows": fitted,
@@ -196,7 +199,6 @@ def _fit_class(task: ClassTask, threads: int) -> ClassOutcome:
     cells = _cells(task)
     masks = [c.fit for c in cells[1:] if c.big and c.fit is not None]
     on_ray = crossfit_on_ray(task)
-    spare = spare_rows(folds, crossfit, STOPPING_ROWS, s.seed)
     mu, discrete = _arm_outcomes(task, crossfit, spare, threads)
     # the linear final stage's Gram matrices, once for every objective
     sums = final_stage_sums(s.estimator, X, T, design.p, folds)

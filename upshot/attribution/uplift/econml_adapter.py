@@ -45,6 +45,7 @@ from upshot.attribution.uplift.nuisances import (
     nuisance_model,
     outcome_columns,
 )
+from upshot.attribution.uplift.propensity import boosted_propensity
 from upshot.attribution.uplift.sensitivity import Sensitivity, sensitivity
 
 if TYPE_CHECKING:
@@ -111,9 +112,12 @@ def propensity_design(
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     settings: Uplift,
     threads: int,
+    spare: Sequence[np.ndarray] | None = None,
 ) -> PropensityDesign:
     """The propensity of each decision, by design; see the module docstring. An estimated
-    propensity is cross-fitted on `folds` (their training parts may be capped)."""
+    propensity is cross-fitted on `folds` (their training parts may be capped); with
+    LightGBM nuisances it is `propensity.boosted_propensity` (a logistic fit plus the trees
+    that lower the log loss on held-out training rows: `spare`, the rows the cap left out)."""
     all_randomized = randomized is not None and bool(randomized.all())
     if logged is not None and np.all(np.isfinite(logged)):
         raw = logged.astype(np.float64)
@@ -121,6 +125,9 @@ def propensity_design(
     elif all_randomized:
         raw = np.full(len(T), T.mean())  # a holdout without logged propensity: its share
         design = "randomized"
+    elif settings.nuisance == "lightgbm":
+        raw = boosted_propensity(T, X, folds, spare, seed=settings.seed, threads=threads)
+        design = "estimated_propensity"
     else:
         from sklearn.model_selection import cross_val_predict
 
