@@ -47,10 +47,10 @@ java-check:
 		echo "(or set JAVA_HOME to a JDK 17+; see docs/engines.md)"; exit 1; }
 	@java -version 2>&1 | head -1
 
-# two workers: the suite is mostly DuckDB and numpy, which release the GIL. Handing out one
-# test at a time (long modules first, see tests/conftest.py) keeps both workers busy to the end
+# two workers: the suite is mostly DuckDB and numpy, which release the GIL. One test at a
+# time, long ones first, and the Spark tests as one group on one JVM (tests/conftest.py)
 test: lint typecheck docs java-check
-	$(BIN)/python -m pytest -q -n 2 --maxschedchunk 1
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # each benchmark times upshot and its baseline in the same run and prints the ratio
 bench: $(STAMP)

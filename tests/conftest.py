@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Modules that each take a minute or more of one worker (from `pytest --durations`), run
 # first so that `make test`'s two workers finish together instead of one waiting on a long
-# test collected last. Scheduling only: every test still runs, and the order inside a module
-# is kept so module fixtures are built once per worker.
+# test collected last; the Spark tests (tests/engines) go to one worker as one group, the
+# largest, so it starts first. Scheduling only: every test still runs.
 LONG_MODULES = (
     "test_readme.py",
     "test_ray_crossfit.py",
@@ -36,6 +36,10 @@ LONG_MODULES = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONG_MODULES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    for item in items:
+        if "engines" in item.path.parts:
+            # one worker runs every Spark test in one JVM (`make test` uses --dist loadgroup)
+            item.add_marker(pytest.mark.xdist_group("spark"))
 
 
 @dataclass(frozen=True)
