@@ -10,11 +10,10 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 # Reinstall only when the project metadata or the lock changes. Every dependency comes from
-# requirements.lock, pinned and hashed, installed by uv (the same pins as pip would install,
-# in a third of the time); upshot itself is installed on top without resolving.
+# requirements.lock, pinned and hashed; upshot itself is installed on top without resolving.
 $(STAMP): pyproject.toml requirements.lock | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel uv==0.13.9
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
