@@ -529,7 +529,7 @@ def _check_longterm(config: Config) -> None:
             raise ConfigError(
                 f"longterm.surrogates: {name!r} is not an objective (objectives: {known})"
             )
-    surrogates = lt.surrogates or tuple(config.objectives)
+    surrogates = surrogates_of(config)
     for key, primary in lt.primary.items():
         if key not in lt.outcomes:
             raise ConfigError(f"longterm.primary.{key}: not a longterm outcome")
@@ -570,6 +570,11 @@ def _check(config: Config) -> Config:
     if not 0 < config.experiments.alpha < 1:
         raise ConfigError(f"experiments.alpha == {config.experiments.alpha}, must be in (0, 1)")
     return config
+
+
+def surrogates_of(config: Config) -> tuple[str, ...]:
+    """The long-term surrogates: `longterm.surrogates`, or every configured objective."""
+    return config.longterm.surrogates or tuple(config.objectives)
 
 
 def load_config(path: str | Path | None = None) -> Config:

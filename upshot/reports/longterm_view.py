@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from upshot.config import surrogates_of
 from upshot.reports.tables import Records, fetch, num, stable
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def longterm_section(
     if not run_id:
         return (), (), 0
     lt = config.longterm
-    surrogates = lt.surrogates or tuple(config.objectives)
+    surrogates = surrogates_of(config)
     named = {n: config.objectives[n] for n in surrogates if n in config.objectives}
     short = {(r["message_class"], r["objective"]): r for r in uplift}
     hidden_classes = {r["message_class"] for r in uplift if r.get("suppressed")}

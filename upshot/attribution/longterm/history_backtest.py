@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from upshot.config import surrogates_of
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -78,7 +80,7 @@ def _backtest(
 
     lt = config.longterm
     outcomes = list(lt.outcomes)
-    surrogates = config.longterm.surrogates or tuple(config.objectives)  # as surrogates_of
+    surrogates = surrogates_of(config)
     named = {name: config.objectives[name] for name in surrogates}
     primary = tuple(surrogates.index(lt.primary_of(o, named)) for o in outcomes)
     rows: list[list[Any]] = [[] for _ in outcomes]

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from upshot.config import surrogates_of
 from upshot.results import ResultsMixin
 
 if TYPE_CHECKING:
@@ -131,11 +132,6 @@ class LongTermResults(ResultsMixin):
                 }
             )
         return rows
-
-
-def surrogates_of(config: Config) -> tuple[str, ...]:
-    """The surrogates: `longterm.surrogates`, or every configured objective."""
-    return config.longterm.surrogates or tuple(config.objectives)
 
 
 def history_span(config: Config, start: datetime) -> tuple[datetime, datetime]:
