@@ -65,10 +65,13 @@ def resolve_kind(config: Config, flag: str | None) -> str:
     return kind
 
 
-def open_spark(config: Config, tables: Mapping[str, str] | None = None) -> Engine:
+def open_spark(
+    config: Config, tables: Mapping[str, str] | None = None, *, checked: bool = False
+) -> Engine:
     """The Spark engine of `config.engine` (pyspark imported here, the session on first
     use). `tables` maps a contract table name (sends, outcomes, users, assignments) to the
-    Parquet file or folder it is read from in place."""
+    Parquet file or folder it is read from in place; `checked` (lake mode) reads them
+    through `[load.columns]` and `load`'s checks, as DuckDB's lake views do."""
     try:
         from upshot.engines.spark import SparkEngine
     except ImportError as exc:
@@ -79,4 +82,5 @@ def open_spark(config: Config, tables: Mapping[str, str] | None = None) -> Engin
         master=config.engine.spark_master,
         driver_memory=config.engine.spark_driver_memory,
         tables=dict(tables or {}),
+        lake=config if checked else None,
     )
