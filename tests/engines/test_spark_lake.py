@@ -14,6 +14,7 @@ to 1e-9 (see test_spark.py for why 1e-9).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -21,7 +22,6 @@ import polars as pl
 import pytest
 
 from tests.conftest import run_cli
-from tests.engines.test_spark_uplift import _same
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +87,30 @@ pre_window = "14d"
 role = "guardrail"
 margin = 0.02
 """
+
+# run metadata and wall-clock seconds differ by nature; every estimate must not
+VOLATILE = {"run_id", "seconds"}
+
+
+def _same(got, want, path=""):
+    if isinstance(want, dict):
+        assert set(got) == set(want), path
+        for key in want:
+            if key not in VOLATILE:
+                _same(got[key], want[key], f"{path}.{key}")
+    elif isinstance(want, list):
+        assert len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _same(g, w, f"{path}[{i}]")
+    elif isinstance(want, float) and not math.isnan(want):
+        # the frames are equal bit for bit (exact decimal sums, one covariate order); 1e-9
+        # leaves room only for the last bits of the estimators' own arithmetic
+        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12), (path, got, want)
+    elif isinstance(want, float):
+        assert isinstance(got, float), path
+        assert math.isnan(got), path
+    else:
+        assert got == want, (path, got, want)
 
 
 def _parts(folder: Path) -> list[Path]:
@@ -238,3 +262,41 @@ def test_text_timestamps_are_refused_on_spark_naming_the_column(spark_session, l
         "is VARCHAR;"
     )
     assert len(result.err.strip().splitlines()) == 1
+
+
+def _analyze(engine: str, root: Path, db: Path, *extra: str):
+    return run_cli(
+        "--engine", engine, "--lake", str(root), "--db", str(db), "experiments", "analyze",
+        "send_time_test", "--no-save", "--json", *extra, cwd=root.parent,
+    )  # fmt: skip
+
+
+def test_spark_analyzes_a_lake_experiment_by_name_as_duckdb(mapped, tmp_path):
+    """The metrics of upshot.toml over the renamed events, assignments under a mapped
+    user column; every number of the document to 1e-9."""
+    duck = _analyze("duckdb", mapped, tmp_path / "duck.duckdb")
+    spark = _analyze("spark", mapped, tmp_path / "spark.duckdb")
+    assert duck.code == 0, duck.err
+    assert spark.code == 0, spark.err
+    want, got = json.loads(duck.out), json.loads(spark.out)
+    metrics = {r["metric"] for r in want["results"]}
+    assert metrics == {"conversions", "minutes", "active_days", "minutes_per_active_day"}
+    minutes = next(r for r in want["results"] if r["metric"] == "minutes")
+    assert minutes["status"] == "ok"
+    assert minutes["control"] > 0  # the renamed events are counted, not missing
+    _same(got, want)
+    unknown = _analyze("spark", mapped, tmp_path / "spark.duckdb", "--interaction", "nope")
+    assert unknown.code == 2
+    assert unknown.err.startswith("Error: --interaction 'nope' has no assignments")
+
+
+def test_a_warehouse_experiment_on_spark_needs_a_lake(spark_session, tmp_path):
+    result = run_cli(
+        "--engine", "spark", "--db", str(tmp_path / "w.duckdb"), "experiments", "analyze",
+        "send_time_test", "--no-save", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 2
+    assert result.err == (
+        "Error: --engine spark: experiments analyze NAME reads the contract tables in place; "
+        "give --lake DIR (`upshot lake export DIR` writes a loaded warehouse there)\n"
+    )
