@@ -300,3 +300,29 @@ def test_a_warehouse_experiment_on_spark_needs_a_lake(spark_session, tmp_path):
         "Error: --engine spark: experiments analyze NAME reads the contract tables in place; "
         "give --lake DIR (`upshot lake export DIR` writes a loaded warehouse there)\n"
     )
+
+
+def _check(engine: str, root: Path, db: Path):
+    return run_cli(
+        "--engine", engine, "--lake", str(root), "--db", str(db), "check", "--json",
+        cwd=root.parent,
+    )  # fmt: skip
+
+
+def test_spark_check_counts_what_duckdb_counts(mapped, tmp_path):
+    """`upshot check` on the lake: the rows left out by reason (with the file and row of a
+    first example) and every other finding, as DuckDB's views count them."""
+    runs = [_check(engine, mapped, tmp_path / f"{engine}.duckdb") for engine in ("duckdb", "spark")]
+    assert [r.code for r in runs] == [0, 0], runs[1].err
+    want, got = (json.loads(r.out) for r in runs)
+    _same(got, want)
+    sends = want["checks"][0]["tables"]["sends"]
+    reasons = {(r["reason"], r["column"]): r["count"] for r in sends["reasons"]}
+    assert reasons == {
+        ("null_required", "user_id"): 1,
+        ("propensity_out_of_range", "propensity"): 1,
+        ("unknown_channel", "channel"): 1,
+    }
+    assert sends["duplicates"] == 5
+    assert want["checks"][0]["tables"]["users"]["duplicates"] == 3
+    assert sends["reasons"][0]["example"]["file"].endswith("zz-last.parquet")

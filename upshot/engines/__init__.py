@@ -84,3 +84,21 @@ def open_spark(
         tables=dict(tables or {}),
         lake=config if checked else None,
     )
+
+
+def on_engine(con: Any) -> bool:
+    """Whether `con` is an engine of this package other than DuckDB (a DuckDB connection
+    has no `kind`)."""
+    return getattr(con, "kind", "duckdb") != "duckdb"
+
+
+def rows_of(
+    con: Any, sql: str, params: Mapping[str, Any] | None, *, name: str
+) -> list[dict[str, Any]]:
+    """The rows of DuckDB `sql` as dicts, on a DuckDB connection or on an engine (where the
+    statement is transpiled); `name` names it in an engine's errors."""
+    if on_engine(con):
+        return list(con.fetch(sql, dict(params or {}), "lake", name=name))
+    cursor = con.execute(sql, dict(params or {}))
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
