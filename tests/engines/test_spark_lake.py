@@ -5,10 +5,11 @@ repeated key kept (by file path, then row).
 The lake here is the engine tests' world written under other column names and other event
 names (mapped back by upshot.toml), with bad rows and repeated keys that a raw read would
 count: a duplicate send whose first copy (by path) has its treatment flipped, users twice
-with other covariates, a NULL user, an unknown channel, a propensity over 1, a repeated
-event id. The reference is DuckDB's lake views (`upshot.lake.attach`, tested against
-`load` in tests/test_lake*.py); the views must agree row for row, and `uplift --json`
-to 1e-9 (see test_spark.py for why 1e-9).
+with other covariates, a NULL user, an unknown channel, a propensity over 1, repeated
+events; the assignments' experiment_id only in their `experiment_id=` folders. The
+reference is DuckDB's lake views (`upshot.lake.attach`, tested against `load` in
+tests/test_lake*.py); the views must agree row for row, and the documents of `uplift`,
+`experiments analyze NAME` and `check` to 1e-9 (see test_spark.py for why 1e-9).
 """
 
 from __future__ import annotations
@@ -148,6 +149,14 @@ def _mapped_lake(lake: dict[str, str], root: Path) -> Path:
         ]
     )  # fmt: skip
     bad.write_parquet(first.parent / "zz-last.parquet")
+    # experiment_id only in the folders' names, as Spark and pyarrow write partitions
+    (assigned,) = _parts(root / "assignments")
+    frame = pl.read_parquet(assigned)
+    assigned.unlink()
+    for (experiment,), part in frame.group_by("experiment_id"):
+        folder = root / "assignments" / f"experiment_id={experiment}"
+        folder.mkdir()
+        part.drop("experiment_id").write_parquet(folder / "part-0.parquet")
     users_file = _parts(root / "users")[0]
     users = pl.read_parquet(users_file)
     later = users.head(3).with_columns(pl.col("pre_minutes") * 10 + 7)
