@@ -5,6 +5,8 @@
 - `duckdb`    the embedded default: a DuckDB connection, statements as written
 - `spark`     Spark (local, standalone `spark://`, or Spark Connect `sc://`): statements
               transpiled, tables read from files in place; the session starts on first use
+- `spark_lake` lake mode on Spark: the lake's tables through `[load.columns]` and `load`'s
+              checks, the views DuckDB's lake mode makes (`upshot.lake`), or a refusal
 
 An engine runs one named statement and returns only aggregates or capped samples to this
 process (`fetch`: rows as dicts; `frame`: a polars frame). `open_engine` picks one from

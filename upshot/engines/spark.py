@@ -147,6 +147,7 @@ class SparkEngine:
 
     def _read_on(self, session: SparkSession, kind: str, path: str) -> DataFrame:
         reader = session.read
+        path = _absolute(path)
         if kind == "csv":
             return reader.csv(path, header=True, inferSchema=True)
         # hive-partitioned folders: partition columns are typed from their values
@@ -220,8 +221,8 @@ class SparkEngine:
         df = self._sql(sql, params, name, path)
         try:
             # the workers write ordered parts (a global sort ranges rows over the parts)
-            df.write.mode("overwrite").parquet(path)
-            return int(self.session.read.parquet(path).count())
+            df.write.mode("overwrite").parquet(_absolute(path))
+            return int(self.session.read.parquet(_absolute(path)).count())
         except Exception as exc:
             raise InputError(
                 f"{path}: Spark cannot write {name or 'the rows'} ({_first(exc)})"
@@ -239,6 +240,12 @@ class SparkEngine:
             raise UsageError(f"the Spark engine reads no {table!r} table (give its path)")
         fields = self.session.table(table).schema.fields
         return [(f.name, _duck_type(f.dataType.simpleString())) for f in fields]
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute: the JVM resolves a relative one against the directory
+    it started in, which a long-lived process may have left since."""
+    return path if "://" in path else str(Path(path).absolute())
 
 
 def _unique(names: list[str]) -> list[str]:

@@ -147,7 +147,8 @@ def _read(
     try:
         # the files listed (as DuckDB lists them), so no partition column is inferred: the
         # folders are read below as `load` reads them; mergeSchema: a column some files lack
-        df = session.read.option("mergeSchema", "true").parquet(*names)
+        absolute = [str(Path(n).absolute()) for n in names]  # see spark._absolute
+        df = session.read.option("mergeSchema", "true").parquet(*absolute)
         spark_files = df.inputFiles()
     except Exception as exc:
         raise InputError(f"{src.path}: Spark cannot read it ({str(exc).splitlines()[0]})") from None
