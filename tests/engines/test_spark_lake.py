@@ -335,3 +335,29 @@ def test_spark_check_counts_what_duckdb_counts(mapped, tmp_path):
     assert sends["duplicates"] == 5
     assert want["checks"][0]["tables"]["users"]["duplicates"] == 3
     assert sends["reasons"][0]["example"]["file"].endswith("zz-last.parquet")
+
+
+def test_a_lake_without_users_or_assignments_reads_them_empty(spark_session, lake, tmp_path):
+    """As before anything is loaded: empty tables with the warehouse's columns."""
+    import dataclasses
+
+    import duckdb
+
+    from upshot import check
+    from upshot import lake as lakes
+    from upshot.config import Config, Lake
+    from upshot.engines.spark import SparkEngine
+
+    root = tmp_path / "lake"
+    for table in ("sends", "outcomes"):
+        shutil.copytree(lake[table], root / table)
+    config = dataclasses.replace(Config(), lake=Lake(path=str(root)))
+    con = duckdb.connect()
+    tables = lakes.attach(con, config)
+    assert set(tables) == {"sends", "outcomes"}
+    engine = SparkEngine("local[2]", tables=tables, lake=config)
+    want = [tuple(r[:2]) for r in con.execute("DESCRIBE users").fetchall()]
+    assert engine.table_columns("users") == want == [("user_id", "VARCHAR"), ("load_id", "VARCHAR")]
+    assert engine.fetch("SELECT count(*) AS n FROM assignments", {}, "lake") == [{"n": 0}]
+    assert check.covariates(engine) == check.covariates(con)
+    con.close()
