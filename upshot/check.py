@@ -9,9 +9,11 @@ leave DuckDB.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from upshot.engines import on_engine, rows_of
 from upshot.errors import EXIT_DATA_QUALITY, EXIT_OK
 from upshot.finding import Finding
 from upshot.results import ResultsMixin
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
     import duckdb
 
     from upshot.config import Config
+    from upshot.engines import Engine
+
+    Con = duckdb.DuckDBPyConnection | Engine  # an engine: lake mode on Spark
 
 STATUSES = ("ok", "warning", "error")
 WARN_OVERLAP = 0.9  # share of sends' users found in the other table under which to warn...
@@ -58,20 +63,18 @@ class CheckReport(ResultsMixin):
         return head + (f"; {bad[0]}" if bad else "")
 
 
-def _one(con: duckdb.DuckDBPyConnection, name: str, params: Any = None) -> tuple[Any, ...]:
-    row = con.execute(query("check", name), params or {}).fetchone()
-    return tuple(row) if row else ()
+def _one(con: Con, name: str, params: Any = None) -> tuple[Any, ...]:
+    found = _rows(con, name, params)
+    return tuple(found[0].values()) if found else ()
 
 
-def _rows(con: duckdb.DuckDBPyConnection, name: str, params: Any = None) -> list[dict[str, Any]]:
-    cursor = con.execute(query("check", name), params or {})
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+def _rows(con: Con, name: str, params: Any = None) -> list[dict[str, Any]]:
+    return rows_of(con, query("check", name), params, name=f"check {name}")
 
 
-def _table_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()
-    return int(row[0]) if row else 0
+def _table_rows(con: Con, table: str) -> int:
+    found = rows_of(con, f"SELECT count(*) AS n FROM {ident(table)}", None, name="check count")
+    return int(found[0]["n"]) if found else 0
 
 
 def id_shape(user_id: str | None) -> str:
@@ -86,7 +89,7 @@ def id_shape(user_id: str | None) -> str:
     return "".join(out)
 
 
-def overlap(con: duckdb.DuckDBPyConnection, other: str) -> Finding:
+def overlap(con: Con, other: str) -> Finding:
     """The share of sends' user_ids that `other` (outcomes or users) holds; the facts hold
     an example id of each side, the detail only their shapes (it goes into the report)."""
     name = f"ids_in_{other}"
@@ -124,7 +127,7 @@ def _named_events(config: Config, experiments: bool) -> dict[str, tuple[str, ...
     return named
 
 
-def events(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
+def events(con: Con, config: Config) -> Finding:
     """Events the config names that outcomes never contain, with the closest that exist."""
     present = {r["event"]: int(r["rows"]) for r in _rows(con, "outcome-events")}
     named = _named_events(config, experiments=_table_rows(con, "assignments") > 0)
@@ -164,7 +167,7 @@ def events(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
     return Finding("events", "error" if blind else "warning", said, facts)
 
 
-def holdouts(con: duckdb.DuckDBPyConnection) -> Finding:
+def holdouts(con: Con) -> Finding:
     """Classes without a single held-out decision cannot be compared with anything."""
     classes = _rows(con, "classes")
     none = [c["message_class"] for c in classes if not c["held_out"]]
@@ -179,7 +182,7 @@ def holdouts(con: duckdb.DuckDBPyConnection) -> Finding:
     return Finding("holdouts", status, said, facts)
 
 
-def confounding(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
+def confounding(con: Con, config: Config) -> Finding:
     """Non-randomized classes with neither a logged propensity nor pre-period covariates.
 
     Pre-period covariates come from `[uplift] pre_window` (default 28 days; "0d" is off).
@@ -202,7 +205,7 @@ def confounding(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
     return Finding("propensity", "warning", said, facts)
 
 
-def windows(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
+def windows(con: Con, config: Config) -> Finding:
     """Objective windows that end after the last outcome loaded: their effects are diluted."""
     last = _one(con, "last-outcome")
     last_outcome = last[0] if last else None
@@ -249,20 +252,21 @@ def naive_timestamps(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
     return Finding("timestamps", "warning" if zone == "UTC" else "ok", said, facts)
 
 
-def covariates(con: duckdb.DuckDBPyConnection) -> Finding:
+def covariates(con: Con) -> Finding:
     """Users columns that are NULL for most users: as covariates they carry little."""
-    names = [
-        r[0]
-        for r in con.execute(
-            # DESCRIBE resolves `users` as queries do (the lake's view in lake mode)
-            "SELECT column_name FROM (DESCRIBE users) "
-            "WHERE column_name NOT IN ('user_id', 'load_id')"
-        ).fetchall()
-    ]
+    if on_engine(con):
+        described = [n for n, _t in cast("Engine", con).table_columns("users")]
+    else:
+        # DESCRIBE resolves `users` as queries do (the lake's view in lake mode)
+        duck = cast("duckdb.DuckDBPyConnection", con)
+        listed = duck.execute("SELECT column_name FROM (DESCRIBE users)").fetchall()
+        described = [r[0] for r in listed]
+    names = [n for n in described if n not in ("user_id", "load_id")]
     if not names:
         return Finding("covariates", "ok", "users has no covariates", {"mostly_null": {}})
     counts = ", ".join(f"count({ident(n)})" for n in names)
-    row = con.execute(f"SELECT count(*), {counts} FROM users").fetchone() or ()
+    found = rows_of(con, f"SELECT count(*), {counts} FROM users", None, name="check covariates")
+    row = tuple(found[0].values()) if found else ()
     users = int(row[0]) if row else 0
     nulls = {n: 1 - int(c) / users for n, c in zip(names, row[1:], strict=True)} if users else {}
     mostly = {n: share for n, share in nulls.items() if share > MOSTLY_NULL}
@@ -273,7 +277,7 @@ def covariates(con: duckdb.DuckDBPyConnection) -> Finding:
     return Finding("covariates", "warning", f"mostly NULL: {said}", facts)
 
 
-def experiments(con: duckdb.DuckDBPyConnection) -> Finding:
+def experiments(con: Con) -> Finding:
     """Experiments whose assigned users have no outcome after their assignment."""
     rows = _rows(con, "experiment-outcomes")
     empty = [r["experiment_id"] for r in rows if not r["with_outcomes"]]
@@ -287,12 +291,12 @@ def experiments(con: duckdb.DuckDBPyConnection) -> Finding:
     return Finding("experiments", "warning", said, facts)
 
 
-def check(con: duckdb.DuckDBPyConnection, config: Config) -> CheckReport:
+def check(con: Con, config: Config) -> CheckReport:
     """Every check, in the order a new user would fix them. In lake mode the contract
     checks `load` would make come first (upshot.lake_check), and naive timestamps are
     counted in the lake rather than read from the load journal."""
     first: tuple[Finding, ...] = ()
-    zones = naive_timestamps
+    zones: Callable[[Any, Config], Finding] = naive_timestamps
     if config.lake.path:
         from upshot import lake_check
 
@@ -313,9 +317,12 @@ def check(con: duckdb.DuckDBPyConnection, config: Config) -> CheckReport:
     )
 
 
-def run_check(config: Config, db_path: str) -> CheckReport:
-    """`check` on the warehouse at `db_path`, opened read-only."""
+def run_check(config: Config, db_path: str, engine: Engine | None = None) -> CheckReport:
+    """`check` on the warehouse at `db_path`, opened read-only; or on `engine`'s contract
+    tables (lake mode on Spark: the lake's checked views)."""
     from upshot.store import reading
 
+    if engine is not None:
+        return check(engine, config)
     with reading(config, db_path) as con:
         return check(con, config)

@@ -10,9 +10,10 @@ rejected is an error, as the same file would fail `load`'s gate; fewer is a warn
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from upshot import contract, lake
+from upshot.engines import on_engine, rows_of
 from upshot.finding import Finding
 from upshot.load_checks import naive_timestamps
 from upshot.sql import ident
@@ -21,40 +22,68 @@ if TYPE_CHECKING:
     import duckdb
 
     from upshot.config import Config
+    from upshot.engines import Engine
+    from upshot.engines.spark import SparkEngine
+
+    Con = duckdb.DuckDBPyConnection | Engine  # an engine: lake mode on Spark
 
 
-def _present(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?", [f"_lake_{table}"]
-    ).fetchone()
+def _present(con: Con, table: str) -> bool:
+    if on_engine(con):  # Spark: the view exists when the lake has the table's files
+        return bool(cast("SparkEngine", con).session.catalog.tableExists(f"_lake_{table}"))
+    row = (
+        cast("duckdb.DuckDBPyConnection", con)
+        .execute(
+            "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?",
+            [f"_lake_{table}"],
+        )
+        .fetchone()
+    )
     return bool(row and row[0])
 
 
-def table_counts(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]:
+def table_counts(con: Con, table: str) -> dict[str, Any]:
     """rows, rejected, duplicates and `reasons` [{reason, column, count, example}] of one
-    lake table; `example` is the first bad row's {file, row (from 1), value}."""
+    lake table; `example` is the first bad row's {file, row (from 1), value}. `con`: a
+    DuckDB connection or the Spark engine (the same statements, transpiled)."""
     spec = contract.TABLES[table]
     view = ident(f"_lake_{table}")
     keys = [ident(k) for k in spec.key]
-    key = f"({', '.join(keys)})" if len(keys) > 1 else keys[0]
+    # a struct, not a row value: both engines count and order it field by field
+    key = "{" + ", ".join(f"'k{i}': {k}" for i, k in enumerate(keys)) + "}"
     keyed = " AND ".join(f"{k} IS NOT NULL" for k in keys)
-    row = con.execute(
-        f"SELECT count(*), count(_fail), count(*) FILTER (WHERE _fail IS NULL AND {keyed}) - "
-        f"count(DISTINCT {key}) FILTER (WHERE _fail IS NULL AND {keyed}) FROM {view}"
-    ).fetchone()
-    rows, rejected, duplicates = (int(x or 0) for x in (row or (0, 0, 0)))
+    found = rows_of(
+        con,
+        f"SELECT count(*) AS n, count(_fail) AS bad, count(*) FILTER (WHERE _fail IS NULL AND "
+        f"{keyed}) - count(DISTINCT {key}) FILTER (WHERE _fail IS NULL AND {keyed}) AS dup "
+        f"FROM {view}",
+        None,
+        name=f"lake check {table}",
+    )
+    row = tuple(found[0].values()) if found else (0, 0, 0)
+    rows, rejected, duplicates = (int(x or 0) for x in row)
+    examples = rows_of(
+        con,
+        f"SELECT _fail.reason AS reason, _fail.column AS col, count(*) AS n, "
+        f"arg_min({{'file': _file, 'row': _row + 1, 'value': _fail.raw}}, "
+        f"{{'f': _file, 'r': _row}}) AS example FROM {view} "
+        "WHERE _fail IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
+        None,
+        name=f"lake check {table} reasons",
+    )
     reasons = [
-        {"reason": r, "column": c, "count": int(n), "example": dict(example)}
-        for r, c, n, example in con.execute(
-            f"SELECT _fail.reason, _fail.column, count(*), arg_min({{'file': _file, "
-            f"'row': _row + 1, 'value': _fail.raw}}, (_file, _row)) FROM {view} "
-            "WHERE _fail IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
-        ).fetchall()
+        {
+            "reason": r["reason"],
+            "column": r["col"],
+            "count": int(r["n"]),
+            "example": dict(r["example"]),
+        }
+        for r in examples
     ]
     return {"rows": rows, "rejected": rejected, "duplicates": duplicates, "reasons": reasons}
 
 
-def contract_finding(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
+def contract_finding(con: Con, config: Config) -> Finding:
     """The `lake` finding: per table, the rows the views leave out and why."""
     tables = {t: table_counts(con, t) for t in lake.TABLES if _present(con, t)}
     gate = config.load.max_reject_rate
@@ -78,22 +107,32 @@ def contract_finding(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
     return Finding("lake", "error" if over else "warning", said, facts)
 
 
-def naive_finding(con: duckdb.DuckDBPyConnection, config: Config) -> Finding:
+def naive_finding(con: Con, config: Config) -> Finding:
     """Timestamps without a zone among the lake's good rows (read in load.naive_timezone):
     the lake's version of the check that reads the load journal for a warehouse."""
+    import duckdb
+
     zone = config.load.naive_timezone
     root = lake.lake_tables(config.lake.path or "")
     per_table = {}
-    for table in lake.TABLES:
-        if table not in root or not _present(con, table):
-            continue
-        src = lake.source(con, config, table, root[table])
-        if src is None:
-            continue
-        sql = naive_timestamps(contract.TABLES[table], src.mapping)
-        row = con.execute(f"SELECT {sql} FROM {ident(f'_lake_{table}')}").fetchone()
-        if row and row[0]:
-            per_table[table] = int(row[0])
+    # the column map from the files' footers: DuckDB reads them on the driver for Spark too
+    footers = duckdb.connect() if on_engine(con) else cast("duckdb.DuckDBPyConnection", con)
+    try:
+        for table in lake.TABLES:
+            if table not in root or not _present(con, table):
+                continue
+            src = lake.source(footers, config, table, root[table])
+            if src is None:
+                continue
+            sql = naive_timestamps(contract.TABLES[table], src.mapping)
+            found = rows_of(
+                con, f"SELECT {sql} AS n FROM {ident(f'_lake_{table}')}", None, name="lake naive"
+            )
+            if found and found[0]["n"]:
+                per_table[table] = int(found[0]["n"])
+    finally:
+        if footers is not con:
+            footers.close()
     total = sum(per_table.values())
     facts = {"count": total, "tables": per_table, "naive_timezone": zone}
     if not total:

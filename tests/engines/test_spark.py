@@ -218,10 +218,10 @@ def test_config_chooses_spark_and_flag_overrides(spark_session, tmp_path):
     assert on_config.code == 0, on_config.err
     assert on_flag.code == 0, on_flag.err
     same(json.loads(on_config.out), json.loads(on_flag.out))
-    # a warehouse experiment is a DuckDB pass: the Spark engine says so, never falls back
+    # a warehouse experiment on Spark reads a lake: without one it says so, never falls back
     refused = run_cli("experiments", "analyze", "exp1", "--no-save", cwd=tmp_path)
     assert refused.code == 2
-    assert refused.err.startswith("Error: --engine spark analyses a file (--table)")
+    assert refused.err.startswith("Error: --engine spark: experiments analyze NAME reads the")
 
 
 def test_spark_error_names_the_statement(spark_lake):

@@ -30,7 +30,8 @@ def check(
     from upshot.check import run_check
 
     st = state(ctx)
-    report = run_check(st.config, st.db_path)
+    # --engine spark: the lake's checked views on Spark (the same counts as DuckDB's)
+    report = run_check(st.config, st.db_path, st.lake_engine("check"))
     emit(resolve(fmt, as_json), report.document(), {"checks": report.to_dicts()})
     if report.exit_code:
         info(f"exit {report.exit_code}: {report.summary()}")

@@ -67,6 +67,24 @@ class State:
 
         return open_spark(self.config, tables)
 
+    def lake_engine(self, command: str) -> Engine | None:
+        """The Spark engine over the lake's tables when it is chosen, reading them through
+        `[load.columns]` and `load`'s checks as DuckDB's lake views do; None on DuckDB.
+        Without a lake a usage error: `command` reads the contract tables in place."""
+        if self.engine_kind == "duckdb":
+            return None
+        from upshot.engines import open_spark
+        from upshot.errors import UsageError
+        from upshot.lake import lake_tables
+
+        root = self.config.lake.path
+        if root is None:
+            raise UsageError(
+                f"--engine {self.engine_kind}: {command} reads the contract tables in place; "
+                "give --lake DIR (`upshot lake export DIR` writes a loaded warehouse there)"
+            )
+        return open_spark(self.config, lake_tables(root), checked=True)
+
     @property
     def db_path(self) -> str:
         from upshot.config import resolve_db

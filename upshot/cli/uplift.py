@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from upshot.cli.common import State
     from upshot.config import Config, Uplift
     from upshot.engines import Engine
-    from upshot.engines.spark import SparkEngine
 
 
 class EstimatorChoice(StrEnum):
@@ -459,22 +458,9 @@ def uplift(
 
 
 def _spark_on_lake(st: State) -> Engine | None:
-    """The Spark engine over the lake's files when `--engine spark` is chosen, refusing a
-    lake that Spark would read differently from DuckDB's checked views; else None."""
-    if st.engine_kind == "duckdb":
-        return None
-    from upshot.engines.guard import refuse_dirty_lake
-    from upshot.lake import lake_tables
-
-    lake = st.config.lake.path
-    if lake is None:
-        raise UsageError(
-            f"--engine {st.engine_kind}: uplift reads the contract tables in place; give "
-            "--lake DIR (`upshot lake export DIR` writes a loaded warehouse there)"
-        )
-    engine = cast("SparkEngine", st.open_engine(lake_tables(lake)))
-    refuse_dirty_lake(engine, lake)
-    return engine
+    """The Spark engine over the lake's checked tables when `--engine spark` is chosen
+    (see `State.lake_engine`); else None."""
+    return st.lake_engine("uplift")
 
 
 def register(app: typer.Typer) -> None:

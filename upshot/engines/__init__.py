@@ -5,6 +5,8 @@
 - `duckdb`    the embedded default: a DuckDB connection, statements as written
 - `spark`     Spark (local, standalone `spark://`, or Spark Connect `sc://`): statements
               transpiled, tables read from files in place; the session starts on first use
+- `spark_lake` lake mode on Spark: the lake's tables through `[load.columns]` and `load`'s
+              checks, the views DuckDB's lake mode makes (`upshot.lake`), or a refusal
 
 An engine runs one named statement and returns only aggregates or capped samples to this
 process (`fetch`: rows as dicts; `frame`: a polars frame). `open_engine` picks one from
@@ -65,10 +67,13 @@ def resolve_kind(config: Config, flag: str | None) -> str:
     return kind
 
 
-def open_spark(config: Config, tables: Mapping[str, str] | None = None) -> Engine:
+def open_spark(
+    config: Config, tables: Mapping[str, str] | None = None, *, checked: bool = False
+) -> Engine:
     """The Spark engine of `config.engine` (pyspark imported here, the session on first
     use). `tables` maps a contract table name (sends, outcomes, users, assignments) to the
-    Parquet file or folder it is read from in place."""
+    Parquet file or folder it is read from in place; `checked` (lake mode) reads them
+    through `[load.columns]` and `load`'s checks, as DuckDB's lake views do."""
     try:
         from upshot.engines.spark import SparkEngine
     except ImportError as exc:
@@ -79,4 +84,23 @@ def open_spark(config: Config, tables: Mapping[str, str] | None = None) -> Engin
         master=config.engine.spark_master,
         driver_memory=config.engine.spark_driver_memory,
         tables=dict(tables or {}),
+        lake=config if checked else None,
     )
+
+
+def on_engine(con: Any) -> bool:
+    """Whether `con` is an engine of this package other than DuckDB (a DuckDB connection
+    has no `kind`)."""
+    return getattr(con, "kind", "duckdb") != "duckdb"
+
+
+def rows_of(
+    con: Any, sql: str, params: Mapping[str, Any] | None, *, name: str
+) -> list[dict[str, Any]]:
+    """The rows of DuckDB `sql` as dicts, on a DuckDB connection or on an engine (where the
+    statement is transpiled); `name` names it in an engine's errors."""
+    if on_engine(con):
+        return list(con.fetch(sql, dict(params or {}), "lake", name=name))
+    cursor = con.execute(sql, dict(params or {}))
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]

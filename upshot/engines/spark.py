@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import polars as pl
     from pyspark.sql import DataFrame, SparkSession
 
+    from upshot.config import Config
+
 # Spark's type names -> DuckDB's, for the code that reads a file's column types
 _TYPES = {
     "boolean": "BOOLEAN",
@@ -111,32 +113,52 @@ class SparkEngine:
     kind = "spark"
 
     def __init__(
-        self, master: str, driver_memory: str = "1g", tables: Mapping[str, str] | None = None
+        self,
+        master: str,
+        driver_memory: str = "1g",
+        tables: Mapping[str, str] | None = None,
+        lake: Config | None = None,
     ):
         self.master = master
         self.driver_memory = driver_memory
         self.tables = dict(tables or {})
+        # lake mode: the tables read through `load`'s column maps and checks, as DuckDB's
+        # lake views read them (`upshot.engines.spark_lake`); else read as they are
+        self.lake = lake
         self._session: SparkSession | None = None
         self._views: dict[str, str] = {}
 
     @property
     def session(self) -> SparkSession:
         if self._session is None:
-            self._session = spark_session(self.master, self.driver_memory)
-            for table, path in self.tables.items():
-                self._register(table, "parquet", path)
+            session = spark_session(self.master, self.driver_memory)
+            if self.lake is not None:
+                from upshot.engines.spark_lake import register
+
+                register(session, self.lake, self.tables)
+            else:
+                for table, path in self.tables.items():
+                    self._register_on(session, table, "parquet", path)
+            self._session = session
         return self._session
 
     def _read(self, kind: str, path: str) -> DataFrame:
-        reader = self.session.read
+        return self._read_on(self.session, kind, path)
+
+    def _read_on(self, session: SparkSession, kind: str, path: str) -> DataFrame:
+        reader = session.read
+        path = _absolute(path)
         if kind == "csv":
             return reader.csv(path, header=True, inferSchema=True)
         # hive-partitioned folders: partition columns are typed from their values
         return reader.parquet(path)
 
     def _register(self, name: str, kind: str, path: str) -> str:
+        return self._register_on(self.session, name, kind, path)
+
+    def _register_on(self, session: SparkSession, name: str, kind: str, path: str) -> str:
         try:
-            df = self._read(kind, path)
+            df = self._read_on(session, kind, path)
         except Exception as exc:  # pyspark's AnalysisException and friends
             raise InputError(f"{path}: Spark cannot read it ({_first(exc)})") from None
         if name == "users" and "load_id" not in [c.lower() for c in df.columns]:
@@ -199,8 +221,8 @@ class SparkEngine:
         df = self._sql(sql, params, name, path)
         try:
             # the workers write ordered parts (a global sort ranges rows over the parts)
-            df.write.mode("overwrite").parquet(path)
-            return int(self.session.read.parquet(path).count())
+            df.write.mode("overwrite").parquet(_absolute(path))
+            return int(self.session.read.parquet(_absolute(path)).count())
         except Exception as exc:
             raise InputError(
                 f"{path}: Spark cannot write {name or 'the rows'} ({_first(exc)})"
@@ -214,10 +236,17 @@ class SparkEngine:
 
     def table_columns(self, table: str) -> list[tuple[str, str]]:
         """(name, DuckDB type) of a registered contract table, in its order."""
-        if table not in self.tables:
+        # lake mode registers every contract table (empty when the lake lacks it)
+        if table not in self.tables and not (self.lake is not None and table in CONTRACT):
             raise UsageError(f"the Spark engine reads no {table!r} table (give its path)")
         fields = self.session.table(table).schema.fields
         return [(f.name, _duck_type(f.dataType.simpleString())) for f in fields]
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute: the JVM resolves a relative one against the directory
+    it started in, which a long-lived process may have left since."""
+    return path if "://" in path else str(Path(path).absolute())
 
 
 def _unique(names: list[str]) -> list[str]:

@@ -14,7 +14,8 @@ the translation needs lives here, applied to the parsed tree, never to text:
 - `read_parquet($path)` / `read_csv($path, ...)` become the table the engine registered
   for that file (`relations`);
 - DuckDB-only functions become Spark's: `to_seconds(x)` / `to_microseconds(x)` an
-  interval of x seconds / microseconds, `'infinity'::TIMESTAMPTZ` the largest timestamp
+  interval of x seconds / microseconds, `strlen` `octet_length`, `isfinite(x)` a test
+  for NaN and infinity, `timezone('UTC', t)` a cast, `'infinity'::TIMESTAMPTZ` the largest timestamp
   (Spark has no infinite timestamps), `DISTINCT ON (k) ... ORDER BY k, ...` a
   `row_number()` window.
 
@@ -196,6 +197,9 @@ def _spark(tree: exp.Expression) -> exp.Expression:
                 return _seconds(node, 1.0)
             if fname == "to_microseconds":
                 return _seconds(node, 1e-6)
+            fixed = _lake_function(fname, node)
+            if fixed is not None:
+                return fixed
         if isinstance(node, exp.PercentileCont) and node.args.get("expression") is not None:
             # quantile_cont(x, q): Spark's percentile interpolates between the same ranks,
             # (n - 1) * q (SQLGlot writes a PERCENTILE_CONT Spark refuses)
@@ -220,6 +224,27 @@ def _spark(tree: exp.Expression) -> exp.Expression:
         return node
 
     return tree.transform(fix, copy=False)
+
+
+def _lake_function(fname: str, node: exp.Anonymous) -> exp.Expression | None:
+    """The functions of `load`'s checks (`load_checks.validating`) Spark spells otherwise:
+    `strlen` counts bytes (Spark's `length` counts characters, `octet_length` bytes);
+    `isfinite(x)` is neither NaN nor infinite, NULL for NULL (Spark's `isnan(NULL)` is
+    false, so the `abs` term carries the NULL); `timezone('UTC', t)` reads a naive `t` as
+    UTC, which is a cast in a UTC session (another zone is left as it is and refused)."""
+    args = node.expressions
+    if fname == "strlen" and len(args) == 1:
+        return exp.Anonymous(this="octet_length", expressions=[args[0].copy()])
+    if fname == "isfinite" and len(args) == 1:
+        nan = exp.Anonymous(this="isnan", expressions=[args[0].copy()])
+        inf = exp.cast(exp.Literal.string("Infinity"), exp.DataType.Type.DOUBLE)
+        big = exp.EQ(this=exp.Abs(this=args[0].copy()), expression=inf)
+        return exp.Not(this=exp.Paren(this=exp.Or(this=nan, expression=big)))
+    zone = args[0] if args else None
+    utc = isinstance(zone, exp.Literal) and zone.is_string and str(zone.this).upper() == "UTC"
+    if fname == "timezone" and len(args) == 2 and utc:
+        return exp.cast(args[1].copy(), exp.DataType.Type.TIMESTAMP)
+    return None
 
 
 def _distinct_on(select: exp.Select) -> exp.Expression:

@@ -133,8 +133,10 @@ def analyze(
     arm is `other_control` (default: the same label). In a file a NULL or NaN value is
     missing: each metric is analysed on the users whose value (a ratio: numerator and
     denominator) is known, and a missing covariate is imputed beside a missing indicator;
-    `nulls="zero"` reads it as 0 instead. `engine` (`upshot.engines`, files only) runs the
-    passes over `table` there instead of in DuckDB. Returns an `ExperimentAnalysis`.
+    `nulls="zero"` reads it as 0 instead. `engine` (`upshot.engines`) runs the passes
+    there instead of in DuckDB: over `table`, or over the engine's contract tables for a
+    warehouse experiment (lake mode: `open_spark(config, tables, checked=True)`). Returns
+    an `ExperimentAnalysis`.
     Without `config`, it is read as the CLI reads it: `$UPSHOT_CONFIG`, else ./upshot.toml.
     """
     from upshot.config import load_config
@@ -164,11 +166,6 @@ def analyze(
                 )  # fmt: skip
                 pairs.append((interaction, pair_rows))
     else:
-        if engine is not None:
-            raise UsageError(
-                f"--engine {engine.kind} analyses a file (--table); a warehouse experiment "
-                "runs on DuckDB"
-            )
         if not experiment:
             raise UsageError("name an experiment, or give a table with --table")
         if covariates or ratios:
@@ -177,7 +174,9 @@ def analyze(
             )
         specs, variables = specs_mod.from_config(config.experiments, metrics)
         specs = _with_roles(specs, roles)
-        with connection(con, db, config) as c:
+        # `engine`: the contract tables are its own (the lake's checked views on Spark)
+        opened = contextlib.nullcontext(engine) if engine is not None else None
+        with opened or connection(con, db, config) as c:
             require_experiment(c, experiment, "experiment")
             prepared = prepare_warehouse(experiment, specs, variables)
             result = analyze_rows(
@@ -203,17 +202,18 @@ def analyze(
     return replace(result, interactions=found)
 
 
-def _others(con: duckdb.DuckDBPyConnection, experiment: str, interaction: str | None) -> list[str]:
-    """The experiments to test for an interaction with `experiment`."""
-    from upshot.sql import query
+def _others(con: Any, experiment: str, interaction: str | None) -> list[str]:
+    """The experiments to test for an interaction with `experiment` (`con`: a DuckDB
+    connection or an engine)."""
+    from upshot.experiments.sources import named_rows
 
     if not interaction:
         return []
     if interaction != "all":
         require_experiment(con, interaction, "--interaction")
         return [interaction]
-    rows = con.execute(query("experiments", "overlapping-experiments"), {"experiment": experiment})
-    return [str(r[0]) for r in rows.fetchall()]
+    rows = named_rows(con, "overlapping-experiments", {"experiment": experiment})
+    return [str(r[0]) for r in rows]
 
 
 def _with_roles(

@@ -198,7 +198,7 @@ def _ones(
 
 
 def warehouse_rows(
-    con: duckdb.DuckDBPyConnection,
+    con: Con,
     experiment: str,
     specs: Sequence[MetricSpec],
     variables: Sequence[EventVariable],
@@ -235,25 +235,30 @@ def prepare_warehouse(
     return Prepared(source, params, keys, agg, f"experiment {experiment}")
 
 
-def require_experiment(con: duckdb.DuckDBPyConnection, experiment: str, label: str) -> None:
-    """A UsageError naming the experiments the warehouse knows when `experiment` is not one;
-    `label` says where the name came from (`experiment`, `--interaction`)."""
-    from upshot.errors import UsageError
+def named_rows(con: Con, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of the named statement `experiments <name>` on a DuckDB connection or on
+    another engine, as tuples."""
     from upshot.sql import query as named
 
+    sql = named("experiments", name)
+    if on_engine(con):
+        found = cast("Engine", con).fetch(sql, params, "lake", name=f"experiments {name}")
+        return [tuple(r.values()) for r in found]
+    return cast("duckdb.DuckDBPyConnection", con).execute(sql, params or None).fetchall()
+
+
+def require_experiment(con: Con, experiment: str, label: str) -> None:
+    """A UsageError naming the experiments the warehouse knows when `experiment` is not one;
+    `label` says where the name came from (`experiment`, `--interaction`)."""
     if experiment_exists(con, experiment):
         return
-    known = [r[0] for r in con.execute(named("experiments", "experiment-ids")).fetchall()]
+    known = [r[0] for r in named_rows(con, "experiment-ids", {})]
     listed = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "") if known else "none"
     raise UsageError(
         f"{label} {experiment!r} has no assignments in the warehouse (known: {listed})"
     )
 
 
-def experiment_exists(con: duckdb.DuckDBPyConnection, experiment: str) -> bool:
-    from upshot.sql import query as named
-
-    row = con.execute(
-        named("experiments", "experiment-exists"), {"experiment": experiment}
-    ).fetchone()
-    return bool(row and row[0])
+def experiment_exists(con: Con, experiment: str) -> bool:
+    rows = named_rows(con, "experiment-exists", {"experiment": experiment})
+    return bool(rows and rows[0][0])

@@ -97,11 +97,10 @@ def _run_analysis(
             )
         if not experiment:
             raise UsageError("name an experiment (see `upshot experiments list`) or give --table")
-        if st.engine_kind != "duckdb":
-            raise UsageError(
-                f"--engine {st.engine_kind} analyses a file (--table); a warehouse experiment "
-                "runs on DuckDB"
-            )
+        # on Spark the lake's checked tables, read in place (a DuckDB file is DuckDB's)
+        engine = st.lake_engine(f"experiments {ctx.info_name} NAME")
+        if engine is not None:
+            return analyze(experiment, config=st.config, split=split, engine=engine, **common)
         with reading(st.config, st.db_path) as con:
             return analyze(experiment, con=con, config=st.config, split=split, **common)
     variables = dict.fromkeys(common.get("metrics") or [])
