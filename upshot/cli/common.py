@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from upshot.config import Config
     from upshot.engines import Engine
+    from upshot.engines.spark import SparkEngine
 
 
 # the ISO week a weekly command works on; `upshot run` and `upshot report weekly` share it
@@ -72,6 +73,26 @@ class State:
         from upshot.config import resolve_db
 
         return resolve_db(self.config, self.db)
+
+
+def spark_on_lake(st: State, command: str) -> Engine | None:
+    """The Spark engine over the lake's files when `--engine spark` is chosen, refusing a
+    lake that Spark would read differently from DuckDB's checked views; else None."""
+    if st.engine_kind == "duckdb":
+        return None
+    from upshot.engines.guard import refuse_dirty_lake
+    from upshot.errors import UsageError
+    from upshot.lake import lake_tables
+
+    lake = st.config.lake.path
+    if lake is None:
+        raise UsageError(
+            f"--engine {st.engine_kind}: {command} reads the contract tables in place; give "
+            "--lake DIR (`upshot lake export DIR` writes a loaded warehouse there)"
+        )
+    engine = cast("SparkEngine", st.open_engine(lake_tables(lake)))
+    refuse_dirty_lake(engine, lake)
+    return engine
 
 
 def state(ctx: typer.Context) -> State:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from upshot.cli.common import info, state
+from upshot.cli.common import info, spark_on_lake, state
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
 
 if TYPE_CHECKING:
@@ -162,6 +162,9 @@ def _from_warehouse(
 
     st = state(ctx)
     config, db = st.config, st.db_path
+    # on Spark the journeys are built over the lake's files; the causal column (uplift
+    # estimates, per-class send counts) still reads the DuckDB side
+    options = options | {"engine": spark_on_lake(st, "touches")}
     if not store:
         with warehouse.reading(config, db) as con:
             return lib.from_warehouse(con, config, **options)

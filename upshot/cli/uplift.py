@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from upshot.cli.common import info, read_frame, state
+from upshot.cli.common import info, read_frame, spark_on_lake, state
 from upshot.cli.output import Format, FormatOption, JsonOption, emit, resolve
 from upshot.errors import ConfigError, UsageError
 from upshot.results import format_value
@@ -17,10 +17,7 @@ from upshot.results import format_value
 if TYPE_CHECKING:
     from upshot.attribution.longterm.warehouse import LongTermResults
     from upshot.attribution.uplift.results import UpliftResults
-    from upshot.cli.common import State
     from upshot.config import Config, Uplift
-    from upshot.engines import Engine
-    from upshot.engines.spark import SparkEngine
 
 
 class EstimatorChoice(StrEnum):
@@ -398,7 +395,7 @@ def uplift(
     week, lo, hi = span.week, span.start, span.end
     db = st.db_path
     # the frame goes to a Parquet file, not into this process: fits read one class at a time
-    engine = _spark_on_lake(st)
+    engine = spark_on_lake(st, "uplift")
     with frame_folder(config) as folder:
         path = folder / "decisions.parquet"
         with reading(config, db) as con:
@@ -456,25 +453,6 @@ def uplift(
             raise
     document = _document(run_id, week, "warehouse", results, settings, projections)
     _emit(out_format, document, results, wide, projections)
-
-
-def _spark_on_lake(st: State) -> Engine | None:
-    """The Spark engine over the lake's files when `--engine spark` is chosen, refusing a
-    lake that Spark would read differently from DuckDB's checked views; else None."""
-    if st.engine_kind == "duckdb":
-        return None
-    from upshot.engines.guard import refuse_dirty_lake
-    from upshot.lake import lake_tables
-
-    lake = st.config.lake.path
-    if lake is None:
-        raise UsageError(
-            f"--engine {st.engine_kind}: uplift reads the contract tables in place; give "
-            "--lake DIR (`upshot lake export DIR` writes a loaded warehouse there)"
-        )
-    engine = cast("SparkEngine", st.open_engine(lake_tables(lake)))
-    refuse_dirty_lake(engine, lake)
-    return engine
 
 
 def register(app: typer.Typer) -> None:
