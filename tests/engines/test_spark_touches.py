@@ -152,37 +152,36 @@ def test_spark_touches_on_a_lake_prints_duckdbs_document(spark_session, edge_lak
         assert credits[key] == pytest.approx((conversions, value), rel=1e-12), key
 
 
-def test_spark_journeys_without_period_bounds_equal_duckdbs(spark_session, edge_lake):
+def test_spark_touches_without_period_bounds_count_sends_on_spark(
+    spark_session, edge_lake, tmp_path
+):
     """Every conversion of the lake (the statement's NULL bounds), another lookback and
-    half-life, by channel."""
-    from tests.engines.lake import duckdb_views
-    from upshot.attribution.touches.attribute import warehouse_journeys
+    half-life, by channel; Spark beside a warehouse with no sends at all, so the causal
+    column's treated sends (`n_treatment`) can only have been counted on Spark."""
+    import dataclasses
+
+    from upshot import store
+    from upshot.attribution.touches.attribute import from_warehouse
+    from upshot.config import Lake, load_config
     from upshot.engines.spark import SparkEngine
     from upshot.lake import lake_tables
 
-    tables = lake_tables(str(edge_lake))
-    duck = duckdb_views(tables)
-    events = ["subscription_start", "message_open"]
-    options = {"by": "channel", "lookback_days": 3.0, "half_life_days": 2.0}
-    want = warehouse_journeys(duck, events, **options)
-    got = warehouse_journeys(SparkEngine("local[2]", tables=tables), events, **options)
-    duck.close()
-    assert want.paths.total_conversions > 200
-    assert want.without_touch > 0
-    same(_journeys(got), _journeys(want))
-
-
-def _journeys(j) -> dict:
-    """A `Journeys` as plain values for `same`."""
-    td = j.time_decay
-    return {
-        "paths": [list(p) for p in j.paths.paths],
-        "conversions": j.paths.conversions.tolist(),
-        "nulls": j.paths.nulls.tolist(),
-        "values": j.paths.values.tolist(),
-        "decay": [td.channels, td.conversions.tolist(), td.value.tolist()],
-        "without": [j.without_touch, j.without_touch_value],
-    }
+    plain = load_config(edge_lake.parent / "upshot.toml")
+    on_lake = dataclasses.replace(plain, lake=Lake(path=str(edge_lake)))
+    options = {"by": "channel", "lookback": "3d", "half_life": "2d"}
+    with store.reading(on_lake, str(tmp_path / "lake.duckdb")) as con:
+        want = from_warehouse(con, on_lake, **options).document()
+    store.connect(str(tmp_path / "empty.duckdb"), read_only=False).close()
+    spark = SparkEngine("local[2]", tables=lake_tables(str(edge_lake)))
+    with store.reading(plain, str(tmp_path / "empty.duckdb")) as con:
+        assert con.execute("SELECT count(*) FROM sends").fetchone() == (0,)
+        got = from_warehouse(con, plain, engine=spark, **options).document()
+    assert want["total_conversions"] > 200
+    assert want["conversions_without_touch"] > 0
+    treated = {c["channel"]: c["n_treatment"] for c in want["causal"]}
+    assert len(treated) >= 3
+    assert all(n > 0 for n in treated.values()), treated
+    same(got, want)
 
 
 def test_an_asof_join_in_every_direction_matches_duckdb(spark_session, tmp_path):

@@ -25,6 +25,7 @@ _MARKERS = {
     "/*segment_join*/": "",
     "/*metrics*/": ", CAST(count(*) FILTER (WHERE o.event IN ($e0)) > 0 AS DOUBLE) AS m",
     "/*events*/": "AND o.event IN ($e0)",
+    "/*sent*/": query("touches", "treated-per-class").rstrip(";"),
     "{opt_in}": '"push_opt_in"',
     "{rest}": ', u."country", p."conversion"',
     "{events}": "$events_0",

@@ -214,7 +214,8 @@ def from_warehouse(
     """Every method's credits for the period's journeys, with the causal column.
 
     `lookback` defaults to the conversion objective's window; `half_life` is time decay's.
-    `engine` (default: `con`) builds the journeys; the causal column reads `con`.
+    `engine` (default: `con`) builds the journeys and counts the treated sends; the
+    uplift estimates of the causal column are read from `con`.
     """
     objective = config.objectives.get("conversion")
     if objective is None:
@@ -238,7 +239,13 @@ def from_warehouse(
     credits = attribute(table, methods, markov_order=markov_order, time_decay=journeys.time_decay)
     observed = touched_conversions(table)
     causal = causal_column(
-        con, by=by, span=span, items=table.channels, observed=observed, alpha=config.uplift.alpha
+        con,
+        by=by,
+        span=span,
+        items=table.channels,
+        observed=observed,
+        alpha=config.uplift.alpha,
+        engine=engine,
     )
     return TouchAttribution(
         by,
