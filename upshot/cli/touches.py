@@ -162,8 +162,8 @@ def _from_warehouse(
 
     st = state(ctx)
     config, db = st.config, st.db_path
-    # on Spark the journeys are built over the lake's files; the causal column (uplift
-    # estimates, per-class send counts) still reads the DuckDB side
+    # on Spark the journeys and the treated sends are counted over the lake's files; the
+    # uplift estimates of the causal column still come from the DuckDB file
     options = options | {"engine": spark_on_lake(st, "touches")}
     if not store:
         with warehouse.reading(config, db) as con:

@@ -1,8 +1,8 @@
 """Touch-based conversion attribution beside causal incrementality.
 
 Journeys come from the warehouse (treated sends are touches, the conversion objective's
-events are conversions; `upshot/sql/touches.sql` builds and aggregates them in DuckDB, so
-only the path table, one row per distinct path, reaches Python) or from a path table in
+events are conversions; `upshot/sql/touches.sql` builds and aggregates them in DuckDB or
+on Spark, so only the path table, one row per distinct path, reaches Python) or from a path table in
 ChannelAttribution's format. Every method (`rules`, `markov`, `shapley`) credits the same
 path table; the causal column puts the uplift estimates next to them as incremental
 conversions (uplift × treated sends) with CIs, so the two views can be read side by side.
