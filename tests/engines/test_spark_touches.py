@@ -152,36 +152,35 @@ def test_spark_touches_on_a_lake_prints_duckdbs_document(spark_session, edge_lak
         assert credits[key] == pytest.approx((conversions, value), rel=1e-12), key
 
 
-def test_spark_touches_without_period_bounds_count_sends_on_spark(
-    spark_session, edge_lake, tmp_path
-):
-    """Every conversion of the lake (the statement's NULL bounds), another lookback and
-    half-life, by channel; Spark beside a warehouse with no sends at all, so the causal
-    column's treated sends (`n_treatment`) can only have been counted on Spark."""
+def test_spark_counts_the_causal_columns_treated_sends(spark_session, edge_lake, tmp_path):
+    """Spark beside a warehouse with no sends at all: the treated sends per item can only
+    have been counted on Spark, and they are DuckDB's counts over the lake (every send:
+    the statement's NULL bounds)."""
     import dataclasses
 
     from upshot import store
-    from upshot.attribution.touches.attribute import from_warehouse
+    from upshot.attribution.touches.causal import causal_column
     from upshot.config import Lake, load_config
     from upshot.engines.spark import SparkEngine
     from upshot.lake import lake_tables
+    from upshot.period import ALL_TIME
 
     plain = load_config(edge_lake.parent / "upshot.toml")
     on_lake = dataclasses.replace(plain, lake=Lake(path=str(edge_lake)))
-    options = {"by": "channel", "lookback": "3d", "half_life": "2d"}
+    options = {"by": "class", "span": ALL_TIME, "items": []}
     with store.reading(on_lake, str(tmp_path / "lake.duckdb")) as con:
-        want = from_warehouse(con, on_lake, **options).document()
+        want = causal_column(con, **options)
     store.connect(str(tmp_path / "empty.duckdb"), read_only=False).close()
     spark = SparkEngine("local[2]", tables=lake_tables(str(edge_lake)))
     with store.reading(plain, str(tmp_path / "empty.duckdb")) as con:
         assert con.execute("SELECT count(*) FROM sends").fetchone() == (0,)
-        got = from_warehouse(con, plain, engine=spark, **options).document()
-    assert want["total_conversions"] > 200
-    assert want["conversions_without_touch"] > 0
-    treated = {c["channel"]: c["n_treatment"] for c in want["causal"]}
-    assert len(treated) >= 3
-    assert all(n > 0 for n in treated.values()), treated
-    same(got, want)
+        got = causal_column(con, engine=spark, **options)
+    treated = {r.item: r.n_treatment for r in want.rows}
+    assert len(treated) >= 6
+    assert treated["edge_a"] == 4  # edge1, edge2, edge4, edge5 (TOUCHES)
+    assert treated["edge_b"] == 5
+    assert {r.item: r.n_treatment for r in got.rows} == treated
+    assert [(r.item, r.status) for r in got.rows] == [(r.item, r.status) for r in want.rows]
 
 
 def test_an_asof_join_in_every_direction_matches_duckdb(spark_session, tmp_path):
