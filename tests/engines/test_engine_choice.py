@@ -21,6 +21,18 @@ def test_spark_flag_on_a_command_without_a_spark_pass_is_refused(tmp_path):
     result = run_cli("--engine", "spark", "status", cwd=tmp_path)
     assert result.code == 2
     assert result.err.startswith("Error: --engine spark: `upshot status` runs on DuckDB only")
+    assert "(on spark: check, experiments, touches, uplift;" in result.err
+
+
+def test_spark_touches_passes_the_guard_and_asks_for_a_lake(tmp_path):
+    """`touches` has a Spark pass now: the guard lets it through, and without a lake it
+    says what it reads (no JVM is started for either refusal)."""
+    result = run_cli("--engine", "spark", "touches", "--week", "2026-W43", cwd=tmp_path)
+    assert result.code == 2
+    assert result.err == (
+        "Error: --engine spark: touches reads the contract tables in place; give --lake DIR "
+        "(`upshot lake export DIR` writes a loaded warehouse there)\n"
+    )
 
 
 def test_config_engine_kind_is_checked(tmp_path):

@@ -25,6 +25,7 @@ _MARKERS = {
     "/*segment_join*/": "",
     "/*metrics*/": ", CAST(count(*) FILTER (WHERE o.event IN ($e0)) > 0 AS DOUBLE) AS m",
     "/*events*/": "AND o.event IN ($e0)",
+    "/*sent*/": query("touches", "treated-per-class").rstrip(";"),
     "{opt_in}": '"push_opt_in"',
     "{rest}": ', u."country", p."conversion"',
     "{events}": "$events_0",
@@ -136,3 +137,50 @@ def test_distinct_on_becomes_first_row_per_key():
     assert "ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY user_id" in text
     assert "load_id DESC" in text
     assert "WHERE _upshot_rank = 1" in text
+
+
+def test_touches_statement_has_no_duckdb_only_syntax_on_spark():
+    """The journeys statement's ASOF join, `AS MATERIALIZED` and `epoch_us` have no Spark
+    spelling; test_spark_touches.py runs the rewrite against DuckDB's results."""
+    text = transpile(query("touches", "journey-aggregates"), "spark", name="touches")
+    assert not re.search(r"\bASOF\b", text, re.IGNORECASE)
+    assert "MATERIALIZED" not in text.upper()
+    assert "EPOCH_US" not in text.upper()
+    assert "UNIX_MICROS(converted_at) - UNIX_MICROS(decided_at)" in text
+    # a running window over both sides; each left row's match is the last right row
+    # before it: for `c.converted_at > t.decided_at`, newest first, at a tie the touch first
+    assert "ORDER BY _upshot_at DESC, _upshot_side DESC, _upshot_r DESC" in text
+    assert "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW" in text
+
+
+@pytest.mark.parametrize(
+    ("on", "order"),
+    [
+        ("t.k = c.k AND c.x > t.y", "_upshot_at DESC, _upshot_side DESC"),
+        ("t.k = c.k AND t.y < c.x", "_upshot_at DESC, _upshot_side DESC"),  # the same, flipped
+        ("t.k = c.k AND c.x >= t.y", "_upshot_at DESC, _upshot_side ASC"),
+        ("c.k = t.k AND c.x < t.y", "_upshot_at ASC, _upshot_side DESC"),
+        ("t.k = c.k AND t.y >= c.x", "_upshot_at ASC, _upshot_side ASC"),
+    ],
+)
+def test_asof_join_directions(on, order):
+    text = transpile(
+        f"SELECT t.a, c.b FROM l AS t ASOF LEFT JOIN r AS c ON {on}", "spark", name="x"
+    )
+    assert f"ORDER BY {order}, _upshot_r DESC" in text
+    assert "PARTITION BY _upshot_k0" in text
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM l AS t ASOF JOIN r AS c ON t.k = c.k AND c.x > t.y",  # inner
+        "SELECT * FROM l AS t ASOF LEFT JOIN r AS c ON c.x > t.y",  # no equality
+        "SELECT * FROM l AS t ASOF LEFT JOIN r AS c ON t.k = c.k",  # no inequality
+        "SELECT * FROM l AS t ASOF LEFT JOIN r AS c ON t.k = c.k AND c.x > t.y + 1",
+        "SELECT * FROM l AS t ASOF LEFT JOIN r AS c ON t.k = c.k AND c.x > t.y JOIN s ON 1=1",
+    ],
+)
+def test_asof_join_shapes_without_a_rewrite_are_refused(sql):
+    with pytest.raises(TranspileError, match=r"^x: cannot be written for spark \(.*ASOF"):
+        transpile(sql, "spark", name="x")

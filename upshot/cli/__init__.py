@@ -92,7 +92,7 @@ def _root(
 
 # the command groups with a pass on another engine; `--engine spark` on any other command
 # is refused rather than ignored ([engine] kind in upshot.toml applies where it can)
-ENGINE_COMMANDS = ("check", "experiments", "uplift")
+ENGINE_COMMANDS = ("check", "experiments", "touches", "uplift")
 _ASKED_HELP = [False]  # set by `main`: a help page is shown whatever the engine
 
 

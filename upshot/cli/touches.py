@@ -162,6 +162,9 @@ def _from_warehouse(
 
     st = state(ctx)
     config, db = st.config, st.db_path
+    # on Spark the journeys and the treated sends are counted over the lake's files; the
+    # uplift estimates of the causal column still come from the DuckDB file
+    options = options | {"engine": st.lake_engine("touches")}
     if not store:
         with warehouse.reading(config, db) as con:
             return lib.from_warehouse(con, config, **options)

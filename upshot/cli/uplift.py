@@ -17,9 +17,7 @@ from upshot.results import format_value
 if TYPE_CHECKING:
     from upshot.attribution.longterm.warehouse import LongTermResults
     from upshot.attribution.uplift.results import UpliftResults
-    from upshot.cli.common import State
     from upshot.config import Config, Uplift
-    from upshot.engines import Engine
 
 
 class EstimatorChoice(StrEnum):
@@ -397,7 +395,7 @@ def uplift(
     week, lo, hi = span.week, span.start, span.end
     db = st.db_path
     # the frame goes to a Parquet file, not into this process: fits read one class at a time
-    engine = _spark_on_lake(st)
+    engine = st.lake_engine("uplift")
     with frame_folder(config) as folder:
         path = folder / "decisions.parquet"
         with reading(config, db) as con:
@@ -455,12 +453,6 @@ def uplift(
             raise
     document = _document(run_id, week, "warehouse", results, settings, projections)
     _emit(out_format, document, results, wide, projections)
-
-
-def _spark_on_lake(st: State) -> Engine | None:
-    """The Spark engine over the lake's checked tables when `--engine spark` is chosen
-    (see `State.lake_engine`); else None."""
-    return st.lake_engine("uplift")
 
 
 def register(app: typer.Typer) -> None:

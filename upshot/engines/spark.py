@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upshot.engines.transpile import transpile
+from upshot.engines.transpile import duck_type, transpile
 from upshot.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -32,20 +32,6 @@ if TYPE_CHECKING:
     from upshot.config import Config
 
 # Spark's type names -> DuckDB's, for the code that reads a file's column types
-_TYPES = {
-    "boolean": "BOOLEAN",
-    "tinyint": "TINYINT",
-    "smallint": "SMALLINT",
-    "int": "INTEGER",
-    "bigint": "BIGINT",
-    "float": "FLOAT",
-    "double": "DOUBLE",
-    "string": "VARCHAR",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP WITH TIME ZONE",
-    "timestamp_ntz": "TIMESTAMP",
-    "binary": "BLOB",
-}
 CONTRACT = ("sends", "outcomes", "users", "assignments")
 
 
@@ -232,7 +218,7 @@ class SparkEngine:
         kind = "csv" if path.lower().endswith((".csv", ".tsv", ".csv.gz", ".txt")) else "parquet"
         view = self.relation(kind, path)
         fields = self.session.table(view).schema.fields
-        return {f.name.lower(): _duck_type(f.dataType.simpleString()) for f in fields}
+        return {f.name.lower(): duck_type(f.dataType.simpleString()) for f in fields}
 
     def table_columns(self, table: str) -> list[tuple[str, str]]:
         """(name, DuckDB type) of a registered contract table, in its order."""
@@ -240,7 +226,7 @@ class SparkEngine:
         if table not in self.tables and not (self.lake is not None and table in CONTRACT):
             raise UsageError(f"the Spark engine reads no {table!r} table (give its path)")
         fields = self.session.table(table).schema.fields
-        return [(f.name, _duck_type(f.dataType.simpleString())) for f in fields]
+        return [(f.name, duck_type(f.dataType.simpleString())) for f in fields]
 
 
 def _absolute(path: str) -> str:
@@ -258,12 +244,6 @@ def _unique(names: list[str]) -> list[str]:
         seen[name] = seen.get(name, 0) + 1
         out.append(name if seen[name] == 1 else f"{name}_{seen[name] - 1}")
     return out
-
-
-def _duck_type(spark: str) -> str:
-    if spark.startswith("decimal"):
-        return spark.upper()
-    return _TYPES.get(spark, spark.upper())
 
 
 def _plain(value: Any) -> Any:

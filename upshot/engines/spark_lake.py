@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from upshot import contract, lake
-from upshot.engines.transpile import transpile
+from upshot.engines.transpile import duck_type, transpile
 from upshot.errors import InputError, UsageError
 from upshot.load_checks import FOLDER, validating
 from upshot.sql import ident, literal
@@ -196,20 +196,17 @@ def _read(
 
 def _refuse_unportable(src: lake.Source, df: DataFrame, config: Config) -> None:
     """UsageError naming the first column Spark would read or type otherwise than DuckDB."""
-    from upshot.engines.spark import _duck_type
-
-    spark = {f.name.lower(): _duck_type(f.dataType.simpleString()) for f in df.schema.fields}
+    spark = {f.name.lower(): duck_type(f.dataType.simpleString()) for f in df.schema.fields}
     where = f"{src.path}: lake mode on Spark"
     fix = "rewrite the files with that type, or use --engine duckdb"
     used = {source: name for name, (source, _t) in src.mapping.items()}
-    for source, duck_type in src.described:
-        if source not in used and duck_type != "VARCHAR":
+    for source, want in src.described:
+        if source not in used and want != "VARCHAR":
             continue  # an ignored column is read only by the length check of text fields
         got = spark.get(source.lower())
-        if got != duck_type:
+        if got != want:
             raise UsageError(
-                f"{where}: column {source!r} reads as {got} on Spark and {duck_type} on "
-                f"DuckDB; {fix}"
+                f"{where}: column {source!r} reads as {got} on Spark and {want} on DuckDB; {fix}"
             )
     for column in src.columns:
         if column.name not in src.mapping:

@@ -17,7 +17,10 @@ the translation needs lives here, applied to the parsed tree, never to text:
   interval of x seconds / microseconds, `strlen` `octet_length`, `isfinite(x)` a test
   for NaN and infinity, `timezone('UTC', t)` a cast, `'infinity'::TIMESTAMPTZ` the largest timestamp
   (Spark has no infinite timestamps), `DISTINCT ON (k) ... ORDER BY k, ...` a
-  `row_number()` window.
+  `row_number()` window, `epoch_us(x)` Spark's `unix_micros(x)`, and a CTE's
+  `AS MATERIALIZED` hint (Spark has none; it decides what to cache) is dropped;
+- DuckDB's `ASOF LEFT JOIN` (Spark has none) becomes one running window over both sides
+  (`_asof`).
 
 A statement SQLGlot cannot translate raises `TranspileError` naming the statement: an
 engine never runs an approximation of it.
@@ -71,7 +74,10 @@ def transpile(
     if dialect != "duckdb":
         tree = _portable(tree)
     if dialect == "spark":
-        tree = _spark(tree)
+        try:
+            tree = _spark(tree)
+        except TranspileError as exc:
+            raise TranspileError(f"{name}: cannot be written for spark ({exc})") from None
     try:
         return tree.sql(dialect=dialect, unsupported_level=sqlglot.ErrorLevel.RAISE)
     except (sqlglot.errors.UnsupportedError, sqlglot.errors.SqlglotError) as exc:
@@ -200,6 +206,10 @@ def _spark(tree: exp.Expression) -> exp.Expression:
             fixed = _lake_function(fname, node)
             if fixed is not None:
                 return fixed
+            if fname == "epoch_us":
+                return exp.Anonymous(this="unix_micros", expressions=list(node.expressions))
+        if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+            node.set("materialized", None)
         if isinstance(node, exp.PercentileCont) and node.args.get("expression") is not None:
             # quantile_cont(x, q): Spark's percentile interpolates between the same ranks,
             # (n - 1) * q (SQLGlot writes a PERCENTILE_CONT Spark refuses)
@@ -219,6 +229,10 @@ def _spark(tree: exp.Expression) -> exp.Expression:
             if text in ("infinity", "-infinity"):
                 bound = _SPARK_MIN if text.startswith("-") else _SPARK_MAX
                 return exp.cast(exp.Literal.string(bound), exp.DataType.Type.TIMESTAMP)
+        if isinstance(node, exp.Select) and any(
+            str(j.args.get("method") or "").upper() == "ASOF" for j in node.args.get("joins") or []
+        ):
+            return _asof(node)
         if isinstance(node, exp.Select) and node.args.get("distinct") is not None:
             return _distinct_on(node)
         return node
@@ -275,3 +289,125 @@ def _distinct_on(select: exp.Select) -> exp.Expression:
         .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("_r"))))
         .where(exp.EQ(this=exp.column("_upshot_rank"), expression=exp.Literal.number(1)))
     )
+
+
+# `c.x OP t.y` -> (order of the time column, which side comes first at a tie): the match of
+# a left row is the last right row before it in that order (see `_asof`)
+_ASOF_ORDER = {
+    "gt": ("DESC", "DESC"),  # the smallest x > y: a right row at y is not after it
+    "gte": ("DESC", "ASC"),  # the smallest x >= y: a right row at y is
+    "lt": ("ASC", "DESC"),  # the largest x < y
+    "lte": ("ASC", "ASC"),  # the largest x <= y
+}
+_FLIP = {"gt": "lt", "lt": "gt", "gte": "lte", "lte": "gte"}
+
+
+def _asof(select: exp.Select) -> exp.Expression:
+    """`FROM l AS t ASOF LEFT JOIN r AS c ON t.k = c.k AND c.x > t.y` without an ASOF join.
+
+    Both sides go into one stream per key (`t`'s rows as a struct `_upshot_l`, `c`'s as
+    `_upshot_r`), ordered by time so that the rows a left row may match come before it
+    (for `>`: time descending, and at a tie the left row first, since a right row at the
+    same instant is not strictly after it); the last non-NULL right row up to each left
+    row is its match: a running window, one sort per key, no pairs. The result has one
+    struct column per alias, so `t.user_id` and `c.value` read the same fields as before.
+    DuckDB matches one of several right rows at the same instant arbitrarily; here the
+    least of them (by their columns in order), so that the result is deterministic.
+    Rows with a NULL key or time never match, as in DuckDB.
+    """
+    joins = select.args.get("joins") or []
+    join = joins[0]
+    side = str(join.args.get("side") or "").upper()
+    source = select.args.get("from_")
+    if len(joins) != 1 or side != "LEFT" or source is None or join.args.get("using"):
+        raise TranspileError("an ASOF join other than one `ASOF LEFT JOIN ... ON`")
+    left, right = source.this, join.this
+    t, c = left.alias_or_name, right.alias_or_name
+    keys: list[tuple[exp.Expression, exp.Expression]] = []
+    times: tuple[exp.Expression, exp.Expression] | None = None
+    op: str | None = None
+    for cond in (
+        join.args["on"].flatten() if isinstance(join.args["on"], exp.And) else [join.args["on"]]
+    ):
+        a, b = cond.this, cond.expression
+        if not (isinstance(a, exp.Column) and isinstance(b, exp.Column)):
+            raise TranspileError(f"ASOF condition {cond.sql()}: not column against column")
+        kind = cond.key  # eq, gt, gte, lt, lte
+        if a.table == t:  # written `t.y OP c.x`: read it as `c.x OP' t.y`
+            a, b = b, a
+            kind = _FLIP.get(kind, kind)
+        if a.table != c or b.table != t:
+            raise TranspileError(f"ASOF condition {cond.sql()}: names neither side by alias")
+        if kind == "eq":
+            keys.append((b, a))
+        elif kind in _ASOF_ORDER and times is None:
+            times, op = (b, a), kind
+        else:
+            raise TranspileError(f"ASOF condition {cond.sql()}: not = or one inequality")
+    if times is None or op is None or not keys:
+        raise TranspileError("an ASOF join needs an equality and one inequality")
+    order, tie = _ASOF_ORDER[op]
+
+    def sql(node: exp.Expression) -> str:
+        return node.sql(dialect="spark")
+
+    names = [f"_upshot_k{i}" for i in range(len(keys))]
+    lkeys = ", ".join(f"{sql(lk)} AS {n}" for (lk, _), n in zip(keys, names, strict=True))
+    rkeys = ", ".join(sql(rk) for _, rk in keys)
+    present = " AND ".join(f"{sql(e)} IS NOT NULL" for e in [*(rk for _, rk in keys), times[1]])
+    text = f"""
+    SELECT _upshot_l AS {t}, _upshot_match AS {c} FROM (
+        SELECT _upshot_side, _upshot_l,
+            CASE WHEN _upshot_at IS NOT NULL THEN last(_upshot_r, TRUE) OVER (
+                PARTITION BY {", ".join(names)}
+                ORDER BY _upshot_at {order}, _upshot_side {tie}, _upshot_r DESC
+                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+            ) END AS _upshot_match
+        FROM (
+            SELECT {lkeys}, {sql(times[0])} AS _upshot_at, 1 AS _upshot_side,
+                struct({t}.*) AS _upshot_l, NULL AS _upshot_r
+            FROM _upshot_left
+            UNION ALL
+            SELECT {rkeys}, {sql(times[1])}, 0, NULL, struct({c}.*)
+            FROM _upshot_right
+            WHERE {present}
+        )
+    ) WHERE _upshot_side = 1
+    """
+    stream: exp.Expression = sqlglot.parse_one(text, read="spark")  # type: ignore[assignment]
+
+    def place(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.name in ("_upshot_left", "_upshot_right"):
+            return (left if node.name == "_upshot_left" else right).copy()
+        return node
+
+    stream = stream.transform(place, copy=False)
+    out = select.copy()
+    out.set("joins", None)
+    alias = exp.TableAlias(this=exp.to_identifier("_upshot_asof"))
+    out.set("from_", exp.From(this=exp.Subquery(this=stream, alias=alias)))
+    # a replaced node's children are not visited by the transform that replaced it
+    return _spark(out)
+
+
+_SPARK_TYPES = {
+    "boolean": "BOOLEAN",
+    "tinyint": "TINYINT",
+    "smallint": "SMALLINT",
+    "int": "INTEGER",
+    "bigint": "BIGINT",
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "string": "VARCHAR",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP WITH TIME ZONE",
+    "timestamp_ntz": "TIMESTAMP",
+    "binary": "BLOB",
+}
+
+
+def duck_type(spark: str) -> str:
+    """The DuckDB type of a Spark `simpleString()` type, for comparing schemas."""
+    if spark.startswith("decimal"):
+        return spark.upper()
+    return _SPARK_TYPES.get(spark, spark.upper())

@@ -155,6 +155,17 @@ SELECT 'untouched', NULL, NULL, (in_period.n - touched.n)::DOUBLE, NULL,
     (in_period.value - touched.value)::DOUBLE
 FROM in_period, touched;
 
+-- name: treated-per-class
+-- The treated sends per class decided in [start, end), and the class's channel: the one
+-- pass over `sends` of `incremental-conversions` (which splices it in as /*sent*/), a
+-- statement of its own so that another engine can run it where the sends are.
+SELECT message_class, mode(channel) AS channel, count(*) AS n
+FROM sends
+WHERE treated
+    AND ($start IS NULL OR decided_at >= $start)
+    AND ($end IS NULL OR decided_at < $end)
+GROUP BY message_class;
+
 -- name: incremental-conversions
 -- Effect on the treated x treated sends per class of one uplift run, summed per item ($by:
 -- channel or class), for sends decided in [start, end). The effect on the treated (`att`,
@@ -163,14 +174,8 @@ FROM in_period, touched;
 -- `ate_only`). A CI (att ± $z·att_se, or the stored ATE CI) sums class CIs for one class
 -- and adds half-widths in quadrature across classes (estimated independently). An item
 -- with a class lacking a usable estimate gets that class's status in `bad_status`.
-WITH sent AS (
-    SELECT message_class, mode(channel) AS channel, count(*) AS n
-    FROM sends
-    WHERE treated
-        AND ($start IS NULL OR decided_at >= $start)
-        AND ($end IS NULL OR decided_at < $end)
-    GROUP BY message_class
-),
+-- /*sent*/ is `treated-per-class`, or its rows counted by another engine.
+WITH sent AS (/*sent*/),
 stored AS (
     SELECT
         message_class, ate, ate_ci_lower, ate_ci_upper, status,

@@ -46,7 +46,8 @@ def _statements() -> list[str]:
 
 
 def _joins(con, name: str) -> list[str]:
-    sql = query("touches", name)
+    # incremental-conversions splices in the treated sends as `causal_column` does
+    sql = query("touches", name).replace("/*sent*/", query("touches", "treated-per-class")[:-1])
     needed = set(re.findall(r"\$(\w+)", sql))
     params = {k: PARAMS.get(k) for k in needed}
     plan = "\n".join(row[1] for row in con.execute(f"EXPLAIN {sql}", params).fetchall())

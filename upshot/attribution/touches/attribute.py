@@ -1,8 +1,8 @@
 """Touch-based conversion attribution beside causal incrementality.
 
 Journeys come from the warehouse (treated sends are touches, the conversion objective's
-events are conversions; `upshot/sql/touches.sql` builds and aggregates them in DuckDB, so
-only the path table, one row per distinct path, reaches Python) or from a path table in
+events are conversions; `upshot/sql/touches.sql` builds and aggregates them in DuckDB or
+on Spark, so only the path table, one row per distinct path, reaches Python) or from a path table in
 ChannelAttribution's format. Every method (`rules`, `markov`, `shapley`) credits the same
 path table; the causal column puts the uplift estimates next to them as incremental
 conversions (uplift × treated sends) with CIs, so the two views can be read side by side.
@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from upshot.config import Config
+    from upshot.engines import Engine
 
 METHODS = ("first_touch", "last_touch", "linear", "time_decay", "markov", "shapley")
 # a path table has no touch times, so no time decay
@@ -56,6 +57,8 @@ PATH_METHODS = ("first_touch", "last_touch", "linear", "markov", "shapley")
 TOUCHES_PER_BUCKET = 4_000_000
 _EMPTY = path_table([], [])
 _HASHES = 2**64  # DuckDB's hash() is a UBIGINT
+_NAME = "touches journey-aggregates"
+_COLUMNS = ("kind", "path", "touch", "conversions", "nulls", "value")
 
 
 @contextlib.contextmanager
@@ -99,7 +102,7 @@ class Journeys:
 
 
 def warehouse_journeys(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | Engine,
     events: Sequence[str],
     *,
     by: str = "channel",
@@ -108,10 +111,13 @@ def warehouse_journeys(
     half_life_days: float = 7.0,
     touches_per_bucket: int = TOUCHES_PER_BUCKET,
 ) -> Journeys:
-    """Build journeys in DuckDB and aggregate them to a path table (see `touches.sql`).
+    """Build journeys in DuckDB, or on another engine (`upshot.engines`), and aggregate them
+    to a path table (see `touches.sql`).
 
-    Users are processed in hash buckets of about `touches_per_bucket` touches, so memory
-    stays bounded however many journeys there are; the buckets' sums are added here.
+    On DuckDB users are processed in hash buckets of about `touches_per_bucket` touches, so
+    memory stays bounded however many journeys there are; the buckets' sums are added
+    here. Another engine spreads the journeys over its workers itself: one pass over every
+    hash (Spark's `hash()` is a 32-bit INT). Either way only the aggregates come back.
     """
     check_by(by)
     lookback = timedelta(days=lookback_days)
@@ -125,25 +131,33 @@ def warehouse_journeys(
         "convert_until": span.end + lookback if span.end else None,
         "half_life_days": half_life_days,
     }
-    bounds = {k: params[k] for k in ("touch_from", "end")}
-    found = con.execute(query("touches", "treated-touches"), bounds).fetchone()
-    buckets = max(1, math.ceil((found[0] if found else 0) / touches_per_bucket))
+    statement = query("touches", "journey-aggregates")
+    found_rows: list[tuple[Any, ...]] = []
+    if getattr(con, "kind", "duckdb") != "duckdb":
+        engine = cast("Engine", con)
+        hashes = {"hash_from": -(2**31), "hash_to": 2**31 - 1}
+        got = engine.fetch(statement, params | hashes, "outcomes, sends", name=_NAME)
+        found_rows = [tuple(row[n] for n in _COLUMNS) for row in got]
+    else:
+        duck = cast("duckdb.DuckDBPyConnection", con)
+        bounds = {k: params[k] for k in ("touch_from", "end")}
+        found = duck.execute(query("touches", "treated-touches"), bounds).fetchone()
+        buckets = max(1, math.ceil((found[0] if found else 0) / touches_per_bucket))
+        for bucket in range(buckets):
+            hashes = {"hash_from": _HASHES * bucket // buckets}
+            hashes["hash_to"] = _HASHES * (bucket + 1) // buckets - 1
+            with merge_asof(duck):
+                found_rows += duck.execute(statement, params | hashes).fetchall()
     rows: list[tuple[Any, ...]] = []
     decay: dict[str, np.ndarray] = {}
     missing = np.zeros(2)
-    statement = query("touches", "journey-aggregates")
-    for bucket in range(buckets):
-        hashes = {"hash_from": _HASHES * bucket // buckets}
-        hashes["hash_to"] = _HASHES * (bucket + 1) // buckets - 1
-        with merge_asof(con):
-            found_rows = con.execute(statement, params | hashes).fetchall()
-        for kind, path, touch, conversions, nulls, value in found_rows:
-            if kind == "path":
-                rows.append((path, conversions, nulls, value))
-            elif kind == "time_decay":
-                decay[touch] = decay.get(touch, np.zeros(2)) + np.asarray([conversions, value])
-            else:
-                missing += np.asarray([conversions, value])
+    for kind, path, touch, conversions, nulls, value in found_rows:
+        if kind == "path":
+            rows.append((path, conversions, nulls, value))
+        elif kind == "time_decay":
+            decay[touch] = decay.get(touch, np.zeros(2)) + np.asarray([conversions, value])
+        else:
+            missing += np.asarray([conversions, value])
     rows.sort(key=lambda row: tuple(row[0]))  # one order, however many buckets
     table = path_table(*(list(column) for column in zip(*rows, strict=True))) if rows else _EMPTY
     names = sorted(decay)
@@ -195,10 +209,13 @@ def from_warehouse(
     half_life: str = "7d",
     markov_order: int = 1,
     methods: Sequence[str] = METHODS,
+    engine: Engine | None = None,
 ) -> TouchAttribution:
     """Every method's credits for the period's journeys, with the causal column.
 
     `lookback` defaults to the conversion objective's window; `half_life` is time decay's.
+    `engine` (default: `con`) builds the journeys and counts the treated sends; the
+    uplift estimates of the causal column are read from `con`.
     """
     objective = config.objectives.get("conversion")
     if objective is None:
@@ -211,13 +228,24 @@ def from_warehouse(
     if half_life_days <= 0:
         raise UsageError(f"--half-life == {half_life!r}, must be longer than 0")
     journeys = warehouse_journeys(
-        con, objective.events, by=by, span=span, lookback_days=days, half_life_days=half_life_days
+        con if engine is None else engine,
+        objective.events,
+        by=by,
+        span=span,
+        lookback_days=days,
+        half_life_days=half_life_days,
     )
     table = journeys.paths
     credits = attribute(table, methods, markov_order=markov_order, time_decay=journeys.time_decay)
     observed = touched_conversions(table)
     causal = causal_column(
-        con, by=by, span=span, items=table.channels, observed=observed, alpha=config.uplift.alpha
+        con,
+        by=by,
+        span=span,
+        items=table.channels,
+        observed=observed,
+        alpha=config.uplift.alpha,
+        engine=engine,
     )
     return TouchAttribution(
         by,

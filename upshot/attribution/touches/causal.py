@@ -26,10 +26,13 @@ from upshot.sql import query
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
+    from upshot.engines import Engine
     from upshot.period import Period
 
 DIMENSIONS = ("channel", "class")
+_SENT = "upshot_treated_per_class"  # the engine's per-class counts, registered on `con`
 
 
 def check_by(by: str) -> None:
@@ -82,11 +85,13 @@ def causal_column(
     objective: str = "conversion",
     observed: Mapping[str, float] | None = None,
     alpha: float = 0.05,
+    engine: Engine | None = None,
 ) -> Causal:
     """Incremental conversions per channel or class from the newest uplift run (its
     `segment='all'` estimates of `objective`, preferring one of `span.week`); see
     `incremental-conversions` in `touches.sql` for the arithmetic and the CIs.
-    `observed[item]` are the conversions of the journeys the item touched."""
+    `observed[item]` are the conversions of the journeys the item touched. The estimates
+    are read from `con`; the treated sends from `engine` when given (else `con`)."""
     import duckdb
     from scipy.stats import norm
 
@@ -104,9 +109,23 @@ def causal_column(
         "objective": objective,
         "z": float(norm.isf(alpha / 2)),
     }
-    found = con.execute(
-        query("touches", "incremental-conversions"), params | {"run_id": run[0] if run else None}
-    ).fetchall()
+    sent = query("touches", "treated-per-class").rstrip(";")
+    statement = query("touches", "incremental-conversions")
+    bound = params | {"run_id": run[0] if run else None}
+    if engine is None:
+        found = con.execute(statement.replace("/*sent*/", sent), bound).fetchall()
+    else:
+        # the pass over the sends runs where they are; its per-class rows join the
+        # estimates here (a relation registered on this connection for the statement)
+        span_only = {k: params[k] for k in ("start", "end")}
+        counted = engine.fetch(sent, span_only, "sends", name="touches treated-per-class")
+        con.register(_SENT, _sent_table(counted))
+        try:
+            relation = f"SELECT message_class, channel, n FROM {_SENT}"
+            rest = {k: v for k, v in bound.items() if k not in span_only}  # bound in `sent`
+            found = con.execute(statement.replace("/*sent*/", relation), rest).fetchall()
+        finally:
+            con.unregister(_SENT)
     rows = {}
     seen = observed or {}
     for item, n, classes, effect, lower, upper, half, bad, note, ate_only in found:
@@ -126,6 +145,20 @@ def causal_column(
         run[0] if run else None,
         run[1] if run else None,
         "ok" if run else "no_uplift_run",
+    )
+
+
+def _sent_table(rows: Sequence[Mapping[str, object]]) -> pa.Table:
+    """The per-class rows of `treated-per-class` as an Arrow table of fixed types (an
+    empty period too)."""
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "message_class": pa.array([r["message_class"] for r in rows], pa.string()),
+            "channel": pa.array([r["channel"] for r in rows], pa.string()),
+            "n": pa.array([r["n"] for r in rows], pa.int64()),
+        }
     )
 
 
