@@ -21,8 +21,11 @@ time refits, K times over, the two nuisances that are learned on the (large) his
 The nuisances that depend on the class (its propensities P(W | X), P(W | S, X) and its arm
 means) are fitted per class on its own rows, as before.
 
-`history_share="binary"` (the default) fits gamma_c per class (the per-class path's numbers
-exactly, h shared); `"multinomial"` fits the one model above. With the default spline
+`history_share="binary"` (the default) fits gamma_c per class, from every row of the class
+and at most `share_ratio` history rows per class row (`crossfit.fit_history_share`, a
+case-control sample with the log-odds shifted back; `share_ratio=None`: every history
+row, the per-class path's numbers exactly, h shared); `"multinomial"` fits the one model
+above. With the default spline
 learners the multinomial fit (L-BFGS, Newton being quadratic in columns x groups) was
 *slower* than the K binary Newton fits in `benchmarks/bench_longterm.py`, so it is opt-in
 until a faster multinomial solver is found; its estimates are within 0.02 se of the
