@@ -10,11 +10,13 @@ surrogates known, so the true long-term effect is known), the same learners
 (`indicator_learners`), 5 folds. The naive loop is what one writes without sharing: for
 each class, the surrogate index on (history, class) — `surrogate_index_outcomes`, which
 fits h on the history and P(history | S, X) on the pooled rows again for every class.
-upshot runs `surrogate_index_classes`: h once, one multinomial P(group | S, X), per-class
-propensities and arm means. Each run is a fresh process (its peak RSS is its own),
-the contenders interleaved; data generation is not timed. The script prints the times
-(min, median), their ratio, the peak memory, the largest gap between the two estimates in
-standard errors, and how many of the 8 CIs of each cover the true effect.
+upshot runs `surrogate_index_classes`: h once, per class P(history | S, X) learned from
+`--share-ratio` history rows per class row (`crossfit.fit_history_share`; 0: all of them),
+per-class propensities and arm means. Each run is a fresh process (its peak RSS is its
+own), the contenders interleaved; data generation is not timed. The script prints the
+wall and CPU (user + sys) times (min, median), their ratio, the peak memory, the largest
+gap between the two estimates in standard errors, and how many of the 8 CIs of each cover
+the true effect.
 """
 
 from __future__ import annotations
@@ -76,17 +78,18 @@ def make_data(n_history: int, classes: int, per_class: int, seed: int):
 
 
 def worker(kind: str, args: argparse.Namespace) -> None:
-    from upshot.attribution.longterm.crossfit import indicator_learners
+    from upshot.attribution.longterm.crossfit import SHARE_RATIO, indicator_learners
     from upshot.attribution.longterm.shared import ClassExperiment, surrogate_index_classes
     from upshot.attribution.longterm.surrogate import surrogate_index_outcomes
 
     s_h, x_h, y_h, exps, truth = make_data(args.history, args.classes, args.per_class, 0)
     learners = indicator_learners()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     if kind == "upshot":
         fits = surrogate_index_classes(
             s_h, x_h, y_h, [ClassExperiment(*e) for e in exps], learners=learners,
             history_share=args.share,
+            share_ratio=SHARE_RATIO if args.share_ratio is None else args.share_ratio or None,
         )  # fmt: skip
         results = [f[0] for f in fits]
     else:
@@ -94,12 +97,18 @@ def worker(kind: str, args: argparse.Namespace) -> None:
             surrogate_index_outcomes(s_h, x_h, y_h, w, s, x, propensity=p, learners=learners)[0]
             for w, s, x, p in exps
         ]
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _cpu() - cpu
     peak_mb = _own_peak_mb()
     print(json.dumps({
-        "seconds": seconds, "peak_mb": peak_mb, "truth": truth,
+        "seconds": seconds, "cpu": cpu, "peak_mb": peak_mb, "truth": truth,
         "estimates": [r.estimate for r in results], "se": [r.se for r in results],
     }))  # fmt: skip
+
+
+def _cpu() -> float:
+    """User + system CPU seconds of this process (its BLAS threads included)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _own_peak_mb() -> float:
@@ -123,17 +132,24 @@ def main() -> None:
     parser.add_argument("--worker", choices=("upshot", "naive"))
     # the history share in upshot's path: one multinomial model, or one binary per class
     parser.add_argument("--share", choices=("multinomial", "binary"), default="binary")
+    # history rows per class row the binary history share learns from (0: all; default
+    # crossfit.SHARE_RATIO)
+    parser.add_argument("--share-ratio", type=float, default=None)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args)
         return
     sizes = ["--history", str(args.history), "--classes", str(args.classes),
-             "--per-class", str(args.per_class), "--share", args.share]  # fmt: skip
+             "--per-class", str(args.per_class), "--share", args.share,
+             *(["--share-ratio", str(args.share_ratio)] if args.share_ratio is not None else [])
+             ]  # fmt: skip
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} on "
           f"{os.cpu_count()} CPUs (one BLAS thread per fit)")  # fmt: skip
     print(f"history {args.history:,} rows, {args.classes} classes x {args.per_class:,} "
-          f"decisions, {args.repeats} interleaved runs each, history share {args.share}",
-          flush=True)  # fmt: skip
+          f"decisions, {args.repeats} interleaved runs each, history share {args.share}, "
+          f"share ratio "
+          f"{'default' if args.share_ratio is None else f'{args.share_ratio:g}'} "
+          f"(0: all history rows)", flush=True)  # fmt: skip
     runs: dict[str, list[dict]] = {"upshot": [], "naive": []}
     for i in range(args.repeats):
         for kind in runs:
@@ -144,26 +160,31 @@ def main() -> None:
             )  # fmt: skip
             run = json.loads(out.stdout.strip().splitlines()[-1])
             runs[kind].append(run)
-            print(f"  run {i + 1} {kind}: {run['seconds']:.1f} s, {run['peak_mb']:.0f} MB",
+            print(f"  run {i + 1} {kind}: {run['seconds']:.1f} s wall, {run['cpu']:.1f} s CPU, "
+                  f"{run['peak_mb']:.0f} MB, load {os.getloadavg()[0]:.2f}",
                   flush=True)  # fmt: skip
     for kind, rs in runs.items():
-        t = [r["seconds"] for r in rs]
+        t, c = [r["seconds"] for r in rs], [r["cpu"] for r in rs]
         r0 = rs[0]
         covered = sum(
             abs(e - tr) < 1.96 * se
             for e, tr, se in zip(r0["estimates"], r0["truth"], r0["se"], strict=True)
         )
-        print(f"{kind}: min {min(t):.1f} s, median {float(np.median(t)):.1f} s, "
+        print(f"{kind}: wall min {min(t):.1f} s, median {float(np.median(t)):.1f} s; "
+              f"CPU min {min(c):.1f} s, median {float(np.median(c)):.1f} s; "
               f"peak {max(r['peak_mb'] for r in rs):.0f} MB, "
               f"CIs covering the truth {covered}/{args.classes}")  # fmt: skip
     up, nv = runs["upshot"][0], runs["naive"][0]
     gap = max(abs(a - b) / s for a, b, s in zip(up["estimates"], nv["estimates"], nv["se"],
                                                    strict=True))  # fmt: skip
-    med = {k: float(np.median([r["seconds"] for r in rs])) for k, rs in runs.items()}
-    mins = {k: min(r["seconds"] for r in rs) for k, rs in runs.items()}
-    print(f"ratio naive/upshot: min {mins['naive'] / mins['upshot']:.2f}x, "
-          f"median {med['naive'] / med['upshot']:.2f}x; "
-          f"largest estimate gap {gap:.3f} se")  # fmt: skip
+    for what in ("seconds", "cpu"):
+        med = {k: float(np.median([r[what] for r in rs])) for k, rs in runs.items()}
+        mins = {k: min(r[what] for r in rs) for k, rs in runs.items()}
+        print(f"ratio naive/upshot ({'wall' if what == 'seconds' else 'CPU'}): "
+              f"min {mins['naive'] / mins['upshot']:.2f}x, "
+              f"median {med['naive'] / med['upshot']:.2f}x")  # fmt: skip
+    print(f"largest estimate gap {gap:.3f} se; load average now "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ on the other classes.
 Measured at this seed: the 14 projections where surrogacy holds are all inside their 95%
 CIs (largest |z| 1.51); the planted class is 7.5 se from its truth and the only class
 flagged; on retention_180d the naive "7-day x constant" projection is 1.30 days from the
-truth (root mean square over the 7 classes), the surrogate index 1.13, and the naive one
-gets the sign of promo_blast_push wrong (+0.23 against -0.82: its opt-outs cost activity
+truth (root mean square over the 7 classes), the surrogate index 1.23, and the naive one
+gets the sign of promo_blast_push wrong (+0.34 against -0.82: its opt-outs cost activity
 that 7-day retention does not carry). About 60 s of CPU on 2 cores.
 """
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from upshot.attribution.longterm.crossfit import Learners, default_learners
+from upshot.attribution.longterm.crossfit import Learners, default_learners, fit_history_share
 from upshot.attribution.longterm.surrogate import (
     FoldPlan,
     aipw_scores,
@@ -133,11 +133,14 @@ def check_outcomes(
     alpha: float,
     learners: Learners,
     nu: np.ndarray | None = None,
+    share_ratio: float | None = None,
 ) -> list[BacktestRow]:
     """`check_window` for m outcomes at once: `y_h` (n_h, m) and `y` (n_e, m) (or 1-D
     for one), one row per outcome. Every nuisance but h and its arm means is shared.
     `nu` (n_e + n_h, m), experiment rows first, is h already cross-fitted on this history
-    (`warehouse.backtest_history` fits it once per class for all its windows)."""
+    (`warehouse.backtest_history` fits it once per class for all its windows).
+    `share_ratio` caps the history rows the history share learns from at that many per
+    window row (`crossfit.fit_history_share`; None: all of them)."""
     y_h = past.y_h.reshape(past.y_h.shape[0], -1).astype(float)
     y_e = past.y.reshape(past.y.shape[0], -1).astype(float)
     n_e, n_h, m = past.w.shape[0], y_h.shape[0], y_h.shape[1]
@@ -150,9 +153,16 @@ def check_outcomes(
     if len(primary) != m:
         raise ValueError(f"{len(primary)} primary surrogates for {m} outcomes")
     extra = np.column_stack([past.s[:, primary], y_e])
+    gamma = None
+    if share_ratio is not None:
+        sx = np.hstack([s, x])
+        gamma = fit_history_share(
+            learners.classifier, sx, n_e, plan.pooled, ratio=share_ratio, seed=seed
+        )
     nuis = fit_nuisances(
-        w, s, x, y, n_e, plan, learners, propensity=past.propensity, extra_targets=extra, nu=nu
-    )
+        w, s, x, y, n_e, plan, learners, propensity=past.propensity, extra_targets=extra,
+        nu=nu, gamma=gamma,
+    )  # fmt: skip
     rho = nuis.rho_x[:n_e]
     a = aipw_scores(w, nuis.nu[:n_e], nuis.mu1[:, :m], nuis.mu0[:, :m], rho)
     b = history_scores(y_h, nuis, n_e)

@@ -77,6 +77,7 @@ def _backtest(
     learners: Any,
 ) -> dict[str, Backtest | None]:
     from upshot.attribution.longterm.backtest import PastWindow, check_outcomes, summarize
+    from upshot.attribution.longterm.crossfit import SHARE_RATIO
 
     lt = config.longterm
     outcomes = list(lt.outcomes)
@@ -100,7 +101,7 @@ def _backtest(
         )  # fmt: skip
         checked = check_outcomes(
             past, n_folds=lt.folds, seed=lt.seed + i, alpha=lt.alpha, learners=learners,
-            nu=np.vstack([h_of[name][mine], h_of[name][other]]),
+            nu=np.vstack([h_of[name][mine], h_of[name][other]]), share_ratio=SHARE_RATIO,
         )  # fmt: skip
         for j, row in enumerate(checked):
             rows[j].append(row)

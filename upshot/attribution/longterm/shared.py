@@ -21,8 +21,11 @@ time refits, K times over, the two nuisances that are learned on the (large) his
 The nuisances that depend on the class (its propensities P(W | X), P(W | S, X) and its arm
 means) are fitted per class on its own rows, as before.
 
-`history_share="binary"` (the default) fits gamma_c per class (the per-class path's numbers
-exactly, h shared); `"multinomial"` fits the one model above. With the default spline
+`history_share="binary"` (the default) fits gamma_c per class, from every row of the class
+and at most `share_ratio` history rows per class row (`crossfit.fit_history_share`, a
+case-control sample with the log-odds shifted back; `share_ratio=None`: every history
+row, the per-class path's numbers exactly, h shared); `"multinomial"` fits the one model
+above. With the default spline
 learners the multinomial fit (L-BFGS, Newton being quadratic in columns x groups) was
 *slower* than the K binary Newton fits in `benchmarks/bench_longterm.py`, so it is opt-in
 until a faster multinomial solver is found; its estimates are within 0.02 se of the
@@ -36,7 +39,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from upshot.attribution.longterm.crossfit import Learners, crossfit, default_learners, fold_ids
+from upshot.attribution.longterm.crossfit import (
+    SHARE_RATIO,
+    Learners,
+    crossfit,
+    default_learners,
+    fit_history_share,
+    fold_ids,
+)
 from upshot.attribution.longterm.surrogate import (
     FoldPlan,
     SurrogateEstimate,
@@ -91,10 +101,14 @@ def surrogate_index_classes(
     alpha: float = 0.05,
     learners: Learners | None = None,
     history_share: str = "binary",
+    share_ratio: float | None = SHARE_RATIO,
 ) -> list[list[SurrogateEstimate]]:
     """Per experiment, one `SurrogateEstimate` per column of `history_outcomes` (n_h, m),
     as `surrogate_index_outcomes` would give with these folds (`class_folds`), h fitted
-    once, the history share per class or by one multinomial model (see the module doc)."""
+    once, the history share per class or by one multinomial model (see the module doc).
+    The binary history share learns from at most `share_ratio` history rows per row of
+    the class (`crossfit.fit_history_share`; None: every history row, the per-class path's
+    numbers exactly)."""
     if history_share not in ("multinomial", "binary"):
         raise ValueError(f"history_share == {history_share!r}, must be multinomial or binary")
     if not 0 < alpha < 1:
@@ -122,13 +136,15 @@ def surrogate_index_classes(
     for c, exp in enumerate(experiments):
         n_e = sizes[c]
         idx = np.concatenate([np.arange(starts[c], starts[c] + n_e), np.arange(n_h)])
-        gamma = None
-        if probs is not None:
-            p_h, p_c = probs[idx, 0], probs[idx, c + 1]
-            gamma = p_h / np.maximum(p_h + p_c, np.finfo(float).tiny)
         w = np.asarray(exp.w, dtype=float)
         plan = FoldPlan(fold_e[c], fold_e[c], fold_e[c], fold_h,
                         np.concatenate([fold_e[c], fold_h]))  # fmt: skip
+        if probs is not None:
+            p_h, p_c = probs[idx, 0], probs[idx, c + 1]
+            gamma = p_h / np.maximum(p_h + p_c, np.finfo(float).tiny)
+        else:
+            gamma = fit_history_share(learners.classifier, sx[idx], n_e, plan.pooled,
+                                      ratio=share_ratio, seed=seed + 1 + c)  # fmt: skip
         y = np.vstack([np.zeros((n_e, m)), y_h])
         nuis = fit_nuisances(
             w, s_all[idx], x_all[idx], y, n_e, plan, learners,
