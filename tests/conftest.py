@@ -33,6 +33,21 @@ LONG_MODULES = (
 )
 
 
+# Modules whose module-scoped fixture builds a world for several seconds: xdist builds a
+# module fixture once per worker that runs one of its tests, so spread over both workers
+# each of these was built twice (66 s of setup for test_pipeline's one world). One group
+# per module keeps its tests, and its fixture, on one worker.
+SHARED_FIXTURE_MODULES = (
+    "test_pipeline.py",
+    "test_longterm_world.py",
+    "test_load_simulated.py",
+    "test_backtest.py",
+    "test_lake_equivalence.py",
+    "test_shared.py",
+    "test_render.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONG_MODULES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
@@ -40,6 +55,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "engines" in item.path.parts:
             # one worker runs every Spark test in one JVM (`make test` uses --dist loadgroup)
             item.add_marker(pytest.mark.xdist_group("spark"))
+        elif item.path.name in SHARED_FIXTURE_MODULES:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
 
 
 @dataclass(frozen=True)
