@@ -1,7 +1,9 @@
 """A real Spark cluster on loopback: a standalone master and two workers (the classes that
 ship with pyspark, started with its `bin/spark-class`), the decision frame and an
 experiment analysis run through it by a driver in its own process, compared with DuckDB's
-on the same files (1e-9, as in test_spark.py). The finalizer stops the three daemons."""
+on the same files (1e-9, as in test_spark.py). Then a Spark Connect server whose driver
+runs on the same cluster, and the analysis again through `sc://`: the client holds no
+JVM. The finalizer stops the daemons."""
 
 from __future__ import annotations
 
@@ -154,6 +156,69 @@ def test_frame_and_analysis_through_a_standalone_cluster(cluster, lake, duck_lak
     duck = run_cli("--engine", "duckdb", *analysis, cwd=tmp_path)
     assert duck.code == 0, duck.err
     same(json.loads(proc.stdout), json.loads(duck.out))
+
+
+@pytest.fixture(scope="module")
+def connect(cluster, request):
+    """sc://127.0.0.1:<port>: a Spark Connect server (its jar ships with pyspark 4) whose
+    driver runs on the cluster. Started after the first test, whose driver then holds
+    the workers' cores; stopped when the module ends."""
+    url, env, _ = cluster
+    folder = Path(env["SPARK_LOG_DIR"])
+    port = _free_port()
+    cls = str(Path(env["SPARK_HOME"]) / "bin" / "spark-class")
+    server = [cls, "org.apache.spark.deploy.SparkSubmit", "--master", url]
+    server += ["--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
+    server += ["--conf", f"spark.connect.grpc.binding.port={port}"]
+    server += ["--conf", "spark.ui.enabled=false", "--driver-memory", "512m", "spark-internal"]
+    log = (folder / "connect.log").open("w")
+    proc = subprocess.Popen(server, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    request.addfinalizer(stop)  # noqa: PT021 (registered as soon as the server starts)
+    if not _wait_for(port, 180):
+        pytest.fail(
+            "the Spark Connect server did not start: "
+            + (folder / "connect.log").read_text()[-2000:]
+        )
+    return f"sc://127.0.0.1:{port}", proc
+
+
+def test_analysis_through_spark_connect(cluster, connect, tmp_path):
+    url, proc = connect
+    config = tmp_path / "upshot.toml"
+    config.write_text(f'[engine]\nkind = "spark"\nspark_master = "{url}"\n', encoding="utf-8")
+    table = ab_file(tmp_path)
+    analysis = [
+        "experiments", "analyze", "--table", str(table), "--variant-col", "variant",
+        "--control", "control", "--metric", "minutes", "--metric", "converted",
+        "--ratio", "clicks/sends", "--covariate", "minutes=pre_minutes", "--adjust", "lin",
+        "--no-save", "--json",
+    ]  # fmt: skip
+    # in its own process: a Connect client, with no JVM of its own
+    got = subprocess.run(
+        [sys.executable, "-m", "upshot", "--config", str(config), "--engine", "spark", *analysis],
+        capture_output=True,
+        text=True,
+        env={**cluster[1], "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+        timeout=400,
+        check=False,
+    )
+    assert got.returncode == 0, got.stderr[-3000:]
+    assert proc.poll() is None, "the Spark Connect server died during the run"
+    # the server ran the statements: its (INFO) log records each operation it executed
+    log = (Path(cluster[1]["SPARK_LOG_DIR"]) / "connect.log").read_text()
+    assert "ExecuteHolder" in log, log[-2000:]
+    duck = run_cli("--engine", "duckdb", *analysis, cwd=tmp_path)
+    assert duck.code == 0, duck.err
+    same(json.loads(got.stdout), json.loads(duck.out))
 
 
 def _work_dirs(procs: list[subprocess.Popen]) -> list[str]:

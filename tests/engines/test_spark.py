@@ -95,6 +95,9 @@ def test_written_frame_is_read_per_class_in_order(spark_lake, duck_lake, tmp_pat
     assert n == want.height
     got = pl.scan_parquet(frame_files(path)).collect()
     assert_frame_equal(got, want, check_exact=False, rel_tol=1e-9, abs_tol=1e-12)
+    # written unsorted to a scratch folder first, then sorted from it: the scratch is gone
+    assert not Path(f"{path}.unsorted").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["decisions.parquet"]
 
 
 # population-wide statements over the contract tables, with the values their callers bind
@@ -229,3 +232,44 @@ def test_spark_error_names_the_statement(spark_lake):
 
     with pytest.raises(InputError, match=r"^lake: Spark refused frames probe \("):
         spark_lake.fetch("SELECT no_such_column FROM sends", {}, "lake", name="frames probe")
+
+
+def test_distinct_days_on_spark_count_as_duckdb(spark_session, tmp_path):
+    """`count(DISTINCT CAST(t AS DATE)) FILTER (...)` (the retention objective), which
+    Spark computes as the size of a set of days: NULL times, a group with no row inside
+    the filter, two events on one day, a day boundary in UTC."""
+    from datetime import UTC, datetime
+
+    import duckdb
+
+    from upshot.engines.spark import SparkEngine
+
+    at = [
+        datetime(2026, 11, 2, 23, 59, 59, tzinfo=UTC),
+        datetime(2026, 11, 3, 0, 0, 0, tzinfo=UTC),
+        datetime(2026, 11, 3, 12, 0, 0, tzinfo=UTC),
+        None,
+        datetime(2026, 11, 5, 8, 0, 0, tzinfo=UTC),
+        datetime(2026, 11, 9, 8, 0, 0, tzinfo=UTC),
+    ]
+    events = pl.DataFrame({
+        "g": ["a", "a", "a", "a", "b", "c"], "t": at, "keep": [True, True, True, True, False, True],
+    })  # fmt: skip
+    events.write_parquet(tmp_path / "e.parquet")
+    sql = (
+        "SELECT g, CAST(count(DISTINCT CAST(t AS DATE)) FILTER (WHERE keep) AS DOUBLE) AS d, "
+        "count(DISTINCT CAST(t AS DATE)) AS all_days FROM read_parquet($path) GROUP BY g ORDER BY g"
+    )
+    params = {"path": str(tmp_path / "e.parquet")}
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    want = [
+        dict(zip(("g", "d", "all_days"), r, strict=True))
+        for r in con.execute(sql, params).fetchall()
+    ]
+    assert want == [
+        {"g": "a", "d": 2.0, "all_days": 2},
+        {"g": "b", "d": 0.0, "all_days": 1},
+        {"g": "c", "d": 1.0, "all_days": 1},
+    ]
+    assert SparkEngine("local[2]").fetch(sql, params, "days", name="days") == want

@@ -14,7 +14,7 @@ from importlib import resources
 
 import pytest
 
-from upshot.engines.transpile import TranspileError, transpile
+from upshot.engines.transpile import TranspileError, split_order, transpile
 from upshot.sql import _file, query
 
 # fills for the `/*marker*/` and `{marker}` splices, as the code generating them does
@@ -184,3 +184,41 @@ def test_asof_join_directions(on, order):
 def test_asof_join_shapes_without_a_rewrite_are_refused(sql):
     with pytest.raises(TranspileError, match=r"^x: cannot be written for spark \(.*ASOF"):
         transpile(sql, "spark", name="x")
+
+
+def test_distinct_days_become_the_size_of_a_set_of_days():
+    """Spark plans a distinct aggregate as an Expand of every row; a set of days is small.
+    Only a count of distinct DATEs is rewritten (a set of user ids would not be small)."""
+    text = transpile(
+        "SELECT g, count(DISTINCT CAST(t AS DATE)) FILTER (WHERE t > to_seconds(1.0)), "
+        "count(DISTINCT CAST(t AS DATE)), count(DISTINCT user_id) FROM x GROUP BY g",
+        "spark",
+        name="x",
+    )
+    # the filter's inside is fixed too (to_seconds has no Spark spelling)
+    assert "SIZE(COLLECT_SET(CAST(t AS DATE)) FILTER(WHERE t > MAKE_DT_INTERVAL(" in text
+    assert "SIZE(COLLECT_SET(CAST(t AS DATE)))" in text
+    assert "COUNT(DISTINCT user_id)" in text
+
+
+@pytest.mark.parametrize(
+    ("sql", "body", "keys"),
+    [
+        (
+            "WITH a AS (SELECT 1 AS x) SELECT p.x, p.y AS z FROM a AS p ORDER BY p.x, z DESC",
+            "WITH a AS (SELECT 1 AS x) SELECT p.x, p.y AS z FROM a AS p",
+            '"x", "z" DESC',
+        ),
+        ("SELECT x FROM a ORDER BY x NULLS FIRST", "SELECT x FROM a", '"x" NULLS FIRST'),
+        # an order that cannot be applied to the written rows stays in the statement
+        ("SELECT x FROM a ORDER BY x LIMIT 3", None, ""),
+        ("SELECT x FROM a ORDER BY x + 1", None, ""),
+        ("SELECT * FROM a ORDER BY x", None, ""),
+        ("SELECT p.y AS x FROM a AS p ORDER BY p.x", None, ""),  # the source's x, not the output's
+        ("SELECT DISTINCT ON (x) x, y FROM a ORDER BY x, y", None, ""),
+        ("SELECT x FROM a UNION ALL SELECT x FROM b ORDER BY x", None, ""),
+        ("SELECT x FROM a", None, ""),
+    ],
+)
+def test_split_order(sql, body, keys):
+    assert split_order(sql) == (body or sql, keys)

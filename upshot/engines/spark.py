@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upshot.engines.transpile import duck_type, transpile
+from upshot.engines.transpile import duck_type, split_order, transpile
 from upshot.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -204,15 +204,32 @@ class SparkEngine:
         return pl.from_arrow(table)  # type: ignore[return-value]
 
     def write(self, sql: str, params: Mapping[str, Any], path: str, *, name: str = "") -> int:
-        df = self._sql(sql, params, name, path)
+        target = _absolute(path)
+        body, order = split_order(sql)
+        scratch = f"{target}.unsorted" if order else ""
         try:
+            if scratch:
+                # A global sort ranges rows over the parts by sampling its input first,
+                # and the sample ran the whole statement again (the frame's join and
+                # aggregates: 40% of its time). Written once unsorted, the sample and the
+                # sort read the written rows instead.
+                self._sql(body, params, name, path).write.mode("overwrite").parquet(scratch)
+                view = f"upshot_unsorted_{hashlib.sha256(scratch.encode()).hexdigest()[:12]}"
+                self.session.read.parquet(scratch).createOrReplaceTempView(view)
+                sql = f"SELECT * FROM {view} ORDER BY {order}"
+            df = self._sql(sql, params, name, path)
             # the workers write ordered parts (a global sort ranges rows over the parts)
-            df.write.mode("overwrite").parquet(_absolute(path))
-            return int(self.session.read.parquet(_absolute(path)).count())
+            df.write.mode("overwrite").parquet(target)
+            return int(self.session.read.parquet(target).count())
+        except InputError:
+            raise
         except Exception as exc:
             raise InputError(
                 f"{path}: Spark cannot write {name or 'the rows'} ({_first(exc)})"
             ) from None
+        finally:
+            if scratch:
+                _remove(scratch)
 
     def columns(self, path: str) -> dict[str, str]:
         kind = "csv" if path.lower().endswith((".csv", ".tsv", ".csv.gz", ".txt")) else "parquet"
@@ -233,6 +250,15 @@ def _absolute(path: str) -> str:
     """A local path made absolute: the JVM resolves a relative one against the directory
     it started in, which a long-lived process may have left since."""
     return path if "://" in path else str(Path(path).absolute())
+
+
+def _remove(folder: str) -> None:
+    """A scratch folder the driver wrote through Spark (local paths; a remote store's
+    scratch is left to its lifecycle rules)."""
+    import shutil
+
+    if "://" not in folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _unique(names: list[str]) -> list[str]:

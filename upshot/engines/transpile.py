@@ -19,6 +19,8 @@ the translation needs lives here, applied to the parsed tree, never to text:
   (Spark has no infinite timestamps), `DISTINCT ON (k) ... ORDER BY k, ...` a
   `row_number()` window, `epoch_us(x)` Spark's `unix_micros(x)`, and a CTE's
   `AS MATERIALIZED` hint (Spark has none; it decides what to cache) is dropped;
+- `count(DISTINCT CAST(x AS DATE))` becomes the size of the set of days (`_distinct_days`):
+  the same count without the Expand Spark plans for a distinct aggregate;
 - DuckDB's `ASOF LEFT JOIN` (Spark has none) becomes one running window over both sides
   (`_asof`).
 
@@ -82,6 +84,40 @@ def transpile(
         return tree.sql(dialect=dialect, unsupported_level=sqlglot.ErrorLevel.RAISE)
     except (sqlglot.errors.UnsupportedError, sqlglot.errors.SqlglotError) as exc:
         raise TranspileError(f"{name}: cannot be written for {dialect} ({_first(exc)})") from None
+
+
+def split_order(sql: str) -> tuple[str, str]:
+    """A DuckDB statement ending in `ORDER BY` of its own output columns, as the statement
+    without it and the order by those columns' names (DuckDB SQL both); `(sql, "")` for
+    any other statement (no order, a LIMIT, DISTINCT, a set operation, an order by an
+    expression or a column it does not output): that order cannot be applied afterwards."""
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError:
+        return sql, ""
+    order = tree.args.get("order") if isinstance(tree, exp.Select) else None
+    if order is None or tree.args.get("limit") or tree.args.get("offset"):
+        return sql, ""
+    if tree.args.get("distinct") is not None:
+        return sql, ""
+    outputs = {e.alias_or_name for e in tree.expressions}
+    # `p.x` names the source's x: it is the output x only where the output is `p.x` itself
+    passed = {(e.table, e.name) for e in tree.expressions if isinstance(e, exp.Column)}
+    keys = []
+    for key in order.expressions:
+        column = key.this
+        if not isinstance(column, exp.Column) or "*" in outputs:
+            return sql, ""
+        if column.table and (column.table, column.name) not in passed:
+            return sql, ""
+        if not column.table and column.name not in outputs:
+            return sql, ""
+        plain = key.copy()
+        plain.set("this", exp.column(column.name, quoted=True))
+        keys.append(plain.sql(dialect="duckdb"))
+    body = tree.copy()
+    body.set("order", None)
+    return body.sql(dialect="duckdb"), ", ".join(keys)
 
 
 def _first(exc: Exception) -> str:
@@ -229,6 +265,9 @@ def _spark(tree: exp.Expression) -> exp.Expression:
             if text in ("infinity", "-infinity"):
                 bound = _SPARK_MIN if text.startswith("-") else _SPARK_MAX
                 return exp.cast(exp.Literal.string(bound), exp.DataType.Type.TIMESTAMP)
+        days = _distinct_days(node)
+        if days is not None:  # a new node is not walked: its insides are fixed here
+            return days.transform(fix, copy=False)
         if isinstance(node, exp.Select) and any(
             str(j.args.get("method") or "").upper() == "ASOF" for j in node.args.get("joins") or []
         ):
@@ -238,6 +277,28 @@ def _spark(tree: exp.Expression) -> exp.Expression:
         return node
 
     return tree.transform(fix, copy=False)
+
+
+def _distinct_days(node: exp.Expression) -> exp.Expression | None:
+    """`count(DISTINCT CAST(x AS DATE))` [FILTER (WHERE c)] as `size(collect_set(...))`.
+
+    Spark plans a distinct aggregate beside others as an Expand: every input row copied
+    once per distinct group, then three aggregations and two shuffles (the decision
+    frame's join rows, at 10M decisions, most of its time). A set of days is small
+    whatever the group (a few thousand at most), so collecting it is safe; the count is
+    the same (NULLs left out, 0 for an empty group)."""
+    count, where = node, None
+    if isinstance(node, exp.Filter):
+        count, where = node.this, node.expression
+    if not isinstance(count, exp.Count) or not isinstance(count.this, exp.Distinct):
+        return None
+    args = count.this.expressions
+    if len(args) != 1 or not (isinstance(args[0], exp.Cast) and args[0].to.is_type("date")):
+        return None
+    days: exp.Expression = exp.Anonymous(this="collect_set", expressions=[args[0].copy()])
+    if where is not None:
+        days = exp.Filter(this=days, expression=where.copy())
+    return exp.Anonymous(this="size", expressions=[days])
 
 
 def _lake_function(fname: str, node: exp.Anonymous) -> exp.Expression | None:
