@@ -48,9 +48,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_for(port: int, seconds: float) -> bool:
+def _wait_for(port: int, seconds: float, proc: subprocess.Popen | None = None) -> bool:
+    """The port answers within `seconds`; False at once if `proc` has died."""
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while time.monotonic() < end and (proc is None or proc.poll() is None):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return True
@@ -170,9 +171,11 @@ def connect(cluster, request):
     server = [cls, "org.apache.spark.deploy.SparkSubmit", "--master", url]
     server += ["--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
     server += ["--conf", f"spark.connect.grpc.binding.port={port}"]
-    server += ["--conf", "spark.ui.enabled=false", "--driver-memory", "512m", "spark-internal"]
+    server += ["--conf", "spark.ui.enabled=false", "spark-internal"]
     log = (folder / "connect.log").open("w")
-    proc = subprocess.Popen(server, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # Spark's launcher sizes a Connect server's heap by SPARK_DAEMON_MEMORY, as a daemon's
+    server_env = {**env, "SPARK_DAEMON_MEMORY": "1g"}
+    proc = subprocess.Popen(server, env=server_env, stdout=log, stderr=subprocess.STDOUT)
 
     def stop() -> None:
         proc.terminate()
@@ -182,7 +185,7 @@ def connect(cluster, request):
             proc.kill()
 
     request.addfinalizer(stop)  # noqa: PT021 (registered as soon as the server starts)
-    if not _wait_for(port, 180):
+    if not _wait_for(port, 180, proc):
         pytest.fail(
             "the Spark Connect server did not start: "
             + (folder / "connect.log").read_text()[-2000:]
