@@ -40,7 +40,9 @@ WITH conversions AS (
         user_id,
         occurred_at AS converted_at,
         value,
-        row_number() OVER (ORDER BY user_id, occurred_at, event_id) AS conversion_id
+        -- a conversion is (user_id, conversion_id): numbered per user, so no engine has to
+        -- number every conversion of the period in one partition
+        row_number() OVER (PARTITION BY user_id ORDER BY occurred_at, event_id) AS conversion_id
     FROM outcomes
     WHERE list_contains(CAST($events AS VARCHAR[]), event)
         AND hash(user_id) BETWEEN $hash_from AND $hash_to
@@ -116,8 +118,11 @@ decay AS (
         touch,
         value,
         pow(
-            2.0, -(age_days - min(age_days) OVER (PARTITION BY conversion_id)) / $half_life_days
+            2.0,
+            -(age_days - min(age_days) OVER (PARTITION BY user_id, conversion_id))
+                / $half_life_days
         ) AS weight,
+        user_id,
         conversion_id
     FROM touch_journeys
     WHERE converting
@@ -129,7 +134,7 @@ in_period AS (
 ),
 touched AS (
     SELECT count(*) AS n, coalesce(sum(value), 0) AS value
-    FROM (SELECT DISTINCT conversion_id, value FROM touch_journeys WHERE converting)
+    FROM (SELECT DISTINCT user_id, conversion_id, value FROM touch_journeys WHERE converting)
 )
 SELECT
     'path' AS kind,
@@ -148,7 +153,10 @@ SELECT
     sum(weight / journey_weight)::DOUBLE,
     NULL,
     sum(value * weight / journey_weight)::DOUBLE
-FROM (SELECT *, sum(weight) OVER (PARTITION BY conversion_id) AS journey_weight FROM decay)
+FROM (
+    SELECT *, sum(weight) OVER (PARTITION BY user_id, conversion_id) AS journey_weight
+    FROM decay
+)
 GROUP BY touch
 UNION ALL
 SELECT 'untouched', NULL, NULL, (in_period.n - touched.n)::DOUBLE, NULL,
