@@ -174,8 +174,10 @@ def _unreadable(path: str, fmt: str, exc: Exception) -> Exception:
 
 
 def _drop(con: duckdb.DuckDBPyConnection) -> None:
-    """The temporary tables of one file's load (the views are replaced by the next)."""
+    """The temporary tables of one file's load (the views are replaced by the next), and
+    the optimizer setting of its insert, should that have failed."""
     con.execute("DROP TABLE IF EXISTS _bad; DROP TABLE IF EXISTS _known")
+    con.execute("RESET disabled_optimizers")
 
 
 def _load_or_fail(
