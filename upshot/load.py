@@ -1,12 +1,15 @@
 """Reading, validating, quarantining and appending logs, one file at a time.
 
 Each file is read by DuckDB through a view whose rows carry their first validation
-failure, if any (`_checked`). One aggregate pass counts the rows, the failures, the
-naive timestamps and whether a key repeats; only the failing rows are stored (`_bad`).
-Then, in one transaction, the bad rows go to `quarantine`, the good rows not seen before
-go straight from the file to the target table, and the file's fingerprint goes to
-`_loads`: a file loads entirely (minus quarantined rows) or not at all, even if the
-process is killed mid-way (DuckDB rolls the transaction back).
+failure, if any (`_fail`), and `_ok`, a plain filter true exactly when there is none.
+A light pass reads only the key and timestamp columns, unvalidated: it counts the rows
+and the naive timestamps and proves by hashes that no key repeats (`load_append.survey`).
+Then, in one transaction, the insert reads the whole file once (a CSV file is parsed by
+it, not staged) and appends the good rows not seen before; only if some row did not
+load are the failing rows looked for, in a second validating pass that stores them alone
+(`_bad`) for `quarantine`; the file's fingerprint goes to `_loads`. A file loads entirely
+(minus quarantined rows) or not at all, even if the process is killed mid-way (DuckDB
+rolls the transaction back).
 """
 
 from __future__ import annotations

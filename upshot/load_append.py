@@ -1,5 +1,6 @@
-"""Appending one checked file's good rows: the survey pass that counts rows, failures and
-repeated keys, and the insert (or users `--replace` update) with its dedupe."""
+"""Appending one checked file's good rows: the light survey pass that counts rows and
+naive timestamps and looks for repeated keys, the insert (or users `--replace` update)
+with its dedupe, and the failing rows stored when some row did not load."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""The validating views over one input file, as SQL: each row's contract columns typed and
-its first failure (`_fail`), per the checks of `upshot.contract`.
+"""The validating views over one input file, as SQL: each row's contract columns typed,
+its first failure (`_fail`), per the checks of `upshot.contract`, and `_ok`, true exactly
+when `_fail` is NULL (the same checks as plain conjuncts: no struct is built to filter).
 
-`stage` builds the views `upshot.load` reads: an aggregate pass over them counts what the
-journal needs, the failing rows alone are stored, and the good rows are appended straight
-from them, so no copy of the file is staged.
+`stage` builds the views `upshot.load` reads: the insert appends the rows that are `_ok`
+straight from them, and only a file with failing rows is read again to store those.
 """
 
 from __future__ import annotations
