@@ -151,14 +151,15 @@ def _failure_kind(sql_type: str) -> str:
     return f"bad_{upper.lower()}"
 
 
-def failure(
+def checks(
     spec: TableSpec,
     present: set[str],
     channels: tuple[str, ...],
     time_range: tuple[str, float] | None = None,
     clock: str = "now()",
-) -> str:
-    """One CASE naming the first problem of a row as a struct (reason, column, raw), else NULL.
+) -> list[tuple[str, str]]:
+    """The checks of a row, in order: (condition that is true when the row fails, the
+    struct (reason, column, raw) naming that failure).
 
     `present` holds the contract columns the file has. Typed values are the inner query's
     columns (named after the contract); a non-text column's raw value is `_raw_<name>`.
@@ -166,7 +167,7 @@ def failure(
     `clock` is that clock's SQL (one fixed instant, so that every pass agrees on it).
     """
     types = {c.name: c.type for c in spec.columns}
-    branches: list[str] = []
+    found: list[tuple[str, str]] = []
 
     def raw(column: str) -> str:
         if column not in present:
@@ -175,10 +176,9 @@ def failure(
         return f"CAST({ident(source)} AS VARCHAR)"
 
     def add(condition: str, reason: str, column: str) -> None:
-        branches.append(
-            f"WHEN {condition} THEN {{'reason': {literal(reason)}, "
-            f"'column': {literal(column)}, 'raw': {raw(column)}}}"
-        )
+        named = f"{{'reason': {literal(reason)}, 'column': {literal(column)}, "
+        named += f"'raw': {raw(column)}}}"
+        found.append((condition, named))
 
     for col in spec.columns:
         name = ident(col.name)
@@ -214,4 +214,30 @@ def failure(
         )
     if spec.name == "outcomes":
         add(f"NOT isfinite({ident('value')})", "value_not_finite", "value")
-    return "CASE " + " ".join(branches) + " END" if branches else "NULL"
+    return found
+
+
+def failure(
+    spec: TableSpec,
+    present: set[str],
+    channels: tuple[str, ...],
+    time_range: tuple[str, float] | None = None,
+    clock: str = "now()",
+) -> str:
+    """One CASE naming the first problem of a row as a struct (reason, column, raw), else NULL;
+    the arguments are `checks`'."""
+    return first_failure(checks(spec, present, channels, time_range, clock))
+
+
+def first_failure(found: list[tuple[str, str]]) -> str:
+    """The CASE over `checks` naming a row's first failure, NULL for a good row."""
+    if not found:
+        return "NULL"
+    return "CASE " + " ".join(f"WHEN {cond} THEN {name}" for cond, name in found) + " END"
+
+
+def passing(found: list[tuple[str, str]]) -> str:
+    """True exactly when `first_failure(found)` is NULL, without building the struct: a
+    filter DuckDB evaluates as plain conjuncts (a condition that is NULL does not fire a
+    CASE branch, so each must be `IS NOT TRUE`)."""
+    return " AND ".join(f"({cond}) IS NOT TRUE" for cond, _ in found) or "true"

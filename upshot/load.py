@@ -1,12 +1,15 @@
 """Reading, validating, quarantining and appending logs, one file at a time.
 
 Each file is read by DuckDB through a view whose rows carry their first validation
-failure, if any (`_checked`). One aggregate pass counts the rows, the failures, the
-naive timestamps and whether a key repeats; only the failing rows are stored (`_bad`).
-Then, in one transaction, the bad rows go to `quarantine`, the good rows not seen before
-go straight from the file to the target table, and the file's fingerprint goes to
-`_loads`: a file loads entirely (minus quarantined rows) or not at all, even if the
-process is killed mid-way (DuckDB rolls the transaction back).
+failure, if any (`_fail`), and `_ok`, a plain filter true exactly when there is none.
+A light pass reads only the key and timestamp columns, unvalidated: it counts the rows
+and the naive timestamps and proves by hashes that no key repeats (`load_append.survey`).
+Then, in one transaction, the insert reads the whole file once (a CSV file is parsed by
+it, not staged) and appends the good rows not seen before; only if some row did not
+load are the failing rows looked for, in a second validating pass that stores them alone
+(`_bad`) for `quarantine`; the file's fingerprint goes to `_loads`. A file loads entirely
+(minus quarantined rows) or not at all, even if the process is killed mid-way (DuckDB
+rolls the transaction back).
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ from upshot.errors import (
     UsageError,
 )
 from upshot.interrupts import interruptible, is_interrupt
+from upshot.load_append import Bad
 from upshot.load_append import insert as _insert
+from upshot.load_append import naive_exactly as _naive_exactly
 from upshot.load_append import replace_users as _replace
+from upshot.load_append import store_bad as _store_bad
 from upshot.load_append import survey as _survey
-from upshot.load_checks import add_folders, extras, mapped, materialized, stage, with_folders
+from upshot.load_checks import add_folders, extras, mapped, stage, with_folders
 from upshot.load_report import FileReport, LoadReport
 from upshot.readers import (
     csv_rejects,
@@ -66,6 +72,8 @@ def load_file(
     `seen_stats` holds the (path, size, mtime) of the files loaded into it before;
     `renames` maps file columns to contract columns; `replace` (users only) overwrites
     the users the file holds instead of skipping them."""
+    import duckdb
+
     spec = table_spec(table)
     stat = local_stat(path)
     if stat in seen_stats:  # a partition seen before is skipped without reading it again
@@ -93,50 +101,55 @@ def load_file(
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
         cols = spec.columns + extras(con, spec, mapping)
         views = stage(con, spec, cols, mapping, config, checked, data)
-        if fmt == "csv":  # parsed once: Parquet is read again cheaper than it is copied
-            views = materialized(con, views)
         survey = _survey(con, spec, mapping, views)
-        if survey.bad:  # only the failing rows are stored
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _bad AS SELECT _row, _fail FROM {views.rows} "
-                "WHERE _fail IS NOT NULL"
-            )
+        # the records the light pass could not split: with the rows it read, every record
+        rejects = csv_rejects(con, fmt)
     except (InputError, InterruptError):
         raise
     except Exception as exc:  # DuckDB could not read it at all: name the file, load nothing
-        if is_interrupt(exc):
-            raise
-        raise InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
-    rejects = csv_rejects(con, fmt)
-    if survey.bad:
-        fix_csv_rows(con, rejects)
+        raise _unreadable(path, fmt, exc) from None
+    read = survey.read + len(rejects)
     load_id = f"{table}-{digest[:12]}-{uuid.uuid4().hex[:6]}"
+    stat3 = list(stat or (None, None, None))
     with transaction(con):
         for col in cols[len(spec.columns) :]:
             con.execute(
                 f"ALTER TABLE {ident(spec.name)} ADD COLUMN IF NOT EXISTS "
                 f"{ident(col.name)} {col.type}"
             )
-        if survey.bad:
+        try:
+            replaced = _replace(con, spec, cols, load_id) if replace else 0
+            accepted = _insert(con, spec, cols, load_id, views, survey) + replaced
+            # the insert read every column: it also rejects a record whose unread fields
+            # were not valid UTF-8, which the light pass counted as a row
+            more = csv_rejects(con, fmt)
+            # every row accepted: none failed (nor repeated), and none is read again
+            clean = accepted == read - len(more)
+            bad = Bad(0, 0) if clean else _store_bad(con, spec, mapping, views)
+            naive = survey.naive - bad.naive
+            if len(more) > len(rejects):  # the light pass counted their timestamps too
+                naive = _naive_exactly(con, spec, mapping, views)
+        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+            raise _unreadable(path, fmt, exc) from None
+        rejects = more
+        if bad.rows:
+            fix_csv_rows(con, rejects)
             con.execute(query("load", "quarantine-staged"), [load_id, path, table])
         for line, raw in rejects:
             con.execute(
                 "INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, 'malformed_row', ?)",
                 [load_id, path, table, line, raw],
             )
-        replaced = _replace(con, spec, cols, load_id) if replace else 0
-        accepted = _insert(con, spec, cols, load_id, views, survey) + replaced
-        read, bad = survey.read + len(rejects), survey.bad + len(rejects)
-        duplicates = read - bad - accepted
+        quarantined = bad.rows + len(rejects)
+        duplicates = read - quarantined - accepted
         con.execute(
             query("load", "record-load"),
-            [load_id, digest, path, table, read, accepted, duplicates, bad, *(stat or (None,) * 3)],
+            [load_id, digest, path, table, read, accepted, duplicates, quarantined, *stat3],
         )
-        naive = survey.naive
         con.execute(
             query("load", "record-mode"), [("replace" if replace else "append"), naive, load_id]
         )
-    reasons = dict(con.execute(query("load", "stage-reasons")).fetchall()) if survey.bad else {}
+    reasons = dict(con.execute(query("load", "stage-reasons")).fetchall()) if bad.rows else {}
     if rejects:
         reasons["malformed_row"] = reasons.get("malformed_row", 0) + len(rejects)
     _drop(con)
@@ -147,7 +160,7 @@ def load_file(
         read,
         accepted,
         duplicates,
-        bad,
+        quarantined,
         reasons,
         ignored,
         digest,
@@ -156,11 +169,18 @@ def load_file(
     )
 
 
+def _unreadable(path: str, fmt: str, exc: Exception) -> Exception:
+    """DuckDB could not read the file at all: name it (an interrupt stays one)."""
+    if is_interrupt(exc):
+        return exc
+    return InputError(f"{path}: cannot read as {fmt}: {str(exc).splitlines()[0]}")
+
+
 def _drop(con: duckdb.DuckDBPyConnection) -> None:
-    """The temporary tables of one file's load (the views are replaced by the next)."""
-    con.execute(
-        "DROP TABLE IF EXISTS _bad; DROP TABLE IF EXISTS _known; DROP TABLE IF EXISTS _staged"
-    )
+    """The temporary tables of one file's load (the views are replaced by the next), and
+    the optimizer setting of its insert, should that have failed."""
+    con.execute("DROP TABLE IF EXISTS _bad; DROP TABLE IF EXISTS _known")
+    con.execute("RESET disabled_optimizers")
 
 
 def _load_or_fail(

@@ -1,9 +1,9 @@
-"""The validating views over one input file, as SQL: each row's contract columns typed and
-its first failure (`_fail`), per the checks of `upshot.contract`.
+"""The validating views over one input file, as SQL: each row's contract columns typed,
+its first failure (`_fail`), per the checks of `upshot.contract`, and `_ok`, true exactly
+when `_fail` is NULL (the same checks as plain conjuncts: no struct is built to filter).
 
-`stage` builds the views `upshot.load` reads: an aggregate pass over them counts what the
-journal needs, the failing rows alone are stored, and the good rows are appended straight
-from them, so no copy of the file is staged.
+`stage` builds the views `upshot.load` reads: the insert appends the rows that are `_ok`
+straight from them, and only a file with failing rows is read again to store those.
 """
 
 from __future__ import annotations
@@ -77,20 +77,20 @@ def with_folders(relation: str, folders: dict[str, str]) -> str:
     return f"(SELECT *, {consts} FROM {relation})"
 
 
-def _mismatch(spec: TableSpec, checked: Sequence[str], tz: str) -> str:
-    """CASE naming the first column whose value differs from its partition folder's."""
-    branches = []
+def _mismatches(spec: TableSpec, checked: Sequence[str], tz: str) -> list[tuple[str, str]]:
+    """The checks (as `contract.checks`) that a column's value equals its partition folder's."""
+    found = []
     for col in spec.columns:
         if col.name not in checked:
             continue
         folder = contract.typed(col, FOLDER + col.name, "VARCHAR", tz)
         raw = ident(col.name if col.type == "VARCHAR" else "_raw_" + col.name)
-        branches.append(
-            f"WHEN {ident(col.name)} IS DISTINCT FROM {folder} THEN {{'reason': "
-            f"'partition_mismatch', 'column': {literal(col.name)}, "
+        named = (
+            f"{{'reason': 'partition_mismatch', 'column': {literal(col.name)}, "
             f"'raw': CAST({raw} AS VARCHAR)}}"
         )
-    return f"CASE {' '.join(branches)} END"
+        found.append((f"{ident(col.name)} IS DISTINCT FROM {folder}", named))
+    return found
 
 
 def extras(
@@ -111,13 +111,15 @@ def extras(
 class Checked:
     """The views over one file: `rows` with `_row` (the data row number), `data` without
     it (for CSV numbering rows is a window over the whole file); both carry the typed
-    contract columns and `_fail`. `keys`: the key columns typed, as SQL over `source`,
-    the file read as it is (without `_row`)."""
+    contract columns, `_fail` and `_ok` (true exactly when `_fail` is NULL). `keys`: the
+    key columns typed, as SQL over `source`, the file read as it is (without `_row`);
+    `raw`: the timestamp columns' raw values over `source`."""
 
     rows: str
     data: str
     source: str
     keys: dict[str, str]
+    raw: dict[str, str]
 
 
 def stage(
@@ -134,20 +136,24 @@ def stage(
     # one instant for every pass over the file, so that they agree on "the future"
     clock_row = con.execute("SELECT CAST(now() AS VARCHAR)").fetchone()
     clock = f"CAST({literal(str(clock_row[0] if clock_row else ''))} AS TIMESTAMPTZ)"
-    body, fail, keys = validating(
-        spec, columns, mapping, config, describe(con, "_src"), clock, checked
-    )
+    rules = validation(spec, columns, mapping, config, describe(con, "_src"), clock, checked)
+    raw = {
+        c.name: ident(mapping[c.name][0])
+        for c in columns
+        if c.type == "TIMESTAMPTZ" and c.name in mapping
+    }
+    checks = f"{rules.fail} AS _fail, {rules.ok} AS _ok"
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _checked AS SELECT *, {fail} AS _fail "
-        f"FROM (SELECT _row, {body} FROM _src)"
+        f"CREATE OR REPLACE TEMP VIEW _checked AS SELECT *, {checks} "
+        f"FROM (SELECT _row, {rules.body} FROM _src)"
     )
     if data == "_src":
-        return Checked("_checked", "_checked", "_src", keys)
+        return Checked("_checked", "_checked", "_src", rules.keys, raw)
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _checked_data AS SELECT *, {fail} AS _fail "
-        f"FROM (SELECT {body} FROM {data})"
+        f"CREATE OR REPLACE TEMP VIEW _checked_data AS SELECT *, {checks} "
+        f"FROM (SELECT {rules.body} FROM {data})"
     )
-    return Checked("_checked", "_checked_data", data, keys)
+    return Checked("_checked", "_checked_data", data, rules.keys, raw)
 
 
 def validating(
@@ -163,6 +169,31 @@ def validating(
     (contract columns typed, `_raw_<name>` of the non-text ones), the expression naming
     each row's first failure over that list, and the key columns' typed SQL. `load` and
     lake mode (`upshot.lake`) share it, so both reject exactly the same rows."""
+    rules = validation(spec, columns, mapping, config, source_columns, clock, checked)
+    return rules.body, rules.fail, rules.keys
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """`validating`'s SQL, plus `ok`: true exactly when `fail` is NULL, a plain filter
+    that builds no struct (the insert's, which only needs to know that a row passes)."""
+
+    body: str
+    fail: str
+    ok: str
+    keys: dict[str, str]
+
+
+def validation(
+    spec: TableSpec,
+    columns: tuple[Column, ...],
+    mapping: dict[str, tuple[str, str]],
+    config: Config,
+    source_columns: list[tuple[str, str]],
+    clock: str,
+    checked: Sequence[str] = (),
+) -> Rules:
+    """`validating`, with the `ok` filter beside the failure."""
     tz = config.load.naive_timezone
     selects = []
     present: set[str] = set()
@@ -187,26 +218,22 @@ def validating(
         config.load.earliest_timestamp,
         parse_window(config.load.max_future, "load.max_future") * 86400,
     )
-    fail = contract.failure(
+    found = contract.checks(
         TableSpec(spec.name, columns, spec.key), present, config.load.channels, time_range, clock
     )
-    if checked:
-        fail = f"coalesce({fail}, {_mismatch(spec, checked, tz)})"
+    found += _mismatches(spec, checked, tz) if checked else []
+    fail = contract.first_failure(found)
+    ok = contract.passing(found)
     if oversize:
         fail = f"coalesce(_oversize, {fail})"
+        ok = f"_oversize IS NULL AND {ok}"
     if "_json_ok" in selects:
         fail = (
             "CASE WHEN NOT _json_ok THEN {'reason': 'malformed_json', 'column': NULL, "
             f"'raw': NULL}} ELSE {fail} END"
         )
-    return ", ".join(selects), fail, keys
-
-
-def materialized(con: duckdb.DuckDBPyConnection, views: Checked) -> Checked:
-    """The checked rows stored once, for a file that costs more to read again than to
-    keep (CSV: each read parses every cell), as `Checked` views over the copy."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS SELECT * FROM {views.rows}")
-    return Checked("_staged", "_staged", "_staged", {k: ident(k) for k in views.keys})
+        ok = f"(NOT _json_ok) IS NOT TRUE AND {ok}"
+    return Rules(", ".join(selects), fail, ok, keys)
 
 
 def _oversize(
@@ -225,10 +252,11 @@ def _oversize(
     return f"CASE {' '.join(branches)} END" if branches else None
 
 
-def naive_timestamps(spec: TableSpec, mapping: dict[str, tuple[str, str]]) -> str:
-    """SQL counting the good values of the checked file's timestamp columns that carried
-    no zone (read in `load.naive_timezone`), for the load journal and `upshot check`."""
-    counts = []
+def naive_flags(spec: TableSpec, mapping: dict[str, tuple[str, str]]) -> list[str]:
+    """Per timestamp column that may carry no zone (read in `load.naive_timezone`), SQL
+    over its raw value `_raw_<name>` that is true when this one does not; a column typed
+    with a zone never does, and has none."""
+    flags = []
     for col in spec.columns:
         if col.type != "TIMESTAMPTZ" or col.name not in mapping:
             continue
@@ -236,10 +264,16 @@ def naive_timestamps(spec: TableSpec, mapping: dict[str, tuple[str, str]]) -> st
         if upper.startswith("TIMESTAMP WITH TIME ZONE") or upper == "TIMESTAMPTZ":
             continue
         raw = ident("_raw_" + col.name)
-        naive = (
+        flags.append(
             f"{raw} IS NOT NULL"
             if upper.startswith(("TIMESTAMP", "DATE"))
             else f"NOT regexp_matches(trim(CAST({raw} AS VARCHAR)), {literal(ZONED)})"
         )
-        counts.append(f"count(*) FILTER (WHERE _fail IS NULL AND {naive})")
+    return flags
+
+
+def naive_timestamps(spec: TableSpec, mapping: dict[str, tuple[str, str]]) -> str:
+    """SQL counting the good values of the checked file's timestamp columns that carried
+    no zone (read in `load.naive_timezone`), for the load journal and `upshot check`."""
+    counts = [f"count(*) FILTER (WHERE _fail IS NULL AND {f})" for f in naive_flags(spec, mapping)]
     return " + ".join(counts) if counts else "0"
