@@ -453,6 +453,8 @@ def _print(doc: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> None:
             f"(target >= 40x); same statistics: largest relative difference of the effects "
             f"and standard errors {doc['pandas_max_rel_diff']:.1e}"
         )
+        if doc["pandas_max_rel_diff"] > 1e-6:  # float sums in another order differ by ~1e-12
+            print("  WARNING: pandas did not compute upshot's statistics; the ratio is void")
     print(f"  load average before {doc['load_average_before']}, after {doc['load_average']}")
 
 
