@@ -12,7 +12,7 @@ import pytest
 import typer
 
 from tests.conftest import run_cli
-from upshot.cli import app
+from upshot.cli import COMMAND_MODULES, app
 
 
 def _walk(command, path=()):
@@ -154,6 +154,9 @@ def test_commands_keep_their_order_whatever_module_registered_first():
     ]
     assert orders[0] == orders[1] == orders[2]
     assert ast.literal_eval(orders[0]) == list(COMMANDS[0][1].commands)
+    # every top-level name is mapped to its module (else its page goes the slow way)
+    mapped = [n for names in COMMAND_MODULES.values() for n in names]
+    assert sorted(mapped) == sorted(COMMANDS[0][1].commands)
 
 
 def test_unknown_command_and_bad_option_are_usage_errors():
