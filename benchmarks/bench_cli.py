@@ -8,7 +8,8 @@ the package: with PYTHONDONTWRITEBYTECODE=1 and no `__pycache__` in the copy, so
 upshot module is compiled from source (the case the target is about: <= 0.25 s), and
 with bytecode (the copy's `__pycache__` warmed first, the usual installed case). The
 command list is read from the Typer app, so new commands are timed too. Prints the load
-average, every command's figures and the worst of each mode. `--baseline REF` times the
+average, every command's figures (wall seconds, and CPU seconds, which a busy machine
+inflates less) and the worst of each mode. `--baseline REF` times the
 package as of a git commit too, interleaved with the working tree's, and prints the ratio
 (on a busy machine the ratio is steadier than the seconds).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -46,13 +48,19 @@ def commands() -> list[str]:
     return out
 
 
-def once(command: str, env: dict[str, str]) -> float:
+def once(command: str, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system: steadier on a busy machine) of one
+    `upshot <command> --help` in a fresh process."""
     args = [sys.executable, "-m", "upshot", *command.split(), "--help"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     # run in the copy's folder: `-m` puts the working directory first on sys.path
     cwd = env["PYTHONPATH"]
     subprocess.run(args, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu
 
 
 def _copy(source: Path | None, root: Path, ref: str | None, folder: str) -> None:
@@ -104,10 +112,13 @@ def main() -> None:
                 if "no bytecode" not in label:
                     once(name, env)
         times: dict[tuple[str, str], list[float]] = {}
+        cpus: dict[tuple[str, str], list[float]] = {}
         for _ in range(args.repeat):
             for name in names:
                 for label, env in modes.items():
-                    times.setdefault((label, name), []).append(once(name, env))
+                    wall, cpu = once(name, env)
+                    times.setdefault((label, name), []).append(wall)
+                    cpus.setdefault((label, name), []).append(cpu)
         for label, env in modes.items():
             if "no bytecode" in label:
                 stray = list(Path(env["PYTHONPATH"]).rglob("__pycache__"))
@@ -119,19 +130,26 @@ def main() -> None:
         + (f"; baseline {args.baseline}" if args.baseline else "")
     )
     width = max(len(label) for label in modes)
-    print(f"{'command':28} {'mode':{width}} {'min s':>7} {'median s':>9}")
+    print(
+        f"{'command':28} {'mode':{width}} {'min s':>7} {'median s':>9} {'cpu min':>8} "
+        f"{'cpu median':>10}"
+    )
     for (label, name), values in sorted(times.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        cpu = cpus[(label, name)]
         print(
             f"{name or '(root)':28} {label:{width}} {min(values):7.3f} "
-            f"{statistics.median(values):9.3f}"
+            f"{statistics.median(values):9.3f} {min(cpu):8.3f} {statistics.median(cpu):10.3f}"
         )
     for label in modes:
         worst = max(names, key=lambda n: statistics.median(times[(label, n)]))
         values = times[(label, worst)]
+        worst_cpu = max(names, key=lambda n: statistics.median(cpus[(label, n)]))
+        cpu = cpus[(label, worst_cpu)]
         print(
             f"worst, {label}: {worst or '(root)'} --help min {min(values):.3f}s "
             f"median {statistics.median(values):.3f}s (target <= {TARGET_SECONDS}s without "
-            "bytecode)"
+            f"bytecode); by CPU: {worst_cpu or '(root)'} min {min(cpu):.3f}s median "
+            f"{statistics.median(cpu):.3f}s"
         )
     if args.baseline:
         for mode in ("no bytecode", "bytecode"):

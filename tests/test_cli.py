@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 import typer
 
 from tests.conftest import run_cli
-from upshot.cli import app
+from upshot.cli import COMMAND_MODULES, app
 
 
 def _walk(command, path=()):
@@ -94,6 +95,68 @@ def test_the_quick_help_page_is_the_one_typer_prints_through_the_root(path, comm
     assert quick.code == ordinary.code == 0
     assert quick.out == ordinary.out
     assert f"Usage: upshot {' '.join(path)} [OPTIONS]" in quick.out
+
+
+def test_the_quick_root_page_is_the_one_typer_prints():
+    # the quick root page builds each command without its options and each group without
+    # its commands; a root option first sends it the ordinary way, through the whole tree
+    quick = run_cli("--help", env={"COLUMNS": "100"})
+    ordinary = run_cli("--debug", "--help", env={"COLUMNS": "100"})
+    assert quick.code == ordinary.code == 0
+    assert quick.out == ordinary.out
+    assert "Usage: upshot [OPTIONS] COMMAND [ARGS]..." in quick.out
+
+
+_MODULES_PROBE = (
+    "import sys\n"
+    "from upshot.cli import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "print(sorted(m for m in sys.modules if m.startswith('upshot.cli.')), file=sys.stderr)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "module"),
+    [(("experiments", "decide"), "experiments"), (("load",), "warehouse"), (("lake",), "lake")],
+)
+def test_a_help_page_imports_only_its_command_module(path, module):
+    out = subprocess.run(
+        [sys.executable, "-c", _MODULES_PROBE, *path, "--help"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert f"Usage: upshot {' '.join(path)} [OPTIONS]" in out.stdout
+    loaded = ast.literal_eval(out.stderr.strip().splitlines()[-1])
+    commands = {m.split(".")[2] for m in loaded} - {"common", "output"}
+    assert commands == {module}
+
+
+def test_commands_keep_their_order_whatever_module_registered_first():
+    # a help page registers its module first; the whole app later lists in the usual order
+    probe = (
+        "import sys, typer\n"
+        "from upshot.cli import main\n"
+        "if sys.argv[1:]:\n"
+        "    try:\n"
+        "        main(sys.argv[1:])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "from upshot.cli import app\n"
+        "print(list(typer.main.get_command(app).commands))\n"
+    )
+    orders = [
+        subprocess.run(
+            [sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True
+        ).stdout.splitlines()[-1]
+        for args in ((), ("lake", "--help"), ("run", "--help"))
+    ]
+    assert orders[0] == orders[1] == orders[2]
+    assert ast.literal_eval(orders[0]) == list(COMMANDS[0][1].commands)
+    # every top-level name is mapped to its module (else its page goes the slow way)
+    mapped = [n for names in COMMAND_MODULES.values() for n in names]
+    assert sorted(mapped) == sorted(COMMANDS[0][1].commands)
 
 
 def test_unknown_command_and_bad_option_are_usage_errors():

@@ -2,16 +2,21 @@
 
 Every command module registers itself through `register(app)`. Heavy libraries
 (EconML, DoWhy, statsmodels, scikit-learn, Altair) are imported only inside the
-commands that need them, so `upshot --help` and `upshot status` start fast.
+commands that need them, so `upshot --help` and `upshot status` start fast. A help page
+imports only the command module it shows and builds only its own Click command
+(`_help_only`); `app` (the whole tree) is assembled on first use.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
+import inspect
 import os
 import signal
 import sys
 import traceback
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import typer
@@ -21,7 +26,7 @@ from upshot.cli.common import State
 from upshot.errors import EXIT_ERROR, EXIT_USAGE, InterruptError, UpshotError, UsageError
 from upshot.interrupts import is_interrupt
 
-app = typer.Typer(
+_app = typer.Typer(
     name="upshot",
     help=(
         "Causal attribution and experimentation for messaging platforms.\n\n"
@@ -34,23 +39,24 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-# Each module adds its commands; the list is the table of contents of the CLI.
-COMMAND_MODULES = (
-    "warehouse",  # init, load, status
-    "check",
-    "simulate",
-    "experiments",
-    "uplift",
-    "weights",
-    "touches",
-    "longterm",  # surrogate index
-    "report",
-    "run",  # run, demo
-    "lake",  # lake export
-)
+# Each module adds its commands; the table of contents of the CLI, in order, with the
+# top-level names each module registers (a help page imports only the one it shows).
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "warehouse": ("init", "load", "status"),
+    "check": ("check",),
+    "simulate": ("simulate",),
+    "experiments": ("experiments",),
+    "uplift": ("uplift",),
+    "weights": ("weights",),
+    "touches": ("touches",),
+    "longterm": ("longterm",),  # surrogate index
+    "report": ("report",),
+    "run": ("run", "demo"),
+    "lake": ("lake",),  # lake export
+}
 
 
-@app.callback()
+@_app.callback()
 def _root(
     ctx: typer.Context,
     db: Annotated[
@@ -108,27 +114,121 @@ def _check_engine(engine: str, command: str | None) -> None:
         )
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"upshot.cli.{_name}").register(app)
+# the module that registered each of the root's commands and groups, by position
+_OWNER: list[tuple[int, Any]] = []
+
+
+def _register(modules: Iterable[str]) -> typer.Typer:
+    """The root app with `modules`' commands registered (each module once). Whatever
+    order they come in, the root's commands and groups stay in `COMMAND_MODULES` order:
+    Typer lists them in registration order."""
+    order = list(COMMAND_MODULES)
+    done = {rank for rank, _ in _OWNER}
+    for name in modules:
+        rank = order.index(name)
+        if rank in done:
+            continue
+        before = {id(i) for i in [*_app.registered_commands, *_app.registered_groups]}
+        importlib.import_module(f"upshot.cli.{name}").register(_app)
+        done.add(rank)
+        _OWNER.extend(
+            (rank, i)
+            for i in [*_app.registered_commands, *_app.registered_groups]
+            if id(i) not in before
+        )
+    ranks = {id(i): rank for rank, i in _OWNER}
+    _app.registered_commands.sort(key=lambda i: ranks[id(i)])
+    _app.registered_groups.sort(key=lambda i: ranks[id(i)])
+    return _app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """`app`: the root Typer app with every command (`from upshot.cli import app`)."""
+    if name == "app":
+        return _register(COMMAND_MODULES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _help_only(args: list[str]) -> tuple[Any, str] | None:
-    """For `upshot <command path> --help`: the command and its program name.
+    """For `upshot [<command path>] --help`: the command and its program name.
 
     Run through the root group, a subcommand's `--help` first processes the root options
     (--db, --config), and Typer builds their value coercion with Pydantic, which costs a
-    third of the start-up. The subcommand's own `--help` prints the same page (the usage
-    line names the same path) without it. Anything else (options before the command,
-    other arguments) goes the ordinary way.
+    third of the start-up; and Typer builds the Click command of every command, each
+    from its signature, which costs another third. The page is the same built alone:
+    the command's module only is imported and its Click command only is built (a group:
+    with its commands; the root: each group without its commands, which its page does
+    not show). Anything else (options before the command, other arguments) goes the
+    ordinary way.
     """
-    if len(args) < 2 or args[-1] != "--help":
+    if not args or args[-1] != "--help":
         return None
-    command: Any = typer.main.get_command(app)
-    for name in args[:-1]:
-        command = getattr(command, "commands", {}).get(name)
-        if command is None:
-            return None
-    return command, " ".join(["upshot", *args[:-1]])
+    path = args[:-1]
+    if not path:
+        return _shallow_root(), "upshot"
+    module = next((m for m, names in COMMAND_MODULES.items() if path[0] in names), None)
+    if module is None:
+        return None
+    command = _click_command(_register([module]), path)
+    return (command, " ".join(["upshot", *path])) if command is not None else None
+
+
+def _build_options() -> dict[str, Any]:
+    """What Typer passes down from the root when it builds a command."""
+    return {
+        "pretty_exceptions_short": _app.pretty_exceptions_short,
+        "rich_markup_mode": _app.rich_markup_mode,
+    }
+
+
+def _click_command(parent: typer.Typer, path: list[str]) -> Any:
+    """The Click command at `path` under `parent`, built as `typer.main.get_command`
+    builds it; None if there is no such command."""
+    name, rest = path[0], path[1:]
+    for info in parent.registered_commands:
+        callback = info.callback
+        if callback is not None and (info.name or typer.main.get_command_name(
+            callback.__name__
+        )) == name:  # fmt: skip
+            return None if rest else typer.main.get_command_from_info(info, **_build_options())
+    for group in parent.registered_groups:
+        if typer.main.solve_typer_info_defaults(group).name != name:
+            continue
+        if rest:
+            sub = group.typer_instance
+            return _click_command(sub, rest) if sub is not None else None
+        return typer.main.get_group_from_info(
+            group, suggest_commands=_app.suggest_commands, **_build_options()
+        )
+    return None
+
+
+def _no_options() -> None:
+    """A stand-in callback: the root page shows a command's name and help only."""
+
+
+def _shallow_root() -> Any:
+    """The root group for its help page: the root options and every command and group
+    with its name and help, none of their own options or commands built."""
+    root = copy.copy(_register(COMMAND_MODULES))
+    root.registered_commands = []
+    for info in _app.registered_commands:
+        shallow = copy.copy(info)
+        callback = info.callback
+        if callback is not None:
+            shallow.name = info.name or typer.main.get_command_name(callback.__name__)
+            shallow.help = inspect.getdoc(callback) if info.help is None else info.help
+            shallow.callback = _no_options
+        root.registered_commands.append(shallow)
+    root.registered_groups = []
+    for group in _app.registered_groups:
+        shallow_group = copy.copy(group)
+        if group.typer_instance is not None:
+            empty = copy.copy(group.typer_instance)
+            empty.registered_commands, empty.registered_groups = [], []
+            shallow_group.typer_instance = empty
+        root.registered_groups.append(shallow_group)
+    return typer.main.get_group(root)
 
 
 def _interrupt(signum: int, frame: object) -> None:  # noqa: ARG001
@@ -150,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         help_of = _help_only(args)
         if help_of is not None:
             help_of[0].main(["--help"], prog_name=help_of[1])
-        app(args=args, prog_name="upshot")
+        _register(COMMAND_MODULES)(args=args, prog_name="upshot")
     except UpshotError as exc:
         if debug:
             traceback.print_exc()
