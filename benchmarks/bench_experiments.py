@@ -20,7 +20,8 @@ RSS) is its own:
 - spark (with `--engine spark`): the same `analyze` with the passes on Spark
   (`[engine]` defaults: local[2], driver memory 1g), the session started before the clock
   (`startup_seconds`); its peak memory is the Python driver's plus the Spark JVM's
-  (`jvm_peak_mb`; in local mode that JVM is the driver and its executors);
+  (`jvm_peak_mb`; in local mode that JVM is the driver and its executors); beside it
+  spark_bare, the bare SUM pass on Spark, Spark's own floor for reading the columns;
 - pandas + statsmodels: read the file with pandas, then per metric the statistic upshot
   reports, as an analyst would fit it: OLS y ~ arm with HC0 errors for a 0/1 metric (the
   unpooled proportions z), HC2 for a mean (Welch), CUPED as y - theta (x - mean x) with
@@ -160,6 +161,24 @@ def run_spark(path: str) -> dict[str, float]:
     return {"seconds": seconds, "startup_seconds": startup}
 
 
+def run_spark_bare(path: str) -> dict[str, float]:
+    """The bare SUM pass on Spark, in the session upshot's engine opens: Spark's own floor
+    for reading the columns on this machine, beside which its `analyze` is measured."""
+    from upshot.config import Config
+    from upshot.engines import open_spark
+
+    engine = open_spark(Config())
+    engine.fetch("SELECT 1 AS one", {}, "warm-up")
+    sums = ", ".join(f"sum({c})" for c in COLUMNS)
+    t = time.perf_counter()
+    engine.fetch(
+        f"SELECT variant, count(*), {sums} FROM read_parquet($p) GROUP BY variant",
+        {"p": path},
+        "bare",
+    )
+    return {"seconds": time.perf_counter() - t}
+
+
 def run_bare(path: str) -> dict[str, float]:
     """The bare pass; the connection is opened inside the clock, as `analyze` opens its."""
     import duckdb
@@ -241,6 +260,7 @@ def run_pandas(path: str) -> dict[str, object]:
 RUNNERS = {
     "upshot": run_upshot,
     "spark": run_spark,
+    "spark_bare": run_spark_bare,
     "bare": run_bare,
     "handsql": run_handsql,
     "pandas": run_pandas,
@@ -282,7 +302,7 @@ def child(name: str, path: str) -> None:
     result["cpu_seconds"] = _cpu() - before
     result["import_seconds"] = imported
     result["peak_mb"] = _peak_mb()
-    if name == "spark":
+    if name.startswith("spark"):
         from _peak import spark_jvm_peak_mb
 
         result["jvm_peak_mb"] = spark_jvm_peak_mb()
@@ -370,7 +390,7 @@ def main() -> None:
         users = row.fetchall()[0][0]
         flags = integer_flags(str(path))
         names = ["upshot", "bare", "handsql"]
-        names += ["spark"] if args.engine == "spark" else []
+        names += ["spark", "spark_bare"] if args.engine == "spark" else []
         names += [] if args.skip_pandas else ["pandas"]
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for _ in range(args.repeat):
@@ -389,7 +409,8 @@ def main() -> None:
         "load_average": os.getloadavg(),
     }
     for a, b in (("upshot", "bare"), ("upshot", "handsql"), ("handsql", "bare"),
-                 ("spark", "upshot"), ("pandas", "upshot")):  # fmt: skip
+                 ("spark", "upshot"), ("spark_bare", "bare"), ("spark", "spark_bare"),
+                 ("pandas", "upshot")):  # fmt: skip
         doc[f"{a}_vs_{b}"] = _ratio(doc, a, b, "seconds")
         doc[f"{a}_vs_{b}_median"] = _ratio(doc, a, b, "seconds_median")
         doc[f"{a}_vs_{b}_cpu"] = _ratio(doc, a, b, "cpu_seconds")
@@ -412,11 +433,11 @@ def _print(doc: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> None:
         f"stored as {'INTEGER' if doc['integer_flags'] else 'DOUBLE'}"
     )
     print(
-        f"  {'':8s} {'wall min':>9s} {'median':>7s} {'cpu min':>8s} {'median':>7s} {'peak MB':>8s}"
+        f"  {'':10s} {'wall min':>9s} {'median':>7s} {'cpu min':>8s} {'median':>7s} {'peak MB':>8s}"
     )
     for name, r in best.items():
         print(
-            f"  {name:8s} {r['seconds']:9.2f} {r['seconds_median']:7.2f} {r['cpu_seconds']:8.2f}"
+            f"  {name:10s} {r['seconds']:9.2f} {r['seconds_median']:7.2f} {r['cpu_seconds']:8.2f}"
             f" {r['cpu_seconds_median']:7.2f} {r['peak_mb']:8.0f}"
         )
     u = best["upshot"]
@@ -445,6 +466,11 @@ def _print(doc: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> None:
             f"spark runs {[round(r['seconds'], 1) for r in sp]} s, session start "
             f"{min(r['startup_seconds'] for r in sp):.1f} s, driver peak "
             f"{max(r['peak_mb'] for r in sp):.0f} MB (python + JVM; target < 2048)"
+        )
+        print(
+            f"  spark bare SUM pass / DuckDB's: {doc['spark_bare_vs_bare']:.2f}x wall min "
+            f"(Spark's floor on this machine); spark analyze / spark bare SUM pass: "
+            f"{doc['spark_vs_spark_bare']:.2f}x"
         )
     if doc["pandas_vs_upshot"]:
         print(

@@ -1,4 +1,5 @@
-"""Draw docs/scale_curves.svg from the wall times `bench_scale.py` measured (see docs/scale.md).
+"""Draw docs/scale_curves.svg and docs/scale_engines.svg from the wall times `bench_scale.py`
+measured (see docs/scale.md).
 
     .venv/bin/python benchmarks/plot_scale.py
 
@@ -29,7 +30,34 @@ MEASURED = [
 ]
 
 
+# the decision frame built from a Parquet lake and written to Parquet, per engine
+# (`bench_scale.py --engine duckdb,spark`, session 6): (millions, engine, min s, median s)
+FRAME = [
+    (10, "duckdb", 96.8, 107.7),
+    (10, "spark", 220.3, 226.4),
+]
+
+
+def engines_chart() -> alt.LayerChart:
+    points = pl.DataFrame(FRAME, schema=["millions", "engine", "min_s", "median_s"], orient="row")
+    x = alt.X("millions:Q", title="decisions (millions)")
+    y = alt.Y("min_s:Q", title="wall time (s), minimum of the runs, 2 cores")
+    color = alt.Color("engine:N", title="engine")
+    return alt.layer(
+        alt.Chart(points).mark_line().encode(x, y, color),
+        alt.Chart(points).mark_point(filled=True, size=70).encode(x, y, color),
+    ).properties(
+        width=520,
+        height=300,
+        title="Decision frame from the lake: DuckDB against Spark local[2] (session start apart)",
+    )
+
+
 def main() -> None:
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    engines = docs / "scale_engines.svg"
+    engines.write_text(vlc.vegalite_to_svg(engines_chart().to_json()))
+    print(engines)
     points = pl.DataFrame(MEASURED, schema=["millions", "backend", "seconds"], orient="row")
     lines = []
     for backend in ("local", "ray"):
