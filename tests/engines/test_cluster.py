@@ -114,20 +114,25 @@ def cluster(tmp_path_factory, request):
     return url, env, procs
 
 
+def _analysis(folder: Path, url: str) -> tuple[Path, list[str]]:
+    """A config pointing upshot's Spark engine at `url`, and the analysis both tests run."""
+    config = folder / "upshot.toml"
+    config.write_text(f'[engine]\nkind = "spark"\nspark_master = "{url}"\n', encoding="utf-8")
+    analysis = [
+        "experiments", "analyze", "--table", str(ab_file(folder)), "--variant-col", "variant",
+        "--control", "control", "--metric", "minutes", "--metric", "converted",
+        "--ratio", "clicks/sends", "--covariate", "minutes=pre_minutes", "--adjust", "lin",
+        "--no-save", "--json",
+    ]  # fmt: skip
+    return config, analysis
+
+
 def test_frame_and_analysis_through_a_standalone_cluster(cluster, lake, duck_lake, tmp_path):
     from upshot.attribution.uplift.frames import decision_frame, frame_files
     from upshot.config import Config
 
     url, env, procs = cluster
-    config = tmp_path / "upshot.toml"
-    config.write_text(f'[engine]\nkind = "spark"\nspark_master = "{url}"\n', encoding="utf-8")
-    table = ab_file(tmp_path)
-    analysis = [
-        "experiments", "analyze", "--table", str(table), "--variant-col", "variant",
-        "--control", "control", "--metric", "minutes", "--metric", "converted",
-        "--ratio", "clicks/sends", "--covariate", "minutes=pre_minutes", "--adjust", "lin",
-        "--no-save", "--json",
-    ]  # fmt: skip
+    config, analysis = _analysis(tmp_path, url)
     frame_path = tmp_path / "decisions.parquet"
     proc = subprocess.run(
         [
@@ -195,15 +200,7 @@ def connect(cluster, request):
 
 def test_analysis_through_spark_connect(cluster, connect, tmp_path):
     url, proc = connect
-    config = tmp_path / "upshot.toml"
-    config.write_text(f'[engine]\nkind = "spark"\nspark_master = "{url}"\n', encoding="utf-8")
-    table = ab_file(tmp_path)
-    analysis = [
-        "experiments", "analyze", "--table", str(table), "--variant-col", "variant",
-        "--control", "control", "--metric", "minutes", "--metric", "converted",
-        "--ratio", "clicks/sends", "--covariate", "minutes=pre_minutes", "--adjust", "lin",
-        "--no-save", "--json",
-    ]  # fmt: skip
+    config, analysis = _analysis(tmp_path, url)
     # in its own process: a Connect client, with no JVM of its own
     got = subprocess.run(
         [sys.executable, "-m", "upshot", "--config", str(config), "--engine", "spark", *analysis],
