@@ -28,6 +28,10 @@ def tour_commands() -> list[list[str]]:
 def test_the_readme_tour_runs(tmp_path):
     commands = tour_commands()
     assert len(commands) >= 10
+    # the commands as printed; the refuters' re-runs (1 + 3 x refute_simulations fits per
+    # estimate) are what `upshot run` spends its time on, and the minimum of 2 runs every
+    # refuter as the default 5 does (tests/attribution/uplift/test_refute*.py test them)
+    (tmp_path / "upshot.toml").write_text("[uplift]\nrefute_simulations = 2\n", encoding="utf-8")
     for args in commands:
         result = run_cli(*args, cwd=tmp_path)
         assert result.code == 0, (
