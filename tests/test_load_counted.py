@@ -155,7 +155,19 @@ def test_the_profile_of_an_insert_inserts_and_counts_every_operator(tmp_path):
     )
     counts = upshot.load_counted._counts(plan[0][1], flagged=True)
     assert counts == (5000, 1500)  # rows read; rows that came out twice (b = 0)
-    assert json.loads(plan[0][1])["operator"]  # the JSON shape `_counts` walks
+    # a scan that filtered (as Parquet's would, with filter pushdown on) counts only the
+    # rows that passed: such a profile is refused, not read as the rows of the file
+    profile = json.loads(plan[0][1])
+    scan = next(n for n in _nodes(profile) if n.get("name") == "READ_CSV")
+    scan["extra_info"]["Filters"] = "(a % 10 <> 0)"
+    assert upshot.load_counted._counts(json.dumps(profile), flagged=True) is None
+
+
+def _nodes(node: dict) -> list[dict]:
+    found = [node] if "name" in node else []
+    for child in node.get("operator", []) + node.get("children", []):
+        found += _nodes(child)
+    return found
 
 
 def test_an_unreadable_profile_falls_back_to_the_surveyed_load(tmp_path, monkeypatch):

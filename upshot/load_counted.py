@@ -105,8 +105,8 @@ def _appended(con: duckdb.DuckDBPyConnection, spec: TableSpec, load_id: str) -> 
 
 def _counts(profile: str, flagged: bool) -> tuple[int, int] | None:
     """(rows the CSV scan produced, naive timestamps) from the JSON profile of the insert,
-    or None unless it holds exactly one scan (and, if `flagged`, one UNNEST and one filter
-    on its copies) with their row counts."""
+    or None unless it holds exactly one scan, filtering nothing (and, if `flagged`, one
+    UNNEST and one filter on its copies), with their row counts."""
     nodes = list(_walk(json.loads(profile)))
     scans = [n for n in nodes if n.get("name") in SCANS]
     unnests = [n for n in nodes if n.get("name") == "UNNEST"]
@@ -117,6 +117,8 @@ def _counts(profile: str, flagged: bool) -> tuple[int, int] | None:
     ]
     if len(scans) != 1 or (len(unnests), len(filters)) != ((1, 1) if flagged else (0, 0)):
         return None
+    if any("filter" in key.lower() for key in scans[0].get("extra_info", {})):
+        return None  # a filter pushed into the scan: it counts the rows that passed only
     read = _rows(scans[0])
     if not flagged:
         return None if read is None else (read, 0)
