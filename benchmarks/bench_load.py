@@ -1,6 +1,7 @@
 """`upshot load` against a bare DuckDB load of the same file, same machine, same run.
 
     python benchmarks/bench_load.py [--rows 2000000 10000000] [--repeat 3] [--dir bench_out]
+        [--formats parquet csv]
 
 Each variant runs in its own process and reports its own peak RSS (VmHWM: `ru_maxrss`
 would include this parent's peak from writing the inputs, see `_peak.py`); the parent
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="1GB")
     parser.add_argument("--dir", type=Path, default=Path("bench_out"))
     parser.add_argument("--repeat", type=int, default=3, help="runs per contender (>= 3)")
+    parser.add_argument("--formats", nargs="+", default=["parquet", "csv"])
     args = parser.parse_args()
     print(f"DuckDB memory_limit {args.memory_limit}; {args.repeat} interleaved runs each")
     print(
@@ -129,6 +131,8 @@ def main() -> None:
     for rows in args.rows:
         paths = make_inputs(args.dir, rows)
         for fmt, path in paths.items():
+            if fmt not in args.formats:
+                continue
             runs = compare(fmt, path, args.dir, args.memory_limit, args.repeat)
             stats = {}
             for variant, results in runs.items():

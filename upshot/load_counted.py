@@ -61,12 +61,17 @@ def insert(
     rows = f"SELECT * FROM {views.data} WHERE _ok"
     flags = naive_flags(spec, mapping)
     if flags:
-        # a row with n naive timestamps comes out n + 1 times; the filter above keeps one
+        # a row with n naive timestamps comes out n + 1 times; the filter above keeps one.
+        # One column (every table's case) takes constant lists: cheaper than `range`
+        # (measured at 2M rows: 0.1 s of CPU against 0.25)
         extra = " + ".join(f"coalesce(CAST({f} AS INTEGER), 0)" for f in flags)
-        rows = (
-            f"SELECT * FROM (SELECT unnest(range(1 + {extra})) AS {COPY}, * FROM ({rows})) "
-            f"WHERE {COPY} = 0"
+        copies = (
+            f"CASE WHEN {flags[0]} THEN [0, 1] ELSE [0] END"
+            if len(flags) == 1
+            else f"range(1 + {extra})"
         )
+        rows = f"SELECT * FROM (SELECT unnest({copies}) AS {COPY}, * FROM ({rows}))"
+        rows += f" WHERE {COPY} = 0"
     sql = appending(con, spec, columns, views, rows)
     with whole_rows(con):  # also keeps the filter above the UNNEST it counts against
         plan = con.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", {"load_id": load_id})
