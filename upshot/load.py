@@ -2,17 +2,18 @@
 
 Each file is read by DuckDB through a view whose rows carry their first validation
 failure, if any (`_fail`), and `_ok`, a plain filter true exactly when there is none.
-A CSV file is read once: in one transaction, the insert parses it and appends the good
-rows not seen before, counting the rows read and the naive timestamps as it goes, and the
-rows just appended prove that no key repeats (`load_counted`); a file in which one does is
-rolled back and loaded the surveyed way. Otherwise (Parquet, JSON, users `--replace`, a
-CSV file with a repeated key) a light pass reads only the key and timestamp columns,
-unvalidated: it counts the rows and the naive timestamps and proves by hashes that no key
-repeats (`load_append.survey`), then the insert reads the whole file once, windowed only
-if a key repeats. Either way, only if some row did not load are the failing rows looked
-for, in a second validating pass that stores them alone (`_bad`) for `quarantine`; the
-file's fingerprint goes to `_loads`. A file loads entirely (minus quarantined rows) or not
-at all, even if the process is killed mid-way (DuckDB rolls the transaction back).
+A CSV or Parquet file is read once: in one transaction, the insert reads it and appends
+the good rows not seen before, counting the rows read and the naive timestamps as it
+goes, and the rows just appended prove that no key repeats (`load_counted`); a file in
+which one does is rolled back and loaded the surveyed way. Otherwise (JSON, users
+`--replace`, a file with a repeated key) a light pass reads only the key and timestamp
+columns, unvalidated: it counts the rows and the naive timestamps and proves by hashes
+that no key repeats (`load_append.survey`), then the insert reads the whole file once,
+windowed only if a key repeats. Either way, only if some row did not load are the failing
+rows looked for, in a second validating pass that stores them alone (`_bad`) for
+`quarantine`; the file's fingerprint goes to `_loads`. A file loads entirely (minus
+quarantined rows) or not at all, even if the process is killed mid-way (DuckDB rolls the
+transaction back).
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ def load_file(
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
         cols = spec.columns + extras(con, spec, mapping)
         views = stage(con, spec, cols, mapping, config, checked, data)
-        # a CSV file is read once, by an insert that counts, unless a key repeats in it
-        one_read = fmt == "csv" and not replace
+        # a CSV or Parquet file is read once, by an insert that counts, unless a key repeats
+        one_read = fmt in ("csv", "parquet") and not replace
         survey = None if one_read else _surveyed(con, spec, mapping, views, fmt)
     load_id = f"{table}-{digest[:12]}-{uuid.uuid4().hex[:6]}"
     mode = "replace" if replace else "append"
@@ -127,7 +128,7 @@ def load_file(
                     raise _unreadable(path, fmt, exc) from None
                 _journal(con, got, load_id, digest, path, table, mode, stat)
             break
-        except NeedsSurveyError:  # a key repeats in the CSV file: load it again, surveyed
+        except NeedsSurveyError:  # a key repeats in the file: load it again, surveyed
             with _reading(path, fmt):
                 survey = _surveyed(con, spec, mapping, views, fmt)
     bad = got.bad
@@ -198,11 +199,11 @@ def _append(
     fmt: str,
 ) -> _Appended:
     """Append the file's good new rows and store its failing ones, counting, inside its
-    transaction: in one read of a CSV file (`surveyed` None; `NeedsSurveyError` if a key
+    transaction: in one read of the file (`surveyed` None; `NeedsSurveyError` if a key
     repeats), or after the light pass."""
     if surveyed is None:
         counted = _insert_counted(con, spec, cols, load_id, views, mapping)
-        rejects = csv_rejects(con, "csv")
+        rejects = csv_rejects(con, fmt)
         clean = counted.accepted == counted.read
         bad = Bad(0, 0) if clean else _store_bad(con, spec, mapping, views)
         read = counted.read + len(rejects)

@@ -1,15 +1,17 @@
-"""A CSV file's load in one read: the insert itself counts the rows and naive timestamps.
+"""A CSV or Parquet file's load in one read: the insert itself counts the rows read and
+the naive timestamps.
 
 The light pass over a file (`load_append.survey`) exists to count its rows and naive
 timestamps and to prove that no key repeats before the insert; for a CSV file it parses
 the whole file a second time. Here the insert runs first, under `EXPLAIN ANALYZE`, which
-executes it and reports how many rows each operator produced: the CSV reader's count is
-the rows read, and the naive timestamps are counted by an UNNEST that emits each good row
-once plus once more per naive timestamp, right below a filter that keeps the first copy
-(the difference of the two counts). Then the rows just inserted are looked up by their
-load id for a repeated key; if one repeats, or the plan does not have the expected shape,
-`NeedsSurveyError` is raised and the caller rolls the file's transaction back and loads it the
-surveyed way. Only files with a repeated key pay for both.
+executes it and reports how many rows each operator produced: the scan's count is the
+rows read (a scan that filtered is refused), and the naive timestamps are counted by an
+UNNEST that emits each good row once plus once more per naive timestamp, right below a
+filter that keeps the first copy (the difference of the two counts). Then the rows just
+inserted are looked up by their load id for a repeated key; if one repeats, or the plan
+does not have the expected shape, `NeedsSurveyError` is raised and the caller rolls the
+file's transaction back and loads it the surveyed way. Only files with a repeated key pay
+for both.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ if TYPE_CHECKING:
     import duckdb
 
 COPY = "_copy"
-# the operators of an insert's profile: the CSV scan, the row-doubling UNNEST and the
+# the operators of an insert's profile: the file's scan, the row-doubling UNNEST and the
 # filter that keeps each row's first copy (found by the column it tests)
-SCANS = ("READ_CSV", "READ_CSV_AUTO")
+SCANS = ("READ_CSV", "READ_CSV_AUTO", "READ_PARQUET")
 
 
 class NeedsSurveyError(Exception):
@@ -39,8 +41,8 @@ class NeedsSurveyError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Counted:
-    """What the insert counted: the rows appended, the rows the CSV reader produced
-    (rejected records aside), and the naive timestamps among the good rows."""
+    """What the insert counted: the rows appended, the rows the scan produced (records
+    the CSV reader rejected aside), and the naive timestamps among the good rows."""
 
     accepted: int
     read: int
@@ -109,7 +111,7 @@ def _appended(con: duckdb.DuckDBPyConnection, spec: TableSpec, load_id: str) -> 
 
 
 def _counts(profile: str, flagged: bool) -> tuple[int, int] | None:
-    """(rows the CSV scan produced, naive timestamps) from the JSON profile of the insert,
+    """(rows the file's scan produced, naive timestamps) from the JSON profile of the insert,
     or None unless it holds exactly one scan, filtering nothing (and, if `flagged`, one
     UNNEST and one filter on its copies), with their row counts."""
     nodes = list(_walk(json.loads(profile)))
