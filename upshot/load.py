@@ -46,6 +46,7 @@ from upshot.load_counted import insert as _insert_counted
 from upshot.load_report import FileReport, LoadReport
 from upshot.readers import (
     csv_rejects,
+    describe,
     discover,
     duplicate_header,
     file_format,
@@ -96,19 +97,21 @@ def load_file(
     fmt = file_format(path)
     with _reading(path, fmt):
         open_source(con, path, fmt, spec)
-        if fmt == "csv" and (twice := duplicate_header(con, path)):
+        add_folders(con, folders)
+        # the columns, described once: every DESCRIBE of a CSV view sniffs the file again
+        described = describe(con, "_src")
+        if fmt == "csv" and (twice := duplicate_header(con, path, described)):
             raise InputError(
                 f"{path}: column {twice!r} appears twice in the header; nothing of this file "
                 "was loaded"
             )
-        add_folders(con, folders)
         data = "_src"
         if fmt == "csv":
             data = with_folders("_src_data", folders)
-        mapping, ignored = mapped(con, path, spec, folders, renames, config)
+        mapping, ignored = mapped(con, path, spec, folders, renames, config, described)
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
         cols = spec.columns + extras(con, spec, mapping)
-        views = stage(con, spec, cols, mapping, config, checked, data)
+        views = stage(con, spec, cols, mapping, config, checked, data, described)
         # a CSV or Parquet file is read once, by an insert that counts, unless a key repeats
         one_read = fmt in ("csv", "parquet") and not replace
         survey = None if one_read else _surveyed(con, spec, mapping, views, fmt)
