@@ -7,7 +7,7 @@ A map of the package:
 - `upshot.store`        the DuckDB warehouse: connections, migrations, writer lock, run registry
 - `upshot.load`         reading, validating, quarantining and appending logs (with
   `load_checks`: the validating views; `load_append`: counts, dedupe, insert;
-  `load_report`: what a load reports)
+  `load_counted`: a file's load in one read; `load_report`: what a load reports)
 - `upshot.interrupts`   Ctrl-C however DuckDB surfaces it, as one InterruptError (exit 130)
 - `upshot.headers`      a file's header as the input contract: column maps, missing columns
 - `upshot.check`        `upshot check`: can the loaded data answer what the config asks

@@ -2,24 +2,30 @@
 
 Each file is read by DuckDB through a view whose rows carry their first validation
 failure, if any (`_fail`), and `_ok`, a plain filter true exactly when there is none.
-A light pass reads only the key and timestamp columns, unvalidated: it counts the rows
-and the naive timestamps and proves by hashes that no key repeats (`load_append.survey`).
-Then, in one transaction, the insert reads the whole file once (a CSV file is parsed by
-it, not staged) and appends the good rows not seen before; only if some row did not
-load are the failing rows looked for, in a second validating pass that stores them alone
-(`_bad`) for `quarantine`; the file's fingerprint goes to `_loads`. A file loads entirely
-(minus quarantined rows) or not at all, even if the process is killed mid-way (DuckDB
-rolls the transaction back).
+A CSV or Parquet file is read once: in one transaction, the insert reads it and appends
+the good rows not seen before, counting the rows read and the naive timestamps as it
+goes, and the rows just appended prove that no key repeats (`load_counted`); a file in
+which one does is rolled back and loaded the surveyed way. Otherwise (JSON, users
+`--replace`, a file with a repeated key) a light pass reads only the key and timestamp
+columns, unvalidated: it counts the rows and the naive timestamps and proves by hashes
+that no key repeats (`load_append.survey`), then the insert reads the whole file once,
+windowed only if a key repeats. Either way, only if some row did not load are the failing
+rows looked for, in a second validating pass that stores them alone (`_bad`) for
+`quarantine`; the file's fingerprint goes to `_loads`. A file loads entirely (minus
+quarantined rows) or not at all, even if the process is killed mid-way (DuckDB rolls the
+transaction back).
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from upshot import contract, headers, partitions
-from upshot.contract import TableSpec
+from upshot.contract import Column, TableSpec
 from upshot.errors import (
     DataQualityError,
     InputError,
@@ -28,16 +34,19 @@ from upshot.errors import (
     UsageError,
 )
 from upshot.interrupts import interruptible, is_interrupt
-from upshot.load_append import Bad
+from upshot.load_append import Bad, Survey
 from upshot.load_append import insert as _insert
 from upshot.load_append import naive_exactly as _naive_exactly
 from upshot.load_append import replace_users as _replace
 from upshot.load_append import store_bad as _store_bad
 from upshot.load_append import survey as _survey
-from upshot.load_checks import add_folders, extras, mapped, stage, with_folders
+from upshot.load_checks import Checked, add_folders, extras, mapped, stage, with_folders
+from upshot.load_counted import NeedsSurveyError
+from upshot.load_counted import insert as _insert_counted
 from upshot.load_report import FileReport, LoadReport
 from upshot.readers import (
     csv_rejects,
+    describe,
     discover,
     duplicate_header,
     file_format,
@@ -86,87 +95,172 @@ def load_file(
     if seen and seen[0]:
         return FileReport(path, table, "already_loaded", fingerprint=digest)
     fmt = file_format(path)
-    try:
+    with _reading(path, fmt):
         open_source(con, path, fmt, spec)
-        if fmt == "csv" and (twice := duplicate_header(con, path)):
+        add_folders(con, folders)
+        # the columns, described once: every DESCRIBE of a CSV view sniffs the file again
+        described = describe(con, "_src")
+        if fmt == "csv" and (twice := duplicate_header(con, path, described)):
             raise InputError(
                 f"{path}: column {twice!r} appears twice in the header; nothing of this file "
                 "was loaded"
             )
-        add_folders(con, folders)
         data = "_src"
         if fmt == "csv":
             data = with_folders("_src_data", folders)
-        mapping, ignored = mapped(con, path, spec, folders, renames, config)
+        mapping, ignored = mapped(con, path, spec, folders, renames, config, described)
         checked = [k for k in folders if mapping[k][0] != FOLDER + k]
         cols = spec.columns + extras(con, spec, mapping)
-        views = stage(con, spec, cols, mapping, config, checked, data)
-        survey = _survey(con, spec, mapping, views)
-        # the records the light pass could not split: with the rows it read, every record
-        rejects = csv_rejects(con, fmt)
-    except (InputError, InterruptError):
-        raise
-    except Exception as exc:  # DuckDB could not read it at all: name the file, load nothing
-        raise _unreadable(path, fmt, exc) from None
-    read = survey.read + len(rejects)
+        views = stage(con, spec, cols, mapping, config, checked, data, described)
+        # a CSV or Parquet file is read once, by an insert that counts, unless a key repeats
+        one_read = fmt in ("csv", "parquet") and not replace
+        survey = None if one_read else _surveyed(con, spec, mapping, views, fmt)
     load_id = f"{table}-{digest[:12]}-{uuid.uuid4().hex[:6]}"
-    stat3 = list(stat or (None, None, None))
-    with transaction(con):
-        for col in cols[len(spec.columns) :]:
-            con.execute(
-                f"ALTER TABLE {ident(spec.name)} ADD COLUMN IF NOT EXISTS "
-                f"{ident(col.name)} {col.type}"
-            )
+    mode = "replace" if replace else "append"
+    while True:
         try:
-            replaced = _replace(con, spec, cols, load_id) if replace else 0
-            accepted = _insert(con, spec, cols, load_id, views, survey) + replaced
-            # the insert read every column: it also rejects a record whose unread fields
-            # were not valid UTF-8, which the light pass counted as a row
-            more = csv_rejects(con, fmt)
-            # every row accepted: none failed (nor repeated), and none is read again
-            clean = accepted == read - len(more)
-            bad = Bad(0, 0) if clean else _store_bad(con, spec, mapping, views)
-            naive = survey.naive - bad.naive
-            if len(more) > len(rejects):  # the light pass counted their timestamps too
-                naive = _naive_exactly(con, spec, mapping, views)
-        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-            raise _unreadable(path, fmt, exc) from None
-        rejects = more
-        if bad.rows:
-            fix_csv_rows(con, rejects)
-            con.execute(query("load", "quarantine-staged"), [load_id, path, table])
-        for line, raw in rejects:
-            con.execute(
-                "INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, 'malformed_row', ?)",
-                [load_id, path, table, line, raw],
-            )
-        quarantined = bad.rows + len(rejects)
-        duplicates = read - quarantined - accepted
-        con.execute(
-            query("load", "record-load"),
-            [load_id, digest, path, table, read, accepted, duplicates, quarantined, *stat3],
-        )
-        con.execute(
-            query("load", "record-mode"), [("replace" if replace else "append"), naive, load_id]
-        )
+            with transaction(con):
+                for col in cols[len(spec.columns) :]:
+                    con.execute(
+                        f"ALTER TABLE {ident(spec.name)} ADD COLUMN IF NOT EXISTS "
+                        f"{ident(col.name)} {col.type}"
+                    )
+                try:
+                    got = _append(con, spec, cols, mapping, views, load_id, survey, replace, fmt)
+                except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                    raise _unreadable(path, fmt, exc) from None
+                _journal(con, got, load_id, digest, path, table, mode, stat)
+            break
+        except NeedsSurveyError:  # a key repeats in the file: load it again, surveyed
+            with _reading(path, fmt):
+                survey = _surveyed(con, spec, mapping, views, fmt)
+    bad = got.bad
     reasons = dict(con.execute(query("load", "stage-reasons")).fetchall()) if bad.rows else {}
-    if rejects:
-        reasons["malformed_row"] = reasons.get("malformed_row", 0) + len(rejects)
+    if got.rejects:
+        reasons["malformed_row"] = reasons.get("malformed_row", 0) + len(got.rejects)
     _drop(con)
     return FileReport(
         path,
         table,
         "loaded",
-        read,
-        accepted,
-        duplicates,
-        quarantined,
+        got.read,
+        got.accepted,
+        got.duplicates,
+        got.quarantined,
         reasons,
         ignored,
         digest,
-        rows_replaced=replaced,
-        naive_timestamps=naive,
+        rows_replaced=got.replaced,
+        naive_timestamps=got.naive,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Appended:
+    """What one file's transaction did: rows read (rejected records included), appended
+    (replaced users included), replaced, the failing rows stored in `_bad`, the naive
+    timestamps among the good rows, and the records the CSV reader rejected."""
+
+    read: int
+    accepted: int
+    replaced: int
+    bad: Bad
+    naive: int
+    rejects: list[tuple[int, str]]
+
+    @property
+    def quarantined(self) -> int:
+        return self.bad.rows + len(self.rejects)
+
+    @property
+    def duplicates(self) -> int:
+        return self.read - self.quarantined - self.accepted
+
+
+def _surveyed(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    mapping: dict[str, tuple[str, str]],
+    views: Checked,
+    fmt: str,
+) -> tuple[Survey, list[tuple[int, str]]]:
+    """The light pass, and the CSV records it could not split: with the rows it read,
+    every record of the file."""
+    survey = _survey(con, spec, mapping, views)
+    return survey, csv_rejects(con, fmt)
+
+
+def _append(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    cols: tuple[Column, ...],
+    mapping: dict[str, tuple[str, str]],
+    views: Checked,
+    load_id: str,
+    surveyed: tuple[Survey, list[tuple[int, str]]] | None,
+    replace: bool,
+    fmt: str,
+) -> _Appended:
+    """Append the file's good new rows and store its failing ones, counting, inside its
+    transaction: in one read of the file (`surveyed` None; `NeedsSurveyError` if a key
+    repeats), or after the light pass."""
+    if surveyed is None:
+        counted = _insert_counted(con, spec, cols, load_id, views, mapping)
+        rejects = csv_rejects(con, fmt)
+        clean = counted.accepted == counted.read
+        bad = Bad(0, 0) if clean else _store_bad(con, spec, mapping, views)
+        read = counted.read + len(rejects)
+        return _Appended(read, counted.accepted, 0, bad, counted.naive, rejects)
+    survey, rejects = surveyed
+    read = survey.read + len(rejects)
+    replaced = _replace(con, spec, cols, load_id) if replace else 0
+    accepted = _insert(con, spec, cols, load_id, views, survey) + replaced
+    # the insert read every column: it also rejects a record whose unread fields were not
+    # valid UTF-8, which the light pass counted as a row
+    more = csv_rejects(con, fmt)
+    # every row accepted: none failed (nor repeated), and none is read again
+    clean = accepted == read - len(more)
+    bad = Bad(0, 0) if clean else _store_bad(con, spec, mapping, views)
+    naive = survey.naive - bad.naive
+    if len(more) > len(rejects):  # the light pass counted their timestamps too
+        naive = _naive_exactly(con, spec, mapping, views)
+    return _Appended(read, accepted, replaced, bad, naive, more)
+
+
+def _journal(
+    con: duckdb.DuckDBPyConnection,
+    got: _Appended,
+    load_id: str,
+    digest: str,
+    path: str,
+    table: str,
+    mode: str,
+    stat: tuple[str, int, int] | None,
+) -> None:
+    """Quarantine the failing rows and the rejected records, and journal the file."""
+    if got.bad.rows:
+        fix_csv_rows(con, got.rejects)
+        con.execute(query("load", "quarantine-staged"), [load_id, path, table])
+    for line, raw in got.rejects:
+        con.execute(
+            "INSERT INTO quarantine VALUES (?, ?, ?, ?, NULL, 'malformed_row', ?)",
+            [load_id, path, table, line, raw],
+        )
+    counts = [got.read, got.accepted, got.duplicates, got.quarantined]
+    stat3 = list(stat or (None, None, None))
+    con.execute(query("load", "record-load"), [load_id, digest, path, table, *counts, *stat3])
+    con.execute(query("load", "record-mode"), [mode, got.naive, load_id])
+
+
+@contextlib.contextmanager
+def _reading(path: str, fmt: str) -> Iterator[None]:
+    """DuckDB could not read the file at all: name the file, load nothing."""
+    try:
+        yield
+    except (InputError, InterruptError):
+        raise
+    except Exception as exc:
+        raise _unreadable(path, fmt, exc) from None
 
 
 def _unreadable(path: str, fmt: str, exc: Exception) -> Exception:

@@ -103,16 +103,32 @@ def insert(
     Dedupe is the costly part of a load, so each step runs only when it can matter: the
     window only when the file repeats a key, the anti-join only when the table has rows.
     """
-    table = ident(spec.name)
-    keys = [ident(k) for k in spec.key]
-    keyed = " AND ".join(f"{k} IS NOT NULL" for k in keys)
-    has_rows = con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()
+    keyed = " AND ".join(f"{ident(k)} IS NOT NULL" for k in spec.key)
     rows = f"SELECT * FROM {views.data} WHERE _ok"
     if survey.repeats:
         rows = (
             f"SELECT * FROM {views.rows} WHERE _ok QUALIFY NOT ({keyed}) OR "
-            f"row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY _row) = 1"
+            f"row_number() OVER (PARTITION BY {', '.join(ident(k) for k in spec.key)} "
+            "ORDER BY _row) = 1"
         )
+    with whole_rows(con):
+        row = con.execute(appending(con, spec, columns, views, rows), {"load_id": load_id})
+        found = row.fetchone()
+    return int(found[0]) if found else 0
+
+
+def appending(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    columns: tuple[Column, ...],
+    views: Checked,
+    rows: str,
+) -> str:
+    """The INSERT of `rows` (a query over the checked file) into the table, less the keys
+    the table already holds; `$load_id` is its parameter."""
+    table = ident(spec.name)
+    keys = [ident(k) for k in spec.key]
+    has_rows = con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()
     where = ""
     if has_rows and has_rows[0]:
         same_key = " AND ".join(f"t.{k} = f.{k}" for k in keys)
@@ -130,10 +146,7 @@ def insert(
         where = f" WHERE NOT EXISTS (SELECT 1 FROM _known t WHERE {same_key})"
     cols = ", ".join(ident(c.name) for c in columns)
     picked = ", ".join(f"f.{ident(c.name)}" for c in columns)
-    sql = f"INSERT INTO {table} ({cols}, load_id) SELECT {picked}, $load_id FROM ({rows}) f{where}"
-    with whole_rows(con):
-        row = con.execute(sql, {"load_id": load_id}).fetchone()
-    return int(row[0]) if row else 0
+    return f"INSERT INTO {table} ({cols}, load_id) SELECT {picked}, $load_id FROM ({rows}) f{where}"
 
 
 @contextlib.contextmanager

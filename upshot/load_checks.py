@@ -34,12 +34,14 @@ def mapped(
     folders: dict[str, str],
     renames: dict[str, str] | None = None,
     config: Config | None = None,
+    described: list[tuple[str, str]] | None = None,
 ) -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
     """contract name → (source column, source type); plus the source columns ignored.
+    `described`: `_src`'s columns, if known (describing a CSV view sniffs the file).
 
     A contract column the file lacks is read from its partition folder, if it has one.
     """
-    mapping = headers.renamed(path, describe(con, "_src"), renames or {})
+    mapping = headers.renamed(path, described or describe(con, "_src"), renames or {})
     for key in folders:
         mapping.setdefault(key, (FOLDER + key, "VARCHAR"))
     headers.require(path, spec, mapping)
@@ -130,13 +132,16 @@ def stage(
     config: Config,
     checked: Sequence[str] = (),
     data: str = "_src",
+    described: list[tuple[str, str]] | None = None,
 ) -> Checked:
     """The views over `_src` (and `data`, the same without `_row`) typed, with each row's
-    first failure; `checked` columns must equal their partition folder's value."""
+    first failure; `checked` columns must equal their partition folder's value;
+    `described`: `_src`'s columns, if known."""
     # one instant for every pass over the file, so that they agree on "the future"
     clock_row = con.execute("SELECT CAST(now() AS VARCHAR)").fetchone()
     clock = f"CAST({literal(str(clock_row[0] if clock_row else ''))} AS TIMESTAMPTZ)"
-    rules = validation(spec, columns, mapping, config, describe(con, "_src"), clock, checked)
+    source_columns = described or describe(con, "_src")
+    rules = validation(spec, columns, mapping, config, source_columns, clock, checked)
     raw = {
         c.name: ident(mapping[c.name][0])
         for c in columns

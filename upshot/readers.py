@@ -184,9 +184,12 @@ def open_source(con: duckdb.DuckDBPyConnection, path: str, fmt: str, spec: Table
         _ndjson_source(con, p, spec)
 
 
-def duplicate_header(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
-    """The first column a CSV header names twice (DuckDB would read the second as `x_1`)."""
-    names = [n for n, _ in describe(con, "_src")]
+def duplicate_header(
+    con: duckdb.DuckDBPyConnection, path: str, described: list[tuple[str, str]] | None = None
+) -> str | None:
+    """The first column a CSV header names twice (DuckDB would read the second as `x_1`);
+    `described`: `_src`'s columns, if known."""
+    names = [n for n, _ in (described or describe(con, "_src"))]
     renamed = [n for n in names if (m := _SUFFIXED.match(n)) and m.group(1) in names]
     if not renamed:  # the header row is read again only when DuckDB had to rename a column
         return None
