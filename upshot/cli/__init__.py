@@ -247,6 +247,17 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, _interrupt)
     _ASKED_HELP[0] = "--help" in args
     try:
+        _main(args, debug)
+    finally:
+        if argv is None:
+            # the process's own run is over and its exit code chosen: a Ctrl-C while the
+            # interpreter shuts down (DuckDB closing and checkpointing the warehouse, all
+            # committed) would otherwise kill it by the signal, no message, exit -2
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _main(args: list[str], debug: bool) -> None:
+    try:
         help_of = _help_only(args)
         if help_of is not None:
             help_of[0].main(["--help"], prog_name=help_of[1])
