@@ -111,7 +111,7 @@ def _estimates(results: object) -> dict[str, list[float]]:
 
 
 def run_upshot(path: str) -> dict[str, object]:
-    from upshot.experiments import analysis, analyze
+    from upshot.experiments import analysis
     from upshot.experiments.sources import Prepared
 
     phases: dict[str, float] = {}
@@ -119,15 +119,8 @@ def run_upshot(path: str) -> dict[str, object]:
     _timed(Prepared, "rows", phases)  # the aggregate pass
     _timed(analysis, "analyze_rows", phases)  # the statistics (and any second pass)
     t = time.perf_counter()
-    a = analyze(
-        table=path,
-        metrics=PLAIN + CUPED,
-        ratios=[f"{n}/{d}" for n, d in RATIOS],
-        covariates=[f"{c}=pre_{c}" for c in CUPED],
-    )
+    a = _analyze(path)
     seconds = time.perf_counter() - t
-    if len(a.results) != 20 or any(r.status != "ok" for r in a.results):
-        raise RuntimeError(f"unexpected analysis: {[(r.metric, r.status) for r in a.results]}")
     metadata = phases.get("prepare_table", 0.0)
     sql = phases.get("rows", 0.0)
     stats = phases.get("analyze_rows", 0.0)
@@ -141,13 +134,28 @@ def run_upshot(path: str) -> dict[str, object]:
     }
 
 
+def _analyze(path: str, engine: Any = None) -> Any:
+    """The benchmark's analysis (20 metrics), checked to have every metric `ok`."""
+    from upshot.experiments import analyze
+
+    a = analyze(
+        table=path,
+        metrics=PLAIN + CUPED,
+        ratios=[f"{n}/{d}" for n, d in RATIOS],
+        covariates=[f"{c}=pre_{c}" for c in CUPED],
+        engine=engine,
+    )
+    if len(a.results) != 20 or any(r.status != "ok" for r in a.results):
+        raise RuntimeError(f"unexpected analysis: {[(r.metric, r.status) for r in a.results]}")
+    return a
+
+
 def run_spark(path: str, warm: bool = False) -> dict[str, float]:
     """`analyze` on Spark in a session started before the clock; `warm`: timed the second
     time in that session, as a long-lived session (a Spark Connect server, a notebook)
     runs it, with the JVM's compiled code and the file's listing already made."""
     from upshot.config import Config
     from upshot.engines import open_spark
-    from upshot.experiments import analyze
 
     t = time.perf_counter()
     engine = open_spark(Config())
@@ -155,16 +163,8 @@ def run_spark(path: str, warm: bool = False) -> dict[str, float]:
     startup = time.perf_counter() - t
     for _ in range(2 if warm else 1):
         t = time.perf_counter()
-        a = analyze(
-            table=path,
-            metrics=PLAIN + CUPED,
-            ratios=[f"{n}/{d}" for n, d in RATIOS],
-            covariates=[f"{c}=pre_{c}" for c in CUPED],
-            engine=engine,
-        )
+        _analyze(path, engine)
         seconds = time.perf_counter() - t
-    if len(a.results) != 20 or any(r.status != "ok" for r in a.results):
-        raise RuntimeError(f"unexpected analysis: {[(r.metric, r.status) for r in a.results]}")
     return {"seconds": seconds, "startup_seconds": startup}
 
 

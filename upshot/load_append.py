@@ -60,14 +60,25 @@ def survey(
         f"FROM (SELECT {', '.join(picked)} FROM {views.source})"
     ).fetchall()  # not fetchone: the CSV reader writes its rejects table when drained
     read, keyed_rows, hashes, naive_all = (int(x or 0) for x in row[0])
-    repeats = False
-    if hashes < keyed_rows:
-        key_tuple = f"({', '.join(keys)})" if len(keys) > 1 else keys[0]
-        exact = con.execute(
-            f"SELECT count(*) - count(DISTINCT {key_tuple}) FROM {views.data} WHERE _ok AND {keyed}"
-        ).fetchone()
-        repeats = bool(exact and exact[0])
+    repeats = hashes < keyed_rows and key_repeats(con, spec, f"FROM {views.data} WHERE _ok")
     return Survey(read, naive_all, repeats)
+
+
+def key_repeats(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    rows: str,
+    params: dict[str, str] | None = None,
+) -> bool:
+    """Whether a key repeats among the keyed rows of `rows` (`FROM … WHERE …`), counted
+    exactly: what settles a file whose keys' hashes collide or repeat."""
+    keys = [ident(k) for k in spec.key]
+    keyed = " AND ".join(f"{k} IS NOT NULL" for k in keys)
+    key_tuple = f"({', '.join(keys)})" if len(keys) > 1 else keys[0]
+    exact = con.execute(
+        f"SELECT count(*) - count(DISTINCT {key_tuple}) {rows} AND {keyed}", params or {}
+    ).fetchone()
+    return bool(exact and exact[0])
 
 
 def store_bad(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from upshot.contract import Column, TableSpec
-from upshot.load_append import appending, whole_rows
+from upshot.load_append import appending, key_repeats, whole_rows
 from upshot.load_checks import Checked, naive_flags
 from upshot.sql import ident
 
@@ -99,14 +99,8 @@ def _appended(con: duckdb.DuckDBPyConnection, spec: TableSpec, load_id: str) -> 
         {"load_id": load_id},
     ).fetchone()
     appended, keyed_rows, hashes = (int(x or 0) for x in (row or (0, 0, 0)))
-    if hashes < keyed_rows:
-        key_tuple = f"({', '.join(keys)})" if len(keys) > 1 else keys[0]
-        exact = con.execute(
-            f"SELECT count(*) - count(DISTINCT {key_tuple}) {mine} AND {keyed}",
-            {"load_id": load_id},
-        ).fetchone()
-        if exact and exact[0]:
-            raise NeedsSurveyError("a key repeats in the file")
+    if hashes < keyed_rows and key_repeats(con, spec, mine, {"load_id": load_id}):
+        raise NeedsSurveyError("a key repeats in the file")
     return appended
 
 
