@@ -209,6 +209,52 @@ def test_date_only_values_are_days_in_the_configured_zone_not_offsets(tmp_path):
     assert naive == (1,)
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris"])
+def test_a_named_zone_is_honoured_and_trailing_text_is_not_dropped(tmp_path, zone):
+    """DuckDB's TIMESTAMP cast ignores whatever follows the time ("10:00 PM" is 10:00,
+    "10:00 America/New_York" 10:00 in the naive zone): named zones must convert, and a
+    value with text it cannot read must be quarantined, whatever load.naive_timezone."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    values = {
+        "s1": "2026-11-16 10:00:00 America/New_York",
+        "s2": "2026-11-16T10:00:00 Asia/Kolkata",
+        "s3": "2026-11-16 10:00:00 CET",
+        "s4": "2026-11-16 10:00:00",
+        "s5": "2026-11-16 10:00:00.250+05:30",
+        "s6": "2026-11-16 10:00:00 PM",
+        "s7": "2026-11-16 10:00:00 Not/AZone",
+    }
+    rows = [
+        GOOD.format(i=i + 1).replace("2026-11-16 10:00:00", v)
+        for i, v in enumerate(values.values())
+    ]
+    src = write(tmp_path / "s.csv", "\n".join([HEADER, *rows]) + "\n")
+    db = tmp_path / "w.duckdb"
+    with pytest.raises(DataQualityError) as caught:  # 2 of 7 rows: over the reject gate
+        load(str(db), "sends", [str(src)], config=Config(load=Load(naive_timezone=zone)))
+    # the instants by Python's zoneinfo (independent of DuckDB's ICU)
+    at = datetime(2026, 11, 16, 10, 0)
+    want = {
+        "s1": at.replace(tzinfo=ZoneInfo("America/New_York")),
+        "s2": at.replace(tzinfo=ZoneInfo("Asia/Kolkata")),
+        "s3": at.replace(tzinfo=ZoneInfo("CET")),
+        "s4": at.replace(tzinfo=ZoneInfo(zone)),
+        "s5": datetime.fromisoformat("2026-11-16T10:00:00.250+05:30"),
+    }
+    with duckdb.connect(str(db), read_only=True) as con:
+        got = dict(con.execute("SELECT send_id, epoch_us(decided_at) FROM sends").fetchall())
+        naive = con.execute("SELECT sum(naive_timestamps) FROM _loads").fetchone()
+    assert got == {k: round(v.timestamp() * 1e6) for k, v in want.items()}
+    assert naive == (1,)  # s4 only: a named zone is a zone
+    assert caught.value.report.files[0].rows_accepted == 5
+    assert quarantine(db) == [
+        (6, "decided_at", "bad_timestamp", values["s6"]),
+        (7, "decided_at", "bad_timestamp", values["s7"]),
+    ]
+
+
 def test_reject_gate_loads_good_rows_and_exits_3(tmp_path):
     rows = [GOOD.format(i=i) for i in range(98)] + ["x1,u,promo,fax,2026-11-16,true,0.5,false"]
     src = write(tmp_path / "s.csv", "\n".join([HEADER, *rows]) + "\n")

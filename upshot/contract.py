@@ -13,8 +13,18 @@ from upshot.sql import ident, literal
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 _NON_WORD = re.compile(r"[^0-9a-zA-Z]+")
+# A text timestamp is naive only when it is a date and time with nothing after: anything
+# after the time is a zone (an offset, Z, UTC, or a name such as America/New_York or CET,
+# which DuckDB's TIMESTAMPTZ cast honours) or junk. DuckDB's TIMESTAMP cast drops any
+# trailing text ("10:00 PM" reads as 10:00, "10:00 America/New_York" in the naive zone), so
+# only NAIVE text may go through it; ZONED text goes through TIMESTAMPTZ, and anything
+# else is NULL (quarantined as bad_timestamp) rather than a guess.
+NAIVE = r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]*)?)?)?$"
 # an offset counts only after a time of day: the "-19" of a date-only "2026-10-19" is the day
-ZONED = r"[T ][0-9]{1,2}:[0-9]{2}.*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC)$"
+ZONED = (
+    r"[T ][0-9]{1,2}:[0-9]{2}.*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC"
+    r"|\s[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*)$"
+)
 
 
 def snake(name: str) -> str:
@@ -133,8 +143,9 @@ def _timestamp(raw: str, source_type: str, naive_tz: str) -> str:
         # the session time zone is UTC, so a naive string already lands in UTC
         return f"TRY_CAST({text} AS TIMESTAMPTZ)"
     return (
-        f"CASE WHEN regexp_matches({text}, {literal(ZONED)}) THEN TRY_CAST({text} AS TIMESTAMPTZ)"
-        f" ELSE timezone({literal(naive_tz)}, TRY_CAST({text} AS TIMESTAMP)) END"
+        f"CASE WHEN regexp_matches({text}, {literal(NAIVE)}) "
+        f"THEN timezone({literal(naive_tz)}, TRY_CAST({text} AS TIMESTAMP)) "
+        f"WHEN regexp_matches({text}, {literal(ZONED)}) THEN TRY_CAST({text} AS TIMESTAMPTZ) END"
     )
 
 

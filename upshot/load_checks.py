@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from upshot import contract, headers, partitions
 from upshot.config import parse_size, parse_window
-from upshot.contract import ZONED, Column, TableSpec
+from upshot.contract import NAIVE, Column, TableSpec
 from upshot.errors import InputError
 from upshot.readers import describe
 from upshot.sql import ident, literal
@@ -272,7 +272,7 @@ def naive_flags(spec: TableSpec, mapping: dict[str, tuple[str, str]]) -> list[st
         flags.append(
             f"{raw} IS NOT NULL"
             if upper.startswith(("TIMESTAMP", "DATE"))
-            else f"NOT regexp_matches(trim(CAST({raw} AS VARCHAR)), {literal(ZONED)})"
+            else f"regexp_matches(trim(CAST({raw} AS VARCHAR)), {literal(NAIVE)})"
         )
     return flags
 
