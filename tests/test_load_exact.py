@@ -67,6 +67,37 @@ def test_users_covariate_types_come_from_every_row(tmp_path):
         )
 
 
+def test_users_dates_whose_day_and_month_cannot_be_told_apart_are_refused(tmp_path):
+    # DuckDB reads 05/06/2026 as 5 June; a month/day file would load with its days and
+    # months swapped, and the covariate would be silently wrong. With no day above 12 the
+    # order cannot be known: the file is refused, naming the column, nothing loaded.
+    db = tmp_path / "w.duckdb"
+    ambiguous = write(
+        tmp_path / "a.csv", "user_id,signup,age\nu1,05/06/2026,30\nu2,11/12/2025,41\n"
+    )
+    with pytest.raises(InputError, match=r"a\.csv: column 'signup' holds dates such as 05/06"):
+        load(str(db), "users", [str(ambiguous)], config=Config())
+    result = run_cli("--db", str(db), "load", "users", str(ambiguous))
+    assert result.code == EXIT_ERROR
+    assert "column 'signup'" in result.err
+    assert "nothing of this file was loaded" in result.err
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM users").fetchone() == (0,)
+    # a day above 12 in any row tells the order (day/month here); ISO dates are never in doubt
+    told = write(tmp_path / "b.csv", "user_id,signup\nu1,05/06/2026\nu2,25/08/2026\n")
+    iso = write(tmp_path / "c.csv", "user_id,joined\nu3,2026-05-06\n")
+    load(str(db), "users", [str(told), str(iso)], config=Config())
+    with duckdb.connect(str(db), read_only=True) as con:
+        got = con.execute(
+            "SELECT user_id, CAST(signup AS VARCHAR), CAST(joined AS VARCHAR) FROM users ORDER BY 1"
+        ).fetchall()
+    assert got == [
+        ("u1", "2026-06-05", None),
+        ("u2", "2026-08-25", None),
+        ("u3", None, "2026-05-06"),
+    ]
+
+
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
 def test_a_value_that_is_not_a_number_is_quarantined_not_one(tmp_path, fmt):
     rows = [

@@ -45,6 +45,7 @@ from upshot.load_counted import NeedsSurveyError
 from upshot.load_counted import insert as _insert_counted
 from upshot.load_report import FileReport, LoadReport
 from upshot.readers import (
+    ambiguous_dates,
     csv_rejects,
     describe,
     discover,
@@ -104,6 +105,12 @@ def load_file(
             raise InputError(
                 f"{path}: column {twice!r} appears twice in the header; nothing of this file "
                 "was loaded"
+            )
+        if fmt == "csv" and spec.open_columns and (day := ambiguous_dates(con, path, described)):
+            raise InputError(
+                f"{path}: column {day!r} holds dates such as 05/06/2026 with no day above 12, "
+                "so day/month and month/day cannot be told apart; write them as ISO dates "
+                "(2026-06-05); nothing of this file was loaded"
             )
         data = "_src"
         if fmt == "csv":

@@ -205,6 +205,44 @@ def duplicate_header(
     return None
 
 
+# a day and a month in either order, then a year: 05/06/2026, 5.6.26, 05-06-2026 10:00
+_DAY_MONTH = r"^\s*([0-9]{1,2})[/.-]([0-9]{1,2})[/.-][0-9]{2,4}"
+
+
+def ambiguous_dates(
+    con: duckdb.DuckDBPyConnection, path: str, described: list[tuple[str, str]]
+) -> str | None:
+    """The first column of a CSV whose types DuckDB found (a users file's covariates) that
+    it read as dates from text like 05/06/2026 in which no value has a day above 12: DuckDB
+    then reads day/month, and a month/day file would load with its days and months swapped.
+    Text in ISO form (2026-06-05) or with a day above 12 in some row is not ambiguous."""
+    dated = [n for n, t in described if t.upper().startswith(("DATE", "TIMESTAMP"))]
+    if not dated:
+        return None
+    pattern = literal(_DAY_MONTH)
+    counts = []
+    for name in dated:
+        text = f"CAST({ident(name)} AS VARCHAR)"
+        first, second = (
+            f"TRY_CAST(regexp_extract({text}, {pattern}, {i}) AS INTEGER)" for i in (1, 2)
+        )
+        counts += [
+            f"count(*) FILTER (WHERE regexp_matches({text}, {pattern}))",
+            (
+                f"count(*) FILTER (WHERE regexp_matches({text}, {pattern}) "
+                f"AND ({first} > 12 OR {second} > 12))"
+            ),
+        ]
+    row = con.execute(
+        f"SELECT {', '.join(counts)} FROM read_csv({literal(path)}, all_varchar = true, "
+        f"header = true, quote = '\"', escape = '\"', {_LINES}, ignore_errors = true)"
+    ).fetchone()
+    for i, name in enumerate(dated):
+        if row and row[2 * i] and not row[2 * i + 1]:
+            return name
+    return None
+
+
 def csv_rejects(con: duckdb.DuckDBPyConnection, fmt: str) -> list[tuple[int, str]]:
     """The CSV lines DuckDB could not split into the header's columns: (data row, text)."""
     if fmt != "csv":
