@@ -32,7 +32,7 @@ def format_value(name: str, value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         if name.startswith("rel_"):
             return f"{value:.2%}"
-        if name.startswith("pvalue") or name == "p":  # `p`: a compact table's p-value
+        if name.startswith("pvalue") or name == "p_adj":  # `p_adj`: a compact table's p-value
             return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
         return significant(value)
     return str(value)

@@ -299,7 +299,7 @@ def test_analyze_table_is_compact_fits_100_columns_and_wide_shows_the_rest(users
     lines = [x.rstrip() for x in compact.out.splitlines()]
     assert max(len(x) for x in lines) <= 100
     header = next(x for x in lines if " effect " in x)
-    assert header.split() == ["metric", "┃", "arm", "┃", "effect", "┃", "ci", "┃", "p", "┃",
+    assert header.split() == ["metric", "┃", "arm", "┃", "effect", "┃", "ci", "┃", "p_adj", "┃",
                               "status"]  # fmt: skip
     # every row is the JSON's numbers, printed whole with significant digits (never cut)
     for r in doc["results"]:
@@ -333,7 +333,7 @@ def test_analyze_of_the_warehouse_is_compact_too(sim_warehouse):
     assert r.code == 0, r.err
     lines = [x.rstrip() for x in r.out.splitlines()]
     header = next(x for x in lines if " effect " in x)
-    assert header.split() == ["metric", "┃", "arm", "┃", "effect", "┃", "ci", "┃", "p", "┃",
+    assert header.split() == ["metric", "┃", "arm", "┃", "effect", "┃", "ci", "┃", "p_adj", "┃",
                               "status"]  # fmt: skip
     assert max(len(x) for x in lines) <= 100
     assert "…" not in r.out

@@ -146,13 +146,14 @@ def _ci(lower: Any, upper: Any) -> str:
 
 
 def _compact(row: dict[str, Any]) -> dict[str, Any]:
-    """metric, arm, effect, CI, p (adjusted), status: what a terminal of 100 columns holds."""
+    """metric, arm, effect, CI, p adjusted (`p_adj`: the p of the CI would read smaller), status:
+    what a terminal of 100 columns holds."""
     return {
         "metric": row["metric"],
         "arm": row["arm"],
         "effect": row["effect"],
         "ci": _ci(row["effect_ci_lower"], row["effect_ci_upper"]),
-        "p": row["pvalue_adj"],
+        "p_adj": row["pvalue_adj"],
         "status": row["status"],
     }
 
@@ -192,7 +193,7 @@ def _analysis_tables(
                     "with": f"{r['other']}={r['other_arm']}",
                     "effect": r["effect"],
                     "ci": _ci(r["effect_ci_lower"], r["effect_ci_upper"]),
-                    "p": r["pvalue_adj"],
+                    "p_adj": r["pvalue_adj"],
                     "status": r["status"],
                 }
                 for r in found
