@@ -257,8 +257,13 @@ def uplift(
         ),
     ] = None,
     class_col: Annotated[
-        str, typer.Option("--class-col", help="With --table: the message class column.")
-    ] = "message_class",
+        str | None,
+        typer.Option(
+            "--class-col",
+            help="With --table: the message class column. Default: message_class, or, when "
+            "the table has none, every decision is one class 'all'.",
+        ),
+    ] = None,
     treatment_col: Annotated[
         str,
         typer.Option(

@@ -234,3 +234,30 @@ def test_estimate_uplift_reads_the_config_the_cli_reads(flat, tmp_path, monkeypa
                  if r["segment"] == "all"}  # fmt: skip
     assert by_python == by_cli
     assert set(by_cli.values()) == {"insufficient_data"}
+
+
+def test_a_table_without_a_class_column_is_one_class(flat, tmp_path):
+    """A single campaign's table (no message_class): every decision is one class, `all`,
+    with the numbers the same rows get as a named class; a --class-col that is not there
+    is still an error."""
+    path, _ = flat
+    rows = pl.read_csv(path).filter(pl.col("message_class") == "promo_push")
+    named, bare = tmp_path / "named.csv", tmp_path / "bare.csv"
+    rows.write_csv(named)
+    rows.drop("message_class").write_csv(bare)
+    args = ("--treatment-col", "treatment", "--outcome-col", "engagement", "--covariates",
+            "activity,tenure_years", "--nuisance", "linear", "--no-refute", "--json")  # fmt: skip
+    want = run_cli("uplift", "--table", str(named), *args)
+    got = run_cli("uplift", "--table", str(bare), *args)
+    assert got.code == want.code == 0, got.err
+    assert "no message_class column: every decision is one class, 'all'" in got.err
+    w, g = (json.loads(r.out)["estimates"] for r in (want, got))
+    assert {r["message_class"] for r in w} == {"promo_push"}
+    assert {r["message_class"] for r in g} == {"all"}
+    drop = ("message_class", "run_id")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in g] == [
+        {k: v for k, v in r.items() if k not in drop} for r in w
+    ]
+    missing = run_cli("uplift", "--table", str(bare), "--class-col", "campaign", *args)
+    assert missing.code == 2
+    assert "no column 'campaign' for the class" in missing.err

@@ -53,6 +53,8 @@ def _require(columns: Sequence[str], column: str | None, role: str, source: str)
         raise UsageError(f"{source}: no column {column!r} for {role}")
 
 
+DEFAULT_CLASS_COL = "message_class"
+ONE_CLASS = "all"  # the class of a table without a class column
 TRUE_SPELLINGS = ("true", "t", "yes", "y", "1")  # as `upshot load` reads a BOOLEAN column
 FALSE_SPELLINGS = ("false", "f", "no", "n", "0")
 
@@ -246,7 +248,7 @@ def estimate_uplift(
     outcomes: Sequence[str],
     covariates: Sequence[str] | None = None,
     binary: Sequence[str] | None = None,
-    class_col: str = "message_class",
+    class_col: str | None = None,
     treatment_col: str = "treated",
     propensity_col: str | None = "propensity",
     randomized_col: str | None = "randomized",
@@ -270,10 +272,15 @@ def estimate_uplift(
     matches `upshot uplift --table` in the same folder; `jobs` defaults to
     `settings.jobs`. `progress` receives one line per class.
 
+    `class_col` None: `message_class`, or when the frame has no such column (a single
+    campaign's table) every decision is one class, `all`.
+
     `pre_period` names the covariates that hold past behaviour (the warehouse's
     `pre_<objective>`): a class with a targeted design, no logged propensity and none of
     them varying gets status `confounding_risk`. None (the default): not judged.
     """
+    import polars as pl
+
     from upshot.config import load_config
 
     # the settings of the config the CLI reads ($UPSHOT_CONFIG, else ./upshot.toml)
@@ -284,6 +291,15 @@ def estimate_uplift(
     columns = schema.names()
     if not outcomes:
         raise UsageError("no outcomes: give at least one outcome column")
+    if class_col is None:
+        class_col = DEFAULT_CLASS_COL
+        if class_col not in columns:
+            lazy = lazy.with_columns(pl.lit(ONE_CLASS).alias(class_col))
+            schema, columns = lazy.collect_schema(), [*columns, class_col]
+            if progress:
+                progress(
+                    f"{source}: no {class_col} column: every decision is one class, {ONE_CLASS!r}"
+                )
     for column, role in ((class_col, "the class"), (treatment_col, "the treatment")):
         _require(columns, column, role, source)
     for name in outcomes:
