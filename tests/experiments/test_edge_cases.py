@@ -161,3 +161,25 @@ def test_results_convert_to_polars_and_markdown(tmp_path):
     assert frame.height == 2
     assert {"metric", "effect", "pvalue_adj"} <= set(frame.columns)
     assert a.to_markdown().startswith("| metric | arm |")
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_csv_value_that_is_not_a_number_names_its_line_column_and_value(tmp_path, late):
+    """R writes a missing value as NA: within DuckDB's type sample the column reads as
+    text, past it (row 30,000) the sniffed DOUBLE fails mid-file; either way the message
+    names the line, the column and the value."""
+    from upshot.errors import InputError
+
+    n = 30_000 if late else 300
+    lines = ["user_id,arm,revenue"]
+    lines += [f"u{i},{'control' if i % 2 else 'treatment'},{i % 7}.5" for i in range(n)]
+    lines.insert(n if late else 1, "u_na,control,NA")
+    path = tmp_path / "r_export.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    line = (n if late else 1) + 1  # the header is line 1
+    with pytest.raises(InputError) as caught:
+        analyze(table=path, variant_col="arm", control="control", metrics=["revenue"])
+    assert str(caught.value) == (
+        f"{path}: line {line}: column 'revenue' holds 'NA', not a number "
+        "(a missing value is an empty cell)"
+    )

@@ -11,6 +11,7 @@ Identifiers are quoted with `upshot.sql.ident`; windows, events and quantiles ar
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -463,14 +464,31 @@ def fetch(
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
     except duckdb.ConversionException as exc:
-        raise InputError(
-            f"{where}: a metric column is not numeric ({str(exc).splitlines()[0]})"
-        ) from None
+        raise InputError(f"{where}: {_not_numeric(str(exc))}") from None
     except duckdb.Error as exc:
         raise InputError(f"{where}: {str(exc).splitlines()[0]}") from None
     finally:
         con.execute(f"SET enable_progress_bar = {'true' if before else 'false'}")
         con.execute("SET disabled_optimizers = $d", {"d": disabled})
+
+
+_CSV_VALUE = re.compile(
+    r'CSV Error on Line: (\d+).*?converting column "(.+?)"\. Could not convert string "(.*?)"',
+    re.DOTALL,
+)
+
+
+def _not_numeric(message: str) -> str:
+    """DuckDB's CSV conversion error as one line naming the line, column and value (a type
+    sniffed from the first rows meets a value that is not one, such as R's NA)."""
+    found = _CSV_VALUE.search(message)
+    if not found:
+        return f"a metric column is not numeric ({message.splitlines()[0]})"
+    line, column, value = found.groups()
+    return (
+        f"line {line}: column {column!r} holds {value!r}, not a number "
+        "(a missing value is an empty cell)"
+    )
 
 
 def parquet_ranges(con: duckdb.DuckDBPyConnection, path: str | Path) -> dict[str, tuple[Any, Any]]:
