@@ -123,11 +123,42 @@ def read_frame(path: Path, flag: str) -> pl.DataFrame:
         if suffix.endswith(".parquet"):
             return pl.read_parquet(path)
         if suffix.endswith((".csv", ".csv.gz", ".tsv")):
-            return pl.read_csv(
+            frame = pl.read_csv(
                 path, separator="\t" if ".tsv" in suffix else ",", infer_schema_length=100_000
             )
+            return numbers_with_missing(frame, str(path))
         if suffix.endswith((".ndjson", ".jsonl")):
             return pl.read_ndjson(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(f"{path}: {str(exc).splitlines()[0]}") from None
     raise UsageError(f"{flag} {path}: must end in .parquet, .csv, .tsv, .ndjson or .jsonl")
+
+
+# how R, pandas and spreadsheets write a missing number in a CSV
+MISSING = ("NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", ".")
+
+
+def numbers_with_missing(frame: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Text columns that are numbers apart from spellings of a missing value (R's NA) as
+    numbers with those missing. polars reads such a column as text, which would turn a
+    numeric covariate into up to 20 one-hot levels of its most frequent values and refuse
+    it as an outcome; said on stderr, per column."""
+    import polars as pl
+
+    for name, dtype in frame.schema.items():
+        if dtype != pl.String:
+            continue
+        text = frame.get_column(name).str.strip_chars()
+        missing = text.is_in(MISSING)
+        if not missing.any():
+            continue
+        numbers = text.cast(pl.Float64, strict=False)
+        filled = text.is_not_null() & ~missing & (text != "")
+        if numbers.filter(filled).null_count() or not filled.any():
+            continue  # some other text: a real text column
+        frame = frame.with_columns(numbers.set(missing, None).alias(name))
+        spelled = sorted(set(text.filter(missing).to_list()))
+        info(
+            f"{source}: column {name!r}: {int(missing.sum()):,} {'/'.join(spelled)} read as missing"
+        )
+    return frame

@@ -261,3 +261,46 @@ def test_a_table_without_a_class_column_is_one_class(flat, tmp_path):
     missing = run_cli("uplift", "--table", str(bare), "--class-col", "campaign", *args)
     assert missing.code == 2
     assert "no column 'campaign' for the class" in missing.err
+
+
+def test_a_numeric_covariate_with_r_missing_values_stays_numeric(flat, tmp_path):
+    """R writes a missing number as NA; polars would read the column as text and one-hot
+    its 20 most frequent values. It is read as the number column with empty cells is."""
+    path, _ = flat
+    rows = pl.read_csv(path).filter(pl.col("message_class") == "promo_push")
+    gaps = pl.int_range(pl.len()) % 50 == 7
+    text = pl.col("activity").cast(pl.String)
+    empty, r_style = tmp_path / "empty.csv", tmp_path / "r.csv"
+    rows.with_columns(pl.when(gaps).then(None).otherwise("activity").alias("activity")).write_csv(
+        empty
+    )
+    rows.with_columns(pl.when(gaps).then(pl.lit("NA")).otherwise(text).alias("activity")).write_csv(
+        r_style
+    )
+    args = ("--treatment-col", "treatment", "--outcome-col", "engagement", "--covariates",
+            "activity,tenure_years", "--nuisance", "linear", "--no-refute", "--json")  # fmt: skip
+    want, got = (run_cli("uplift", "--table", str(p), *args) for p in (empty, r_style))
+    assert want.code == got.code == 0, got.err
+    assert (
+        f"{r_style}: column 'activity': 24 NA read as missing" in got.err
+    )  # 1,200 rows, one in 50
+    drop = ("run_id",)
+    assert [
+        {k: v for k, v in r.items() if k not in drop} for r in json.loads(got.out)["estimates"]
+    ] == [{k: v for k, v in r.items() if k not in drop} for r in json.loads(want.out)["estimates"]]
+
+
+def test_only_a_column_of_numbers_and_missing_spellings_becomes_numeric():
+    from upshot.cli.common import numbers_with_missing
+
+    frame = pl.DataFrame(
+        {
+            "x": ["1.5", "NA", " 2 ", "N/A", None],
+            "country": ["US", "NA", "FR", "US", "DE"],  # Namibia: text stays text
+            "all_na": ["NA", "NA", "NA", "NA", "NA"],  # nothing says it is a number
+        }
+    )
+    got = numbers_with_missing(frame, "f.csv")
+    assert got.get_column("x").to_list() == [1.5, None, 2.0, None, None]
+    assert got.get_column("country").to_list() == frame.get_column("country").to_list()
+    assert got.get_column("all_na").dtype == pl.String
