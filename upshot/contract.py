@@ -19,7 +19,11 @@ _NON_WORD = re.compile(r"[^0-9a-zA-Z]+")
 # trailing text ("10:00 PM" reads as 10:00, "10:00 America/New_York" in the naive zone), so
 # only NAIVE text may go through it; ZONED text goes through TIMESTAMPTZ, and anything
 # else is NULL (quarantined as bad_timestamp) rather than a guess.
-NAIVE = r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]*)?)?)?$"
+# (DuckDB reads 2026-11-16 and 2026/11/16 alike)
+NAIVE = (
+    r"^[0-9]{4}(-[0-9]{1,2}-|/[0-9]{1,2}/)[0-9]{1,2}"
+    r"([T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]*)?)?)?$"
+)
 # an offset counts only after a time of day: the "-19" of a date-only "2026-10-19" is the day
 ZONED = (
     r"[T ][0-9]{1,2}:[0-9]{2}.*([+-][0-9]{2}(:?[0-9]{2})?|Z|UTC"
